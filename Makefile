@@ -1,0 +1,41 @@
+# geopipe — two commands do everything on a fresh machine:
+#   make sample   set up .venv, install, run the Rwanda sample pipeline, print where the tables are
+#   make test     set up .venv, install, run the tests
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+CONFIG ?= pipelines/sample.yaml
+
+.PHONY: all sample test test-fast lint bench indicators notebooks clean
+
+all: test
+
+# (Re)install only when pyproject.toml changed: reruns are quick.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+sample: $(STAMP)
+	$(VENV)/bin/geopipe run pipelines/sample.yaml
+
+indicators: $(STAMP)
+	$(VENV)/bin/geopipe run $(CONFIG)
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache

@@ -1,0 +1,110 @@
+"""Errors and warnings raised by geopipe.
+
+Every error derives from :class:`GeopipeError` *and* from the built-in exception that fits, so a
+caller can catch either ``GeopipeError`` (everything geopipe raises on purpose) or the built-in
+(``ValueError``, ``FileNotFoundError``, ...).
+
+Messages follow one rule: name the file / argument / column, say what is wrong, say what fixes it.
+Use :func:`problem` to build them so the three parts always appear.
+
+Examples
+--------
+>>> from geopipe.errors import InputError, problem
+>>> try:
+...     raise InputError(problem("level", "was 7", "use one of 0, 1, 2", where="read_admin"))
+... except ValueError as exc:
+...     print(exc)
+read_admin: level was 7; fix: use one of 0, 1, 2
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DataQualityError",
+    "DependencyError",
+    "FormatError",
+    "GeopipeError",
+    "GeopipeWarning",
+    "GeometryError",
+    "InputError",
+    "MissingColumnError",
+    "MissingFileError",
+    "OutputError",
+    "RasterError",
+    "problem",
+]
+
+
+def problem(subject: str, issue: str, fix: str, *, where: str | None = None) -> str:
+    """Format an error message as ``[where: ]subject issue; fix: fix``.
+
+    Parameters
+    ----------
+    subject
+        The file, argument, column or row the message is about.
+    issue
+        What is wrong with it (starts lower-case, e.g. ``"has no CRS"``).
+    fix
+        What the user can do about it.
+    where
+        Optional context such as the function name or pipeline step.
+
+    Examples
+    --------
+    >>> problem("'schools.csv'", "has no longitude column", "pass lon='x'")
+    "'schools.csv' has no longitude column; fix: pass lon='x'"
+    """
+    msg = f"{subject} {issue}; fix: {fix}"
+    return f"{where}: {msg}" if where else msg
+
+
+class GeopipeError(Exception):
+    """Root of every error geopipe raises on purpose."""
+
+
+class InputError(GeopipeError, ValueError):
+    """An argument or an input dataset has a value geopipe cannot use."""
+
+
+class MissingFileError(GeopipeError, FileNotFoundError):
+    """An input file or folder does not exist."""
+
+
+class FormatError(GeopipeError, ValueError):
+    """A file exists but cannot be read as the expected format (truncated, wrong type, empty)."""
+
+
+class MissingColumnError(InputError, KeyError):
+    """A required column is absent and could not be inferred."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class GeometryError(InputError):
+    """Geometries are invalid beyond repair, empty, of the wrong type, or have no CRS."""
+
+
+class RasterError(GeopipeError, ValueError):
+    """A raster cannot be used: no CRS, no overlap with the units, unreadable band, ..."""
+
+
+class ConfigError(GeopipeError, ValueError):
+    """A pipeline configuration (YAML or dict) is invalid."""
+
+
+class DataQualityError(GeopipeError, ValueError):
+    """A data-quality check at level ``fail`` did not pass."""
+
+
+class OutputError(GeopipeError, OSError):
+    """An output could not be written; the previous output is left untouched."""
+
+
+class DependencyError(GeopipeError, ImportError):
+    """An optional dependency needed for this call is not installed."""
+
+
+class GeopipeWarning(UserWarning):
+    """Something was repaired, dropped or assumed; the message says what and how many."""
