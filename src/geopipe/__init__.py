@@ -25,12 +25,19 @@ _EXPORTS: dict[str, str] = {
     # readers
     "read_admin": ".io.admin",
     "read_points": ".io.points",
+    # indicators
+    "indicator_catalog": ".indicators.catalog",
+    "compute_indicators": ".indicators.compute",
+    "rollup": ".indicators.rollup",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .errors import GeopipeError, GeopipeWarning
+    from .indicators.catalog import indicator_catalog
+    from .indicators.compute import compute_indicators
+    from .indicators.rollup import rollup
     from .io.admin import read_admin
     from .io.points import read_points
 

@@ -1,0 +1,225 @@
+"""Pipeline configuration: a YAML file (or dict) validated into a :class:`PipelineConfig`.
+
+Relative paths in a YAML file are resolved from the folder of that file, so a config runs the same
+from any working directory. Every problem is reported at once, not only the first.
+
+Example (``pipelines/sample.yaml``)::
+
+    name: sample
+    date: 2020-01-01
+    output: ../out/sample
+    admin:
+      source: {0: ../data/sample/rwa_adm0.geojson, 1: ..., 2: ...}
+    rasters:
+      population_total: ../data/sample/rwa_population_2020_modelled_232m.tif
+    points:
+      health_facilities: {source: ../data/sample/rwa_who_public_health_facilities.csv}
+      schools_total:
+        source: ../data/sample/rwa_schools_modelled.csv
+        subsets: {schools_connected: {column: connectivity, values: ["Yes", "1", "true"]}}
+    indicators: [population_total, health_facilities, schools_connected_share]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, MissingFileError, problem
+
+__all__ = ["PipelineConfig", "PointLayer", "load_config"]
+
+_TOP_KEYS = {"name", "date", "output", "admin", "rasters", "points", "indicators", "grids", "age_shares", "description"}
+_ADMIN_KEYS = {"source", "iso3", "mapping", "valid_on", "layer", "crs", "version"}
+_POINT_KEYS = {"source", "lon", "lat", "crs", "id_col", "name_col", "category_col", "layer", "sheet", "encoding", "drop_columns", "subsets"}
+
+
+@dataclass(frozen=True)
+class PointLayer:
+    """A point layer counted per unit into the column ``name``; ``subsets`` add filtered counts."""
+
+    name: str
+    source: Path
+    options: dict[str, Any] = field(default_factory=dict)
+    subsets: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """A validated pipeline description. Build it with :func:`load_config` or directly."""
+
+    name: str
+    date: dt.date
+    output: Path
+    admin_source: Path | dict[int, Path]
+    admin_options: dict[str, Any] = field(default_factory=dict)
+    rasters: dict[str, Path] = field(default_factory=dict)
+    points: tuple[PointLayer, ...] = ()
+    indicators: tuple[str, ...] | None = None
+    h3_resolutions: tuple[int, ...] = ()
+    age_shares: Path | None = None
+    config_path: Path | None = None
+
+    def input_files(self) -> dict[str, Path]:
+        """Every input file by a stable role name (used for hashing and lineage)."""
+        files: dict[str, Path] = {}
+        if isinstance(self.admin_source, dict):
+            files.update({f"admin_adm{lv}": p for lv, p in self.admin_source.items()})
+        else:
+            files["admin"] = self.admin_source
+        files.update({f"raster_{k}": p for k, p in self.rasters.items()})
+        files.update({f"points_{layer.name}": layer.source for layer in self.points})
+        if self.age_shares is not None:
+            files["age_shares"] = self.age_shares
+        return files
+
+
+def load_config(source: str | Path | Mapping[str, Any], *, base: str | Path | None = None) -> PipelineConfig:
+    """Read and validate a pipeline configuration.
+
+    Parameters
+    ----------
+    source
+        Path of a YAML file, or a mapping with the same content.
+    base
+        Folder relative paths are resolved from (default: the YAML file's folder, or the current
+        folder for a mapping).
+
+    Examples
+    --------
+    >>> cfg = load_config({"name": "demo", "date": "2024-01-01", "output": "out/demo",
+    ...                    "admin": {"source": "adm2.geojson"}})
+    >>> cfg.name, str(cfg.date)
+    ('demo', '2024-01-01')
+    """
+    config_path: Path | None = None
+    if isinstance(source, Mapping):
+        data = dict(source)
+        root = Path(base) if base is not None else Path.cwd()
+    else:
+        config_path = Path(source)
+        if not config_path.is_file():
+            raise MissingFileError(problem(f"config '{config_path}'", "does not exist", "check the path", where="load_config"))
+        try:
+            data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(problem(f"config '{config_path}'", f"is not valid YAML ({exc})", "fix the syntax", where="load_config")) from exc
+        if not isinstance(data, dict):
+            raise ConfigError(problem(f"config '{config_path}'", "is not a mapping of keys", "start from pipelines/sample.yaml", where="load_config"))
+        root = Path(base) if base is not None else config_path.parent
+    errors: list[str] = []
+    label = str(config_path) if config_path else "config"
+
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        errors.append(f"unknown keys {sorted(unknown)} (allowed: {sorted(_TOP_KEYS)})")
+    name = str(data.get("name") or (config_path.stem if config_path else ""))
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        errors.append(f"'name' {name!r} must be letters, digits, '_', '-' or '.' (it names the output folder)")
+    try:
+        date = _date(data.get("date"))
+    except ValueError as exc:
+        errors.append(str(exc))
+        date = dt.date.today()
+    output = (root / str(data.get("output") or f"out/{name}")).resolve()
+
+    admin = data.get("admin")
+    admin_source: Path | dict[int, Path] = Path()
+    admin_options: dict[str, Any] = {}
+    if not isinstance(admin, dict) or "source" not in admin:
+        errors.append("'admin' must be a mapping with a 'source' (a path or {level: path})")
+    else:
+        bad = set(admin) - _ADMIN_KEYS
+        if bad:
+            errors.append(f"admin: unknown keys {sorted(bad)} (allowed: {sorted(_ADMIN_KEYS)})")
+        src = admin["source"]
+        if isinstance(src, dict):
+            admin_source = {}
+            for lv, p in src.items():
+                if not str(lv).isdigit():
+                    errors.append(f"admin.source: key {lv!r} is not an admin level (0, 1, 2, ...)")
+                    continue
+                admin_source[int(lv)] = _file(root, p, f"admin.source[{lv}]", errors)
+        else:
+            admin_source = _file(root, src, "admin.source", errors)
+        admin_options = {k: v for k, v in admin.items() if k in _ADMIN_KEYS - {"source"}}
+
+    rasters: dict[str, Path] = {}
+    for key, path in (data.get("rasters") or {}).items():
+        rasters[str(key)] = _file(root, path, f"rasters.{key}", errors)
+
+    points: list[PointLayer] = []
+    for key, spec in (data.get("points") or {}).items():
+        spec = {"source": spec} if isinstance(spec, str) else spec
+        if not isinstance(spec, dict) or "source" not in spec:
+            errors.append(f"points.{key}: needs a 'source'")
+            continue
+        bad = set(spec) - _POINT_KEYS
+        if bad:
+            errors.append(f"points.{key}: unknown keys {sorted(bad)} (allowed: {sorted(_POINT_KEYS)})")
+        subsets: dict[str, tuple[str, tuple[str, ...]]] = {}
+        for sub, rule in (spec.get("subsets") or {}).items():
+            if not isinstance(rule, dict) or "column" not in rule or "values" not in rule:
+                errors.append(f"points.{key}.subsets.{sub}: needs 'column' and 'values'")
+                continue
+            subsets[str(sub)] = (str(rule["column"]), tuple(str(v) for v in rule["values"]))
+        options = {k: v for k, v in spec.items() if k not in {"source", "subsets"} and k in _POINT_KEYS}
+        points.append(PointLayer(str(key), _file(root, spec["source"], f"points.{key}.source", errors), options, subsets))
+
+    indicators = data.get("indicators")
+    if indicators is not None:
+        from .indicators.catalog import get_indicators
+
+        if not isinstance(indicators, list):
+            errors.append("'indicators' must be a list of indicator ids")
+            indicators = None
+        else:
+            try:
+                get_indicators([str(i) for i in indicators])
+            except Exception as exc:
+                errors.append(str(exc))
+            indicators = tuple(str(i) for i in indicators)
+
+    grids = data.get("grids") or {}
+    h3_res: tuple[int, ...] = ()
+    if grids:
+        res = grids.get("h3", []) if isinstance(grids, dict) else None
+        res = [res] if isinstance(res, int) else res
+        if not isinstance(res, list) or not all(isinstance(r, int) and 0 <= r <= 15 for r in res):
+            errors.append("grids.h3 must be a resolution 0-15 or a list of them")
+        else:
+            h3_res = tuple(res)
+
+    age_shares = _file(root, data["age_shares"], "age_shares", errors) if data.get("age_shares") else None
+
+    if errors:
+        raise ConfigError(problem(f"'{label}'", "has problems: " + "; ".join(errors), "fix them (see pipelines/sample.yaml for a working example)", where="load_config"))
+    return PipelineConfig(
+        name=name, date=date, output=output, admin_source=admin_source, admin_options=admin_options,
+        rasters=rasters, points=tuple(points), indicators=indicators, h3_resolutions=h3_res,
+        age_shares=age_shares, config_path=config_path,
+    )
+
+
+def _date(value: Any) -> dt.date:
+    if value is None:
+        raise ValueError("'date' is required: the reference date of the inputs (YYYY-MM-DD)")
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ValueError(f"'date' {value!r} is not an ISO date (YYYY-MM-DD)") from exc
+
+
+def _file(root: Path, value: Any, key: str, errors: list[str]) -> Path:
+    path = (root / str(value)).resolve() if not Path(str(value)).is_absolute() else Path(str(value))
+    if not path.exists():
+        errors.append(f"{key}: file '{value}' does not exist (resolved to {path})")
+    return path

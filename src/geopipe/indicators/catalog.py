@@ -1,0 +1,133 @@
+"""The indicator catalog (``catalog.yaml`` beside this file) as typed objects and as ``dim_indicator``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+
+from ..errors import ConfigError, InputError, problem
+
+__all__ = ["DIM_INDICATOR_COLUMNS", "FAMILIES", "Indicator", "get_indicators", "indicator_catalog"]
+
+Aggregation = Literal["sum", "ratio", "weighted_mean"]
+FAMILIES = ("population", "child_poverty", "connectivity", "service_coverage")
+DIM_INDICATOR_COLUMNS = [
+    "indicator_id", "name", "unit", "description", "family", "aggregation", "numerator",
+    "denominator", "weight", "scale", "sensitive", "params",
+]
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One catalog entry. ``column`` is the unit-table column a sum / weighted mean is read from."""
+
+    id: str
+    name: str
+    unit: str
+    family: str
+    aggregation: Aggregation
+    description: str
+    sensitive: bool = False
+    numerator: str | None = None
+    denominator: str | None = None
+    weight: str | None = None
+    scale: float = 1.0
+    params: dict[str, Any] = field(default_factory=dict)
+    derive: dict[str, str] | None = None
+    column: str | None = None
+
+    @property
+    def source_column(self) -> str:
+        return self.column or self.id
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        """Other indicators this one is computed (and rolled up) from."""
+        refs = (self.numerator, self.denominator, self.weight)
+        return tuple(r for r in refs if r is not None)
+
+
+@cache
+def _load() -> dict[str, Indicator]:
+    text = resources.files("geopipe.indicators").joinpath("catalog.yaml").read_text(encoding="utf-8")
+    entries = yaml.safe_load(text)
+    out: dict[str, Indicator] = {}
+    for entry in entries:
+        ind = Indicator(**entry)
+        if ind.id in out:
+            raise ConfigError(problem("catalog.yaml", f"lists {ind.id!r} twice", "keep one entry", where="indicator_catalog"))
+        out[ind.id] = ind
+    _validate(out)
+    return out
+
+
+def _validate(catalog: dict[str, Indicator]) -> None:
+    errors = []
+    for ind in catalog.values():
+        if ind.family not in FAMILIES:
+            errors.append(f"{ind.id}: family {ind.family!r} not in {FAMILIES}")
+        if ind.aggregation == "ratio" and not (ind.numerator and ind.denominator):
+            errors.append(f"{ind.id}: a ratio needs numerator and denominator")
+        if ind.aggregation == "weighted_mean" and not ind.weight:
+            errors.append(f"{ind.id}: a weighted_mean needs a weight")
+        for ref in ind.depends_on:
+            if ref not in catalog or catalog[ref].aggregation != "sum":
+                errors.append(f"{ind.id}: {ref!r} must be a sum indicator of the catalog")
+    if errors:
+        raise ConfigError(problem("catalog.yaml", "is inconsistent: " + "; ".join(errors), "fix the entries", where="indicator_catalog"))
+
+
+def get_indicators(ids: list[str] | tuple[str, ...] | None = None) -> dict[str, Indicator]:
+    """Catalog entries by id (all when ``ids`` is None), in catalog order; unknown ids raise."""
+    catalog = _load()
+    if ids is None:
+        return dict(catalog)
+    unknown = [i for i in ids if i not in catalog]
+    if unknown:
+        raise InputError(problem("indicator ids", f"{unknown} are not in the catalog", f"use ids from gp.indicator_catalog(): {sorted(catalog)}", where="indicators"))
+    wanted = set(ids)
+    return {k: v for k, v in catalog.items() if k in wanted}
+
+
+def indicator_catalog(family: str | None = None) -> pd.DataFrame:
+    """The indicator catalog as the ``dim_indicator`` table.
+
+    Parameters
+    ----------
+    family
+        Keep one family (``population``, ``child_poverty``, ``connectivity``, ``service_coverage``).
+
+    Examples
+    --------
+    >>> import geopipe as gp
+    >>> cat = gp.indicator_catalog()
+    >>> cat.set_index("indicator_id").loc["child_poverty_rate", "aggregation"]
+    'ratio'
+    """
+    if family is not None and family not in FAMILIES:
+        raise InputError(problem("family", f"was {family!r}", f"use one of {FAMILIES}", where="indicator_catalog"))
+    rows = [
+        {
+            "indicator_id": ind.id,
+            "name": ind.name,
+            "unit": ind.unit,
+            "description": ind.description,
+            "family": ind.family,
+            "aggregation": ind.aggregation,
+            "numerator": ind.numerator,
+            "denominator": ind.denominator,
+            "weight": ind.weight,
+            "scale": float(ind.scale),
+            "sensitive": bool(ind.sensitive),
+            "params": json.dumps(ind.params, sort_keys=True),
+        }
+        for ind in _load().values()
+        if family is None or ind.family == family
+    ]
+    return pd.DataFrame(rows, columns=DIM_INDICATOR_COLUMNS)
