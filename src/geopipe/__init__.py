@@ -25,6 +25,31 @@ _EXPORTS: dict[str, str] = {
     # readers
     "read_admin": ".io.admin",
     "read_points": ".io.points",
+    "read_tiles": ".io.tiles",
+    "read_geoparquet": ".io.geoparquet",
+    "raster_info": ".io.raster",
+    # units
+    "h3_grid": ".grids.h3",
+    "square_grid": ".grids.square",
+    # aggregation
+    "zonal_raster": ".zonal.raster",
+    "pixel_weights": ".zonal.raster",
+    "count_points": ".zonal.points",
+    "nearest_distance": ".zonal.distance",
+    "population_within": ".zonal.distance",
+    "areal_interpolate": ".zonal.areal",
+    "line_length": ".zonal.lines",
+    # load
+    "write_geoparquet": ".io.geoparquet",
+    "write_parquet": ".io.geoparquet",
+    "check_geoparquet": ".io.geoparquet",
+    "write_duckdb": ".io.warehouse",
+    "write_geosight": ".io.geosight",
+    "write_partitioned": ".io.partitioned",
+    "RunManifest": ".manifest",
+    # pipeline
+    "load_config": ".config",
+    "run_pipeline": ".pipeline",
     # indicators
     "indicator_catalog": ".indicators.catalog",
     "compute_indicators": ".indicators.compute",
@@ -34,12 +59,28 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
+    from .config import load_config
     from .errors import GeopipeError, GeopipeWarning
+    from .grids.h3 import h3_grid
+    from .grids.square import square_grid
     from .indicators.catalog import indicator_catalog
     from .indicators.compute import compute_indicators
     from .indicators.rollup import rollup
     from .io.admin import read_admin
+    from .io.geoparquet import check_geoparquet, read_geoparquet, write_geoparquet, write_parquet
+    from .io.geosight import write_geosight
+    from .io.partitioned import write_partitioned
     from .io.points import read_points
+    from .io.raster import raster_info
+    from .io.tiles import read_tiles
+    from .io.warehouse import write_duckdb
+    from .manifest import RunManifest
+    from .pipeline import run_pipeline
+    from .zonal.areal import areal_interpolate
+    from .zonal.distance import nearest_distance, population_within
+    from .zonal.lines import line_length
+    from .zonal.points import count_points
+    from .zonal.raster import pixel_weights, zonal_raster
 
 
 def __getattr__(name: str) -> Any:

@@ -107,7 +107,7 @@ def load_config(source: str | Path | Mapping[str, Any], *, base: str | Path | No
         if not config_path.is_file():
             raise MissingFileError(problem(f"config '{config_path}'", "does not exist", "check the path", where="load_config"))
         try:
-            data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+            data = yaml.load(config_path.read_text(encoding="utf-8"), Loader=_Loader)
         except yaml.YAMLError as exc:
             raise ConfigError(problem(f"config '{config_path}'", f"is not valid YAML ({exc})", "fix the syntax", where="load_config")) from exc
         if not isinstance(data, dict):
@@ -205,6 +205,16 @@ def load_config(source: str | Path | Mapping[str, Any], *, base: str | Path | No
         rasters=rasters, points=tuple(points), indicators=indicators, h3_resolutions=h3_res,
         age_shares=age_shares, config_path=config_path,
     )
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text, so a bad date is reported by key, not as a YAML error."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def _date(value: Any) -> dt.date:

@@ -1,0 +1,598 @@
+"""GeoParquet 1.1 writer, reader and checker; deterministic plain-parquet writer.
+
+Files are written through :func:`geopipe.io.atomic.atomic_path` (temporary name, fsync, rename) and
+are byte-identical for identical input: no timestamps, metadata built in a fixed key order.
+
+What :func:`write_geoparquet` puts in a file:
+
+* ``geo`` metadata (GeoParquet 1.1.0): ``version``, ``primary_column``, and per geometry column
+  ``encoding: "WKB"`` (ISO WKB), ``geometry_types``, ``crs`` (PROJJSON), ``bbox`` and, for the
+  primary column, ``covering.bbox`` pointing at a ``bbox`` struct column (xmin, ymin, xmax, ymax,
+  float64, equal to each geometry's bounds; null for null or empty geometries);
+* rows sorted spatially: by ``cell_id`` when it holds H3 cells, otherwise along a Hilbert curve
+  through the bounding-box centres, so that row groups cover compact areas and their min/max
+  statistics on the ``bbox`` columns let a reader skip most of the file for a small window;
+* zstd compression.
+
+Examples
+--------
+>>> import tempfile, pathlib, geopandas as gpd, shapely
+>>> gdf = gpd.GeoDataFrame({"ucode": ["RWA_0001_V1"]}, geometry=[shapely.box(29, -2, 30, -1)],
+...                        crs="EPSG:4326")
+>>> path = write_geoparquet(gdf, pathlib.Path(tempfile.mkdtemp()) / "adm1.parquet")
+>>> check_geoparquet(path)
+[]
+>>> read_geoparquet(path).ucode.tolist()
+['RWA_0001_V1']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pyproj
+import shapely
+
+from geopipe.errors import FormatError, GeometryError, InputError, MissingFileError, problem
+from geopipe.io._spatial_sort import SortMode, sort_order
+from geopipe.io.atomic import atomic_path
+
+__all__ = [
+    "GEOPARQUET_VERSION",
+    "check_geoparquet",
+    "read_geoparquet",
+    "write_geoparquet",
+    "write_parquet",
+]
+
+GEOPARQUET_VERSION = "1.1.0"
+COVERING = "bbox"
+_BBOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
+_TYPE_NAMES = {
+    0: "Point",
+    1: "LineString",
+    2: "LineString",  # LinearRing is written as a LineString in WKB
+    3: "Polygon",
+    4: "MultiPoint",
+    5: "MultiLineString",
+    6: "MultiPolygon",
+    7: "GeometryCollection",
+}
+
+
+# --------------------------------------------------------------------------------------- helpers
+def _auto_row_group_size(n: int) -> int:
+    """About 16 row groups for big tables, never below 1,000 or above 65,536 rows per group."""
+    return int(min(65_536, max(1_000, math.ceil(n / 16))))
+
+
+def _geometry_types(geoms: np.ndarray) -> list[str]:
+    present = ~shapely.is_missing(geoms)
+    ids = shapely.get_type_id(geoms[present])
+    has_z = shapely.has_z(geoms[present])
+    names = {_TYPE_NAMES[int(t)] + (" Z" if z else "") for t, z in zip(ids, has_z, strict=True)}
+    return sorted(names)
+
+
+def _bounds(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row bounds (NaN for null/empty) and the mask of rows with a usable box."""
+    bounds = shapely.bounds(geoms)
+    usable = np.isfinite(bounds).all(axis=1)
+    return bounds, usable
+
+
+def _crs_json(crs: Any) -> dict[str, Any]:
+    return crs.to_json_dict()
+
+
+def _default_index(df: pd.DataFrame) -> bool:
+    idx = df.index
+    return isinstance(idx, pd.RangeIndex) and idx.name is None and idx.start == 0 and idx.step == 1
+
+
+def _frame_to_table(df: pd.DataFrame, where: str) -> pa.Table:
+    if not _default_index(df):
+        df = df.reset_index()  # a meaningful index becomes ordinary columns
+    dup = df.columns[df.columns.duplicated()].tolist()
+    if dup:
+        raise InputError(
+            problem(f"columns {dup}", "appear more than once", "rename them", where=where)
+        )
+    bad = [c for c in df.columns if not isinstance(c, str)]
+    if bad:
+        raise InputError(
+            problem(f"column names {bad!r}", "are not strings", "rename them", where=where)
+        )
+    try:
+        return pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputError(
+            problem(
+                "the table",
+                f"has a column parquet cannot store ({exc})",
+                "convert mixed-type object columns to one type",
+                where=where,
+            )
+        ) from exc
+
+
+def _write_table(
+    table: pa.Table,
+    path: Path,
+    *,
+    row_group_size: int | None,
+    compression: str,
+    compression_level: int | None,
+    no_stats: Sequence[str] = (),
+) -> Path:
+    stats: bool | list[str] = True
+    if no_stats:
+        stats = [
+            f.name if not pa.types.is_struct(f.type) else f"{f.name}.{sub.name}"
+            for f in table.schema
+            if f.name not in no_stats
+            for sub in (f.type if pa.types.is_struct(f.type) else [None])
+        ]
+    rg = row_group_size or _auto_row_group_size(table.num_rows)
+    with atomic_path(path) as tmp:
+        pq.write_table(
+            table,
+            tmp,
+            row_group_size=rg,
+            compression=compression,
+            compression_level=compression_level,
+            write_statistics=stats,
+        )
+    return path
+
+
+# ----------------------------------------------------------------------------------------- write
+def write_geoparquet(
+    gdf: gpd.GeoDataFrame,
+    path: str | os.PathLike[str],
+    *,
+    sort: SortMode = "auto",
+    row_group_size: int | None = None,
+    compression: str = "zstd",
+    compression_level: int | None = None,
+) -> Path:
+    """Write a GeoDataFrame as a deterministic GeoParquet 1.1 file, atomically.
+
+    Parameters
+    ----------
+    gdf
+        Data to write. Must have a CRS. Every geometry column is stored as ISO WKB; the active one
+        is the ``primary_column`` and gets the ``bbox`` covering column. A non-default index is
+        written as ordinary columns.
+    path
+        Output file; its folder must exist. Replaced atomically if present.
+    sort
+        Row order: ``"auto"`` (default) sorts by ``cell_id`` when it holds H3 cells, otherwise
+        along a Hilbert curve; ``"h3"`` / ``"hilbert"`` force one; ``None`` keeps the input order.
+        Ties keep the input order.
+    row_group_size
+        Rows per row group; default about 1/16 of the rows, between 1,000 and 65,536.
+    compression, compression_level
+        Parquet codec (default zstd) and its level (codec default).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        ``gdf`` is not a GeoDataFrame, a column is named ``bbox``, or ``sort`` is invalid.
+    GeometryError
+        The geometries have no CRS.
+    OutputError
+        The folder does not exist.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, geopandas as gpd, shapely
+    >>> gdf = gpd.GeoDataFrame({"v": [1, 2]}, geometry=[shapely.Point(0, 0), shapely.Point(1, 1)],
+    ...                        crs="EPSG:4326")
+    >>> p = write_geoparquet(gdf, pathlib.Path(tempfile.mkdtemp()) / "pts.parquet")
+    >>> check_geoparquet(p)
+    []
+    """
+    where = "write_geoparquet"
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise InputError(
+            problem(
+                "gdf",
+                f"is a {type(gdf).__name__}, not a GeoDataFrame",
+                "use write_parquet for tables without geometry",
+                where=where,
+            )
+        )
+    try:
+        primary = gdf.geometry.name
+    except AttributeError as exc:
+        raise GeometryError(
+            problem(
+                "gdf", "has no active geometry column", "call gdf.set_geometry(...)", where=where
+            )
+        ) from exc
+    if COVERING in gdf.columns:
+        raise InputError(
+            problem(
+                f"column '{COVERING}'",
+                "is reserved for the GeoParquet covering (bounding boxes)",
+                "rename or drop it",
+                where=where,
+            )
+        )
+    geom_cols = [c for c in gdf.columns if isinstance(gdf[c].dtype, gpd.array.GeometryDtype)]
+    for col in geom_cols:
+        if gdf[col].crs is None:
+            raise GeometryError(
+                problem(
+                    f"geometry column '{col}'",
+                    "has no CRS",
+                    "set it with gdf.set_crs('EPSG:4326') (or the CRS the data are in)",
+                    where=where,
+                )
+            )
+    if not _default_index(gdf):
+        gdf = gdf.reset_index()  # a meaningful index becomes ordinary columns
+    geoms = gdf[primary].to_numpy()
+    bounds, usable = _bounds(geoms)
+    order = sort_order(gdf, bounds, sort, where)
+    if order is not None:
+        gdf = gdf.iloc[order].reset_index(drop=True)
+        bounds, usable = bounds[order], usable[order]
+
+    plain = gdf.drop(columns=geom_cols).copy()
+    plain = pd.DataFrame(plain)
+    # geometry columns become WKB; keep the column order of the input
+    arrays = {}
+    columns_meta: dict[str, Any] = {}
+    for col in geom_cols:
+        values = gdf[col].to_numpy()
+        arrays[col] = pa.array(shapely.to_wkb(values, flavor="iso", byte_order=1), pa.binary())
+        col_bounds = bounds if col == primary else shapely.bounds(values)
+        ok = np.isfinite(col_bounds).all(axis=1)
+        bbox = (
+            [
+                float(col_bounds[ok, 0].min()),
+                float(col_bounds[ok, 1].min()),
+                float(col_bounds[ok, 2].max()),
+                float(col_bounds[ok, 3].max()),
+            ]
+            if ok.any()
+            else []
+        )
+        meta: dict[str, Any] = {
+            "encoding": "WKB",
+            "geometry_types": _geometry_types(values),
+            "crs": _crs_json(gdf[col].crs),
+        }
+        if bbox:
+            meta["bbox"] = bbox
+        if col == primary:
+            meta["covering"] = {"bbox": {f: [COVERING, f] for f in _BBOX_FIELDS}}
+        columns_meta[col] = meta
+
+    for col in geom_cols:
+        plain[col] = np.zeros(len(plain), dtype=np.int8)  # placeholder keeps column order
+    plain = plain[list(gdf.columns)]
+    table = _frame_to_table(plain, where)
+    for col in geom_cols:
+        table = table.set_column(table.schema.get_field_index(col), col, arrays[col])
+    mask = pa.array(~usable)
+    covering = pa.StructArray.from_arrays(
+        [pa.array(np.where(usable, bounds[:, i], 0.0), pa.float64()) for i in range(4)],
+        names=list(_BBOX_FIELDS),
+        mask=mask,
+    )
+    table = table.append_column(COVERING, covering)
+
+    geo = {"version": GEOPARQUET_VERSION, "primary_column": primary, "columns": columns_meta}
+    metadata = dict(table.schema.metadata or {})
+    metadata[b"geo"] = json.dumps(geo, sort_keys=True, separators=(",", ":")).encode()
+    table = table.replace_schema_metadata(dict(sorted(metadata.items())))
+    return _write_table(
+        table,
+        Path(path),
+        row_group_size=row_group_size,
+        compression=compression,
+        compression_level=compression_level,
+        no_stats=geom_cols,
+    )
+
+
+def write_parquet(
+    df: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    row_group_size: int | None = None,
+    compression: str = "zstd",
+    compression_level: int | None = None,
+) -> Path:
+    """Write a table without geometry (``fact_indicator``, ``dim_indicator``) as plain parquet.
+
+    Same guarantees as :func:`write_geoparquet`: atomic replace, zstd, byte-identical output for
+    identical input. Rows keep their order.
+
+    Parameters
+    ----------
+    df
+        A DataFrame without geometry columns.
+    path
+        Output file; its folder must exist.
+    row_group_size, compression, compression_level
+        As in :func:`write_geoparquet`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pandas as pd
+    >>> p = write_parquet(pd.DataFrame({"indicator_id": ["population_total"]}),
+    ...                   pathlib.Path(tempfile.mkdtemp()) / "dim_indicator.parquet")
+    >>> pd.read_parquet(p).indicator_id.tolist()
+    ['population_total']
+    """
+    where = "write_parquet"
+    if isinstance(df, gpd.GeoDataFrame) or any(
+        isinstance(df[c].dtype, gpd.array.GeometryDtype) for c in df.columns
+    ):
+        raise InputError(
+            problem("df", "has geometry columns", "use write_geoparquet for it", where=where)
+        )
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(
+            problem(
+                "df", f"is a {type(df).__name__}, not a DataFrame", "pass a DataFrame", where=where
+            )
+        )
+    table = _frame_to_table(df, where)
+    metadata = dict(sorted((table.schema.metadata or {}).items()))
+    table = table.replace_schema_metadata(metadata)
+    return _write_table(
+        table,
+        Path(path),
+        row_group_size=row_group_size,
+        compression=compression,
+        compression_level=compression_level,
+    )
+
+
+# ------------------------------------------------------------------------------------------ read
+def _open(path: str | os.PathLike[str], where: str) -> tuple[pq.ParquetFile, dict[str, Any]]:
+    p = Path(path)
+    if not p.is_file():
+        raise MissingFileError(
+            problem(f"'{p}'", "does not exist", "check the path or run the pipeline", where=where)
+        )
+    try:
+        pf = pq.ParquetFile(p)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise FormatError(
+            problem(f"'{p}'", f"is not a readable parquet file ({exc})", "rewrite it", where=where)
+        ) from exc
+    raw = (pf.schema_arrow.metadata or {}).get(b"geo")
+    if raw is None:
+        raise FormatError(
+            problem(
+                f"'{p}'",
+                "has no 'geo' metadata (not GeoParquet)",
+                "read it with pandas.read_parquet, or write it with write_geoparquet",
+                where=where,
+            )
+        )
+    try:
+        geo = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise FormatError(
+            problem(f"'{p}'", "has 'geo' metadata that is not JSON", "rewrite it", where=where)
+        ) from exc
+    return pf, geo
+
+
+def _covering_column(geo: dict[str, Any]) -> str | None:
+    primary = geo.get("primary_column")
+    cov = (geo.get("columns", {}).get(primary, {}) or {}).get("covering", {}).get("bbox")
+    if not isinstance(cov, dict):
+        return None
+    heads = {v[0] for v in cov.values() if isinstance(v, list | tuple) and len(v) == 2}
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _row_groups_for_bbox(
+    pf: pq.ParquetFile, covering: str, bbox: tuple[float, float, float, float]
+) -> list[int]:
+    """Row groups whose covering statistics may intersect ``bbox`` (missing stats: kept)."""
+    qminx, qminy, qmaxx, qmaxy = bbox
+    md = pf.metadata
+    paths = (
+        {md.row_group(0).column(i).path_in_schema: i for i in range(md.num_columns)}
+        if (md.num_row_groups)
+        else {}
+    )
+    idx = {f: paths.get(f"{covering}.{f}") for f in _BBOX_FIELDS}
+    keep = []
+    for rg in range(md.num_row_groups):
+        group = md.row_group(rg)
+
+        def stat(field: str, kind: str, group: Any = group) -> float | None:
+            i = idx[field]
+            if i is None:
+                return None
+            s = group.column(i).statistics
+            if s is None or not s.has_min_max:
+                return None
+            return float(getattr(s, kind))
+
+        lo_x, hi_x = stat("xmin", "min"), stat("xmax", "max")
+        lo_y, hi_y = stat("ymin", "min"), stat("ymax", "max")
+        outside = (
+            (lo_x is not None and lo_x > qmaxx)
+            or (hi_x is not None and hi_x < qminx)
+            or (lo_y is not None and lo_y > qmaxy)
+            or (hi_y is not None and hi_y < qminy)
+        )
+        if not outside:
+            keep.append(rg)
+    return keep
+
+
+def read_geoparquet(
+    path: str | os.PathLike[str],
+    bbox: tuple[float, float, float, float] | None = None,
+    columns: Sequence[str] | None = None,
+    *,
+    keep_covering: bool = False,
+) -> gpd.GeoDataFrame:
+    """Read a GeoParquet file, skipping row groups outside ``bbox`` via the covering column.
+
+    Parameters
+    ----------
+    path
+        A GeoParquet file (1.0 or 1.1; geopipe's or another writer's).
+    bbox
+        ``(xmin, ymin, xmax, ymax)`` in the file's CRS: keep rows whose bounding box intersects it.
+        Row groups whose ``bbox`` statistics lie outside are not read at all; files without a
+        covering column are filtered on the decoded geometries' bounds.
+    columns
+        Columns to return (the primary geometry column is always included).
+    keep_covering
+        Keep the ``bbox`` struct column in the result (default: dropped).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        With the CRS from the file's metadata (OGC:CRS84 when the metadata omits it).
+
+    Raises
+    ------
+    MissingFileError, FormatError, MissingColumnError
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, geopandas as gpd, shapely
+    >>> gdf = gpd.GeoDataFrame({"v": [1, 2]}, geometry=[shapely.Point(0, 0), shapely.Point(5, 5)],
+    ...                        crs="EPSG:4326")
+    >>> p = write_geoparquet(gdf, pathlib.Path(tempfile.mkdtemp()) / "pts.parquet")
+    >>> read_geoparquet(p, bbox=(4, 4, 6, 6)).v.tolist()
+    [2]
+    """
+    from geopipe.errors import MissingColumnError
+
+    where = "read_geoparquet"
+    pf, geo = _open(path, where)
+    primary = geo.get("primary_column")
+    meta = geo.get("columns", {})
+    names = pf.schema_arrow.names
+    covering = _covering_column(geo)
+    if covering not in names:
+        covering = None
+    if columns is not None:
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise MissingColumnError(
+                problem(
+                    f"columns {missing}",
+                    f"are not in '{path}'",
+                    f"choose from {names}",
+                    where=where,
+                )
+            )
+        wanted = list(dict.fromkeys([*columns, primary]))
+    else:
+        wanted = [c for c in names if c != covering or keep_covering]
+    read_cols = list(wanted)
+    if bbox is not None and covering and covering not in read_cols:
+        read_cols.append(covering)
+
+    if bbox is not None and covering:
+        groups = _row_groups_for_bbox(pf, covering, tuple(float(v) for v in bbox))
+        table = (
+            pf.read_row_groups(groups, columns=read_cols)
+            if groups
+            else (pf.schema_arrow.empty_table().select(read_cols))
+        )
+        box = table.column(covering)
+        xmin, xmax = pc.struct_field(box, "xmin"), pc.struct_field(box, "xmax")
+        ymin, ymax = pc.struct_field(box, "ymin"), pc.struct_field(box, "ymax")
+        keep = pc.and_(
+            pc.and_(pc.less_equal(xmin, bbox[2]), pc.greater_equal(xmax, bbox[0])),
+            pc.and_(pc.less_equal(ymin, bbox[3]), pc.greater_equal(ymax, bbox[1])),
+        )
+        table = table.filter(pc.fill_null(keep, False))
+    else:
+        table = pf.read(columns=read_cols)
+
+    geom_cols = [c for c in read_cols if c in meta]
+    decoded = {
+        c: shapely.from_wkb(table.column(c).to_numpy(zero_copy_only=False)) for c in geom_cols
+    }
+    if bbox is not None and not covering:
+        b = shapely.bounds(decoded[primary])
+        sel = (
+            (b[:, 0] <= bbox[2])
+            & (b[:, 2] >= bbox[0])
+            & (b[:, 1] <= bbox[3])
+            & (b[:, 3] >= bbox[1])
+        )
+        table = table.filter(pa.array(sel))
+        decoded = {c: g[sel] for c, g in decoded.items()}
+    df = table.select([c for c in wanted if c not in geom_cols]).to_pandas()
+    series = {}
+    for c in geom_cols:
+        crs = meta[c].get("crs", "OGC:CRS84")
+        if isinstance(crs, dict):
+            crs = pyproj.CRS.from_json_dict(crs)
+        series[c] = gpd.GeoSeries(decoded[c], index=df.index, crs=crs)
+    df = df.assign(**series)[[c for c in wanted if c in df.columns or c in series]]
+    return gpd.GeoDataFrame(df, geometry=primary)
+
+
+# ----------------------------------------------------------------------------------------- check
+def check_geoparquet(path: str | os.PathLike[str]) -> list[str]:
+    """Check a file against GeoParquet 1.1 as geopipe writes it; return the problems found.
+
+    Checked: the ``geo`` metadata is JSON with ``version`` "1.1.0", ``primary_column`` and
+    ``columns``; every geometry column is a top-level binary column whose ``encoding`` is "WKB",
+    whose values all decode as WKB, whose ``geometry_types`` are valid names and include every type
+    present; ``crs`` is present and a PROJJSON object pyproj understands; ``bbox`` equals the
+    geometries' total bounds; the primary column has a ``covering.bbox`` that points at one
+    top-level struct column with float fields xmin/ymin/xmax/ymax, equal to each geometry's bounds
+    (null exactly where the geometry is null or empty). Optional keys (``edges``, ``orientation``,
+    ``epoch``) are checked when present.
+
+    Parameters
+    ----------
+    path
+        The file to check.
+
+    Returns
+    -------
+    list of str
+        One message per problem; an empty list means the file passes.
+
+    Examples
+    --------
+    >>> check_geoparquet("no/such/file.parquet")
+    ["'no/such/file.parquet' does not exist"]
+    """
+    from geopipe.io._geoparquet_check import run_checks
+
+    return run_checks(Path(path))

@@ -1,0 +1,327 @@
+"""Open rasters (GeoTIFF, COG, VRT), build VRT mosaics offline, describe rasters for the manifest.
+
+Every function here raises geopipe errors with the file name, the problem and the fix:
+:class:`~geopipe.errors.MissingFileError` (no such file), :class:`~geopipe.errors.FormatError`
+(not a raster, truncated, unreadable blocks) and :class:`~geopipe.errors.RasterError` (no CRS,
+tiles that do not fit together).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.windows import Window
+
+from geopipe.errors import FormatError, MissingFileError, RasterError, problem
+
+__all__ = ["build_vrt", "open_raster", "raster_info"]
+
+PathLike = str | os.PathLike[str]
+
+
+def _is_remote_or_virtual(path: str) -> bool:
+    return path.startswith(("/vsi", "<VRTDataset")) or "://" in path
+
+
+def open_raster(path: PathLike, *, check: bool = True) -> rasterio.DatasetReader:
+    """Open a raster for reading and check that geopipe can use it.
+
+    Parameters
+    ----------
+    path
+        GeoTIFF / COG / VRT (or any GDAL raster) path.
+    check
+        Also read the first and the last block of band 1, so that a truncated or corrupt file
+        fails here with a clear message rather than halfway through a computation.
+
+    Returns
+    -------
+    rasterio.DatasetReader
+        The open dataset; close it (or use it in a ``with`` block).
+
+    Raises
+    ------
+    MissingFileError
+        The file does not exist.
+    FormatError
+        The file is not a readable raster, or its data blocks are truncated.
+    RasterError
+        The raster has no CRS or no bands.
+
+    Examples
+    --------
+    >>> with open_raster("pop.tif") as ds:  # doctest: +SKIP
+    ...     ds.crs
+    """
+    spath = os.fspath(path)
+    if not _is_remote_or_virtual(spath) and not Path(spath).exists():
+        raise MissingFileError(
+            problem(f"raster '{spath}'", "does not exist", "check the path", where="open_raster")
+        )
+    try:
+        ds = rasterio.open(spath)
+    except RasterioIOError as exc:
+        raise FormatError(
+            problem(
+                f"raster '{spath}'",
+                f"cannot be read as a raster ({exc})",
+                "pass a GeoTIFF, COG or VRT file; re-export it with gdal_translate if it is damaged",
+                where="open_raster",
+            )
+        ) from exc
+    try:
+        if ds.count < 1:
+            raise RasterError(
+                problem(f"raster '{spath}'", "has no bands", "pass a raster with data",
+                        where="open_raster")
+            )
+        if ds.crs is None:
+            raise RasterError(
+                problem(
+                    f"raster '{spath}'",
+                    "has no CRS",
+                    "assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 file.tif`",
+                    where="open_raster",
+                )
+            )
+        if check:
+            _check_blocks(ds, spath)
+    except BaseException:
+        ds.close()
+        raise
+    return ds
+
+
+def _check_blocks(ds: rasterio.DatasetReader, spath: str) -> None:
+    bh, bw = ds.block_shapes[0]
+    h, w = ds.height, ds.width
+    last = Window(((w - 1) // bw) * bw, ((h - 1) // bh) * bh, 1, 1)
+    try:
+        ds.read(1, window=Window(0, 0, 1, 1))
+        ds.read(1, window=last)
+    except RasterioError as exc:
+        raise FormatError(
+            problem(
+                f"raster '{spath}'",
+                f"has unreadable data blocks, the file is probably truncated ({exc})",
+                "copy or download the file again",
+                where="open_raster",
+            )
+        ) from exc
+
+
+def _crs_string(crs: Any) -> str | None:
+    if crs is None:
+        return None
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
+
+
+def raster_info(path: PathLike) -> dict[str, Any]:
+    """Describe a raster for the run manifest (a JSON-able dict).
+
+    Parameters
+    ----------
+    path
+        Raster path.
+
+    Returns
+    -------
+    dict
+        ``path, driver, crs, width, height, count, res, bounds, transform, dtype, nodata, scale,
+        offset, block_shape``.
+
+    Examples
+    --------
+    >>> raster_info("pop.tif")["crs"]  # doctest: +SKIP
+    'EPSG:4326'
+    """
+    with open_raster(path, check=False) as ds:
+        nodata = ds.nodata
+        return {
+            "path": os.fspath(path),
+            "driver": ds.driver,
+            "crs": _crs_string(ds.crs),
+            "width": int(ds.width),
+            "height": int(ds.height),
+            "count": int(ds.count),
+            "res": [float(ds.res[0]), float(ds.res[1])],
+            "bounds": [float(b) for b in ds.bounds],
+            "transform": [float(t) for t in tuple(ds.transform)[:6]],
+            "dtype": str(ds.dtypes[0]),
+            "nodata": None if nodata is None or (isinstance(nodata, float) and math.isnan(nodata))
+            else float(nodata),
+            "scale": float(ds.scales[0]),
+            "offset": float(ds.offsets[0]),
+            "block_shape": [int(b) for b in ds.block_shapes[0]],
+        }
+
+
+def build_vrt(tiles: Sequence[PathLike], out_path: PathLike) -> Path:
+    """Write a VRT mosaic of several raster tiles on one grid (offline, no gdalbuildvrt needed).
+
+    The tiles must share CRS, resolution, data type, band count and nodata, and lie on one pixel
+    grid (their origins differ by whole pixels). Where tiles overlap, the later tile wins.
+
+    Parameters
+    ----------
+    tiles
+        Paths of the tiles.
+    out_path
+        Path of the ``.vrt`` file to write; the tiles are referenced by absolute path.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``.
+
+    Raises
+    ------
+    RasterError
+        The tiles do not fit together; the message names the first tile that differs and how.
+
+    Examples
+    --------
+    >>> build_vrt(["n00e000.tif", "n00e001.tif"], "mosaic.vrt")  # doctest: +SKIP
+    PosixPath('mosaic.vrt')
+    """
+    if not tiles:
+        raise RasterError(problem("tiles", "is empty", "pass at least one raster", where="build_vrt"))
+    infos = [raster_info(t) for t in tiles]
+    ref = infos[0]
+    for info in infos[1:]:
+        for key in ("crs", "res", "dtype", "count", "nodata"):
+            if info[key] != ref[key]:
+                raise RasterError(
+                    problem(
+                        f"tile '{info['path']}'",
+                        f"has {key} {info[key]!r} but '{ref['path']}' has {ref[key]!r}",
+                        "warp the tiles to one grid first (gdalwarp) or mosaic them separately",
+                        where="build_vrt",
+                    )
+                )
+    xres, yres = ref["res"]
+    left = min(i["bounds"][0] for i in infos)
+    top = max(i["bounds"][3] for i in infos)
+    right = max(i["bounds"][2] for i in infos)
+    bottom = min(i["bounds"][1] for i in infos)
+    width = round((right - left) / xres)
+    height = round((top - bottom) / yres)
+    placements = []
+    for info in infos:
+        xoff = (info["bounds"][0] - left) / xres
+        yoff = (top - info["bounds"][3]) / yres
+        if abs(xoff - round(xoff)) > 1e-6 or abs(yoff - round(yoff)) > 1e-6:
+            raise RasterError(
+                problem(
+                    f"tile '{info['path']}'",
+                    "is not aligned with the other tiles' pixel grid",
+                    "resample the tiles to one grid first (gdalwarp -tap)",
+                    where="build_vrt",
+                )
+            )
+        placements.append((info, round(xoff), round(yoff)))
+    with rasterio.open(os.fspath(tiles[0])) as ds:
+        crs_wkt = ds.crs.to_wkt()
+        colorinterp = [c.name.capitalize() for c in ds.colorinterp]
+    xml = _vrt_xml(ref, placements, crs_wkt, colorinterp, left, top, width, height)
+    out = Path(out_path)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(xml, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def _vrt_xml(ref, placements, crs_wkt, colorinterp, left, top, width, height) -> str:
+    xres, yres = ref["res"]
+    gdal_type = {
+        "uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16",
+        "uint32": "UInt32", "int32": "Int32", "uint64": "UInt64", "int64": "Int64",
+        "float32": "Float32", "float64": "Float64",
+    }[ref["dtype"]]
+    lines = [
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
+        f"  <SRS>{escape(crs_wkt)}</SRS>",
+        f"  <GeoTransform>{left!r}, {xres!r}, 0.0, {top!r}, 0.0, {-yres!r}</GeoTransform>",
+    ]
+    for band in range(1, ref["count"] + 1):
+        lines.append(f'  <VRTRasterBand dataType="{gdal_type}" band="{band}">')
+        if ref["nodata"] is not None:
+            lines.append(f"    <NoDataValue>{ref['nodata']!r}</NoDataValue>")
+        if ref["scale"] != 1.0 or ref["offset"] != 0.0:
+            lines.append(f"    <Offset>{ref['offset']!r}</Offset>")
+            lines.append(f"    <Scale>{ref['scale']!r}</Scale>")
+        if band <= len(colorinterp):
+            lines.append(f"    <ColorInterp>{colorinterp[band - 1]}</ColorInterp>")
+        src_tag = "ComplexSource" if ref["nodata"] is not None else "SimpleSource"
+        for info, xoff, yoff in placements:
+            src = escape(str(Path(info["path"]).resolve()))
+            w, h = info["width"], info["height"]
+            bh, bw = info["block_shape"]
+            lines += [
+                f"    <{src_tag}>",
+                f'      <SourceFilename relativeToVRT="0">{src}</SourceFilename>',
+                f"      <SourceBand>{band}</SourceBand>",
+                f'      <SourceProperties RasterXSize="{w}" RasterYSize="{h}" '
+                f'DataType="{gdal_type}" BlockXSize="{bw}" BlockYSize="{bh}"/>',
+                f'      <SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>',
+                f'      <DstRect xOff="{xoff}" yOff="{yoff}" xSize="{w}" ySize="{h}"/>',
+            ]
+            if ref["nodata"] is not None:
+                lines.append(f"      <NODATA>{ref['nodata']!r}</NODATA>")
+            lines.append(f"    </{src_tag}>")
+        lines.append("  </VRTRasterBand>")
+    lines.append("</VRTDataset>")
+    return "\n".join(lines) + "\n"
+
+
+def read_block(
+    ds: rasterio.DatasetReader, row_start: int, row_stop: int, band: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read rows ``[row_start, row_stop)`` of a band as float64 with scale/offset applied.
+
+    Returns ``(values, valid)``: values with invalid pixels set to 0, and the validity mask
+    (not nodata, finite).
+    """
+    window = Window(0, row_start, ds.width, row_stop - row_start)
+    try:
+        raw = ds.read(band, window=window)
+    except RasterioError as exc:
+        raise FormatError(
+            problem(
+                f"raster '{ds.name}'",
+                f"rows {row_start}-{row_stop} cannot be read ({exc})",
+                "the file is probably truncated or corrupt; copy it again",
+                where="read_block",
+            )
+        ) from exc
+    values = raw.astype(np.float64)
+    nodata = ds.nodatavals[band - 1]
+    if nodata is not None and not np.isnan(nodata):
+        valid = raw != raw.dtype.type(nodata)
+    else:
+        valid = np.ones(raw.shape, dtype=bool)
+    scale, offset = ds.scales[band - 1], ds.offsets[band - 1]
+    if scale != 1.0:
+        values *= scale
+    if offset != 0.0:
+        values += offset
+    valid &= np.isfinite(values)
+    values[~valid] = 0.0
+    return values, valid
+
+
+def row_blocks(ds: rasterio.DatasetReader, max_bytes: int = 64 * 2**20) -> list[tuple[int, int]]:
+    """Row ranges to read a raster in blocks of at most ~``max_bytes`` (float64), block-aligned."""
+    bh = ds.block_shapes[0][0]
+    rows = max(1, max_bytes // (8 * max(ds.width, 1)))
+    rows = max(bh, (rows // bh) * bh) if bh < ds.height else ds.height
+    return [(r, min(r + rows, ds.height)) for r in range(0, ds.height, rows)]

@@ -1,0 +1,444 @@
+"""The DuckDB warehouse: geopipe's tables in one file, with keys and BI views.
+
+``write_duckdb({"dim_admin": admin, "fact_indicator": fact, ...}, "out/run/warehouse.duckdb")``
+builds the database in a temporary file next to the target and renames it into place, so a BI
+refresh opens the previous warehouse or the new one, never a half-built one.
+
+* Geometry columns become DuckDB ``GEOMETRY`` when the spatial extension loads (offline, by file
+  path from the ``duckdb-extension-spatial`` package); otherwise they are stored as WKB ``BLOB``
+  and a :class:`~geopipe.errors.GeopipeWarning` says so once. DuckDB 1.5 does not keep a
+  GEOMETRY column's CRS in the database file, so the table ``geometry_columns`` records, for every
+  geometry column, its storage, CRS (authority code and PROJJSON) and geometry types.
+* Keys: ``fact_indicator`` (ucode, indicator_id, date), ``dim_admin`` (ucode), ``dim_indicator``
+  (indicator_id), ``fact_lineage`` (run_id, indicator_id, ucode, source_id) get a PRIMARY KEY;
+  duplicates or nulls in a key raise :class:`~geopipe.errors.InputError` naming the rows.
+* Views (``views=True``): ``v_indicator_by_admin`` (each value with its unit's name, level,
+  parent and the indicator's name, unit and family; ``value`` is NULL where ``suppressed``),
+  ``v_indicator_latest`` (latest date per unit and indicator) and ``v_admin`` (``dim_admin`` with
+  WKT instead of binary geometry). The views use only DuckDB core functions: plain ``duckdb``
+  without geopipe or the extension can query them.
+
+Examples
+--------
+>>> import tempfile, pathlib, pandas as pd, duckdb
+>>> dim = pd.DataFrame({"indicator_id": ["population_total"], "name": ["Population"]})
+>>> db = write_duckdb({"dim_indicator": dim}, pathlib.Path(tempfile.mkdtemp()) / "w.duckdb")
+>>> duckdb.connect(str(db), read_only=True).sql("select name from dim_indicator").fetchall()
+[('Population',)]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import geopandas as gpd
+import pandas as pd
+import pyarrow as pa
+import shapely
+
+from geopipe.errors import GeopipeWarning, InputError, MissingColumnError, OutputError, problem
+from geopipe.io.atomic import atomic_path
+from geopipe.io.geoparquet import _frame_to_table, _geometry_types
+
+__all__ = [
+    "DEFAULT_KEYS",
+    "load_spatial",
+    "spatial_extension_path",
+    "write_duckdb",
+]
+
+DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
+    "dim_admin": ("ucode",),
+    "dim_indicator": ("indicator_id",),
+    "fact_indicator": ("ucode", "indicator_id", "date"),
+    "fact_lineage": ("run_id", "indicator_id", "ucode", "source_id"),
+}
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, GeopipeWarning, stacklevel=3)
+
+
+def _q(name: str) -> str:
+    """Quote an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def spatial_extension_path() -> Path | None:
+    """Path of the spatial extension shipped by ``duckdb-extension-spatial``, or None.
+
+    Prefers the folder matching the installed ``duckdb`` version.
+
+    Examples
+    --------
+    >>> p = spatial_extension_path()
+    >>> p is None or p.name == "spatial.duckdb_extension"
+    True
+    """
+    try:
+        import duckdb_extension_spatial
+    except ImportError:
+        return None
+    base = Path(duckdb_extension_spatial.__file__).parent / "extensions"
+    exact = base / f"v{duckdb.__version__}" / "spatial.duckdb_extension"
+    if exact.is_file():
+        return exact
+    found = sorted(base.glob("*/spatial.duckdb_extension"))
+    return found[-1] if found else None
+
+
+def _spatial_loaded(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute(
+        "select loaded from duckdb_extensions() where extension_name = 'spatial'"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def load_spatial(con: duckdb.DuckDBPyConnection) -> bool:
+    """Load DuckDB's spatial extension offline, by file path; False (and one warning) if it fails.
+
+    Never runs ``INSTALL spatial``: the extension comes from the ``duckdb-extension-spatial``
+    package, whose version must equal duckdb's. Automatic extension downloads are switched off on
+    ``con`` so that nothing touches the network.
+
+    Parameters
+    ----------
+    con
+        An open DuckDB connection.
+
+    Returns
+    -------
+    bool
+        True when the extension is loaded on ``con``.
+
+    Examples
+    --------
+    >>> import duckdb
+    >>> con = duckdb.connect()
+    >>> load_spatial(con) in (True, False)
+    True
+    """
+    con.execute("SET autoinstall_known_extensions = false")
+    if _spatial_loaded(con):
+        return True
+    path = spatial_extension_path()
+    if path is None:
+        _warn_once(
+            "spatial",
+            problem(
+                "DuckDB spatial extension",
+                "is not available (package duckdb-extension-spatial not installed)",
+                f"pip install duckdb-extension-spatial=={duckdb.__version__}; until then "
+                "geometry is stored as WKB BLOB",
+                where="load_spatial",
+            ),
+        )
+        return False
+    try:
+        con.execute("LOAD '" + str(path).replace("'", "''") + "'")
+    except duckdb.Error as exc:
+        _warn_once(
+            "spatial",
+            problem(
+                f"DuckDB spatial extension '{path}'",
+                f"could not be loaded ({exc})",
+                f"install duckdb-extension-spatial=={duckdb.__version__} (same version as "
+                "duckdb); until then geometry is stored as WKB BLOB",
+                where="load_spatial",
+            ),
+        )
+        return False
+    return True
+
+
+def _geometry_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if isinstance(df[c].dtype, gpd.array.GeometryDtype)]
+
+
+def _to_arrow(name: str, df: pd.DataFrame) -> tuple[pa.Table, list[str]]:
+    where = f"write_duckdb table '{name}'"
+    geoms = _geometry_columns(df)
+    plain = pd.DataFrame(df.drop(columns=geoms)) if geoms else df
+    if geoms:
+        plain = plain.assign(**{g: 0 for g in geoms})[list(df.columns)]
+    table = _frame_to_table(plain, where)
+    for g in geoms:
+        wkb = shapely.to_wkb(df[g].to_numpy(), flavor="iso", byte_order=1)
+        table = table.set_column(table.schema.get_field_index(g), g, pa.array(wkb, pa.binary()))
+    return table, geoms
+
+
+def _crs_record(series: gpd.GeoSeries) -> tuple[str | None, str | None]:
+    crs = series.crs
+    if crs is None:
+        return None, None
+    auth = crs.to_authority()
+    code = f"{auth[0]}:{auth[1]}" if auth else None
+    return code, json.dumps(crs.to_json_dict(), sort_keys=True)
+
+
+def _check_key(con: duckdb.DuckDBPyConnection, name: str, key: Sequence[str]) -> None:
+    where = "write_duckdb"
+    cols = ", ".join(_q(k) for k in key)
+    null = " OR ".join(f"{_q(k)} IS NULL" for k in key)
+    n_null = con.execute(f"SELECT count(*) FROM {_q(name)} WHERE {null}").fetchone()[0]
+    if n_null:
+        raise InputError(
+            problem(
+                f"table '{name}' key ({', '.join(key)})",
+                f"is null in {n_null} rows",
+                "fill the key columns (e.g. the run's reference date) or pass keys= without them",
+                where=where,
+            )
+        )
+    dups = con.execute(
+        f"SELECT {cols}, count(*) AS n FROM {_q(name)} GROUP BY ALL HAVING n > 1 "
+        f"ORDER BY n DESC, {cols} LIMIT 3"
+    ).fetchall()
+    if dups:
+        raise InputError(
+            problem(
+                f"table '{name}' key ({', '.join(key)})",
+                f"is not unique, e.g. {[tuple(map(str, d[:-1])) for d in dups]} repeat",
+                "drop or aggregate the duplicate rows before writing",
+                where=where,
+            )
+        )
+    con.execute(f"ALTER TABLE {_q(name)} ADD PRIMARY KEY ({cols})")
+
+
+def _load_table(
+    con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame, spatial: bool
+) -> list[tuple[Any, ...]]:
+    table, geoms = _to_arrow(name, df)
+    con.register("_geopipe_src", table)
+    try:
+        select = ", ".join(
+            (f"ST_GeomFromWKB({_q(c)}) AS {_q(c)}" if c in geoms and spatial else _q(c))
+            for c in table.column_names
+        )
+        con.execute(f"CREATE TABLE {_q(name)} AS SELECT {select} FROM _geopipe_src")
+    finally:
+        con.unregister("_geopipe_src")
+    records = []
+    for g in geoms:
+        code, projjson = _crs_record(df[g])
+        types = _geometry_types(df[g].to_numpy())
+        records.append((name, g, "GEOMETRY" if spatial else "WKB BLOB", code, projjson, types))
+    return records
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+        "ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, names: set[str], spatial: bool) -> None:
+    if "dim_admin" in names:
+        cols = _columns(con, "dim_admin")
+        geo = set(
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM geometry_columns WHERE table_name = 'dim_admin'"
+            ).fetchall()
+        )
+        items = [_q(c) for c in cols if c not in geo]
+        if spatial:
+            items += [f"ST_AsText({_q(g)}) AS {_q(g + '_wkt')}" for g in sorted(geo)]
+        con.execute(f"CREATE VIEW v_admin AS SELECT {', '.join(items)} FROM dim_admin")
+    if not {"fact_indicator", "dim_admin", "dim_indicator"} <= names:
+        return
+    fact, adm, ind = (
+        set(_columns(con, t)) for t in ("fact_indicator", "dim_admin", "dim_indicator")
+    )
+
+    def pick(alias: str, have: set[str], col: str, as_: str | None = None) -> str:
+        expr = f"{alias}.{_q(col)}" if col in have else "NULL"
+        return f"{expr} AS {_q(as_ or col)}"
+
+    level = "f.admin_level" if "admin_level" in fact else "a.admin_level"
+    unit = (
+        "coalesce(f.unit, i.unit)"
+        if "unit" in fact and "unit" in ind
+        else ("f.unit" if "unit" in fact else ("i.unit" if "unit" in ind else "NULL"))
+    )
+    parent_join = (
+        "LEFT JOIN dim_admin p ON p.ucode = a.parent_ucode" if "parent_ucode" in adm else ""
+    )
+    items = [
+        pick("a", adm, "iso3"),
+        "f.ucode AS ucode",
+        pick("a", adm, "name", "admin_name"),
+        f"{level} AS admin_level",
+        pick("a", adm, "parent_ucode"),
+        (pick("p", adm, "name", "parent_name") if parent_join else "NULL AS parent_name"),
+        "f.indicator_id AS indicator_id",
+        pick("i", ind, "name", "indicator_name"),
+        pick("i", ind, "family"),
+        f"{unit} AS unit",
+        pick("f", fact, "date"),
+        # a suppressed value never reaches a BI user
+        (
+            "CASE WHEN f.suppressed THEN NULL ELSE f.value END AS value"
+            if "suppressed" in fact and "value" in fact
+            else pick("f", fact, "value")
+        ),
+        pick("f", fact, "suppressed"),
+    ]
+    con.execute(
+        "CREATE VIEW v_indicator_by_admin AS SELECT "
+        + ", ".join(items)
+        + " FROM fact_indicator f LEFT JOIN dim_admin a ON a.ucode = f.ucode "
+        + parent_join
+        + " LEFT JOIN dim_indicator i ON i.indicator_id = f.indicator_id"
+    )
+    con.execute(
+        "CREATE VIEW v_indicator_latest AS SELECT * FROM v_indicator_by_admin QUALIFY "
+        "row_number() OVER (PARTITION BY ucode, indicator_id ORDER BY date DESC) = 1"
+    )
+
+
+def write_duckdb(
+    tables: Mapping[str, pd.DataFrame],
+    path: str | os.PathLike[str],
+    *,
+    views: bool = True,
+    keys: Mapping[str, Sequence[str]] | None = None,
+    spatial: bool = True,
+) -> Path:
+    """Write tables into a new DuckDB database file, atomically, with keys and BI views.
+
+    Parameters
+    ----------
+    tables
+        Table name -> DataFrame or GeoDataFrame. Names must be SQL identifiers
+        (letters, digits, underscore). Usual names: ``dim_admin``, ``dim_indicator``,
+        ``fact_indicator``, ``fact_lineage``, ``adm1`` ..., ``h3_r7`` ...
+    path
+        The database file to create or replace (folder must exist).
+    views
+        Create ``v_admin``, ``v_indicator_by_admin`` and ``v_indicator_latest`` where their tables
+        are present.
+    keys
+        Primary keys per table; merged over :data:`DEFAULT_KEYS` (a table mapped to ``()`` gets no
+        key). Keys of tables not in ``tables`` are ignored.
+    spatial
+        Store geometry as ``GEOMETRY`` via the spatial extension (default). ``False``, or an
+        extension that cannot load, stores WKB ``BLOB`` and warns once.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        A table name is not an identifier, a value is not a DataFrame, or a key is null/duplicated.
+    MissingColumnError
+        A key column is missing from its table.
+    OutputError
+        The folder does not exist.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pandas as pd
+    >>> fact = pd.DataFrame({"ucode": ["RWA_V1"], "indicator_id": ["population_total"],
+    ...                      "date": [pd.Timestamp("2024-01-01")], "value": [13.2e6]})
+    >>> p = write_duckdb({"fact_indicator": fact}, pathlib.Path(tempfile.mkdtemp()) / "w.duckdb")
+    >>> p.name
+    'w.duckdb'
+    """
+    where = "write_duckdb"
+    bad = [n for n in tables if not isinstance(n, str) or not _IDENT.match(n)]
+    if bad:
+        raise InputError(
+            problem(
+                f"table names {bad}",
+                "are not SQL identifiers",
+                "use letters, digits and underscores, not starting with a digit",
+                where=where,
+            )
+        )
+    for n, df in tables.items():
+        if not isinstance(df, pd.DataFrame):
+            raise InputError(
+                problem(
+                    f"tables['{n}']", f"is a {type(df).__name__}", "pass a DataFrame", where=where
+                )
+            )
+    all_keys = {**DEFAULT_KEYS, **{k: tuple(v) for k, v in (keys or {}).items()}}
+    for n, key in all_keys.items():
+        if n in tables and key:
+            missing = [k for k in key if k not in tables[n].columns]
+            if missing:
+                raise MissingColumnError(
+                    problem(
+                        f"table '{n}'",
+                        f"has no key columns {missing}",
+                        f"add them or pass keys={{'{n}': (...)}}",
+                        where=where,
+                    )
+                )
+    path = Path(path)
+    has_geom = any(_geometry_columns(df) for df in tables.values())
+    with atomic_path(path) as tmp:
+        con = duckdb.connect(str(tmp))
+        try:
+            con.execute("SET autoinstall_known_extensions = false")
+            use_spatial = bool(spatial and has_geom and load_spatial(con))
+            if has_geom and not use_spatial:
+                geo_tables = sorted(n for n, df in tables.items() if _geometry_columns(df))
+                _warn_once(
+                    "blob",
+                    problem(
+                        f"geometry in {geo_tables}",
+                        "is stored as WKB BLOB, not GEOMETRY (spatial extension "
+                        + ("switched off" if not spatial else "not loaded")
+                        + ")",
+                        "query it with ST_GeomFromWKB(geometry) once the extension is loaded",
+                        where=where,
+                    ),
+                )
+            records: list[tuple[Any, ...]] = []
+            for name in sorted(tables):
+                records += _load_table(con, name, tables[name], use_spatial)
+                if all_keys.get(name):
+                    _check_key(con, name, all_keys[name])
+            con.execute(
+                "CREATE TABLE geometry_columns (table_name VARCHAR, column_name VARCHAR, "
+                "storage VARCHAR, crs VARCHAR, crs_projjson VARCHAR, geometry_types VARCHAR[], "
+                "PRIMARY KEY (table_name, column_name))"
+            )
+            if records:
+                con.executemany("INSERT INTO geometry_columns VALUES (?, ?, ?, ?, ?, ?)", records)
+            if views:
+                _create_views(con, set(tables), use_spatial)
+            con.execute("CHECKPOINT")
+        except duckdb.Error as exc:
+            raise OutputError(
+                problem(
+                    f"'{path}'",
+                    f"could not be built ({exc})",
+                    "see the DuckDB error above",
+                    where=where,
+                )
+            ) from exc
+        finally:
+            con.close()
+    return path

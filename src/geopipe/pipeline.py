@@ -1,0 +1,288 @@
+"""The pipeline runner: Extract -> Units -> Aggregate -> Indicators -> Load.
+
+Each stage is a plain function an analyst can call alone; :func:`run_pipeline` chains them for a
+:class:`~geopipe.config.PipelineConfig` and writes the run folder::
+
+    out/<run>/dim_admin.parquet  dim_indicator.parquet  fact_indicator.parquet
+              adm0.parquet adm1.parquet ...  warehouse.duckdb  manifest.json
+
+All files are first written into a staging folder next to the run folder, which then replaces the
+old run folder in one atomic swap: a failed run leaves the previous outputs untouched, and a BI
+refresh never sees a half-written run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from .config import PipelineConfig, PointLayer, load_config
+from .errors import InputError, MissingColumnError, problem
+
+__all__ = ["RunResult", "add_age_shares", "add_point_counts", "add_raster_sums", "run_pipeline", "wide_by_level"]
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the output folder, the tables in memory, and the manifest content."""
+
+    output: Path
+    tables: dict[str, pd.DataFrame]
+    manifest: dict[str, Any]
+    up_to_date: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - start, 4)
+
+
+def run_pipeline(config: PipelineConfig | str | Path, *, output: str | Path | None = None, force: bool = False) -> RunResult:
+    """Run a pipeline end to end and write its run folder.
+
+    Parameters
+    ----------
+    config
+        A :class:`PipelineConfig` or the path of a YAML config.
+    output
+        Override the config's output folder.
+    force
+        Rebuild even when the inputs and parameters are unchanged since the last run.
+
+    Returns
+    -------
+    RunResult
+        ``result.output`` is the run folder; ``result.tables`` the tables written.
+
+    Examples
+    --------
+    >>> import geopipe as gp
+    >>> result = gp.run_pipeline("pipelines/sample.yaml")  # doctest: +SKIP
+    >>> result.tables["adm2"][["name", "population_total"]].head()  # doctest: +SKIP
+    """
+    from .manifest import RunManifest
+
+    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
+    out_dir = Path(output) if output is not None else cfg.output
+    timer = _Timer()
+    manifest = RunManifest.start(run=cfg.name, parameters=_parameters(cfg))
+    with timer.step("fingerprint_inputs"):
+        for role, path in sorted(cfg.input_files().items()):
+            manifest.add_input(role, path)
+    previous = out_dir / "manifest.json"
+    if not force and previous.is_file():
+        old = RunManifest.read(previous)
+        if old.inputs_key() == manifest.inputs_key() and all((out_dir / o).is_file() for o in old.outputs):
+            return RunResult(out_dir, {}, old.to_dict(), up_to_date=True)
+
+    with timer.step("read_admin"):
+        admin = _read_admin(cfg)
+    finest_level = int(admin["admin_level"].max())
+    units = admin[admin["admin_level"] == finest_level].reset_index(drop=True)
+    with timer.step("raster_sums"):
+        units, raster_report = add_raster_sums(units, cfg.rasters)
+    with timer.step("age_shares"):
+        if cfg.age_shares is not None:
+            units = add_age_shares(units, cfg.age_shares)
+    with timer.step("point_counts"):
+        units, point_report = add_point_counts(units, cfg.points)
+    with timer.step("indicators"):
+        from .indicators.catalog import indicator_catalog
+        from .indicators.compute import compute_indicators
+        from .indicators.rollup import rollup
+
+        result = compute_indicators(units, list(cfg.indicators) if cfg.indicators else None, date=cfg.date)
+        fact = rollup(result.fact, admin, to_level=int(admin["admin_level"].min()))
+        dim_indicator = indicator_catalog()
+        dim_indicator = dim_indicator[dim_indicator["indicator_id"].isin(fact["indicator_id"].unique())].reset_index(drop=True)
+    tables: dict[str, pd.DataFrame] = {"dim_admin": admin, "dim_indicator": dim_indicator, "fact_indicator": fact}
+    tables.update(wide_by_level(fact, admin))
+
+    with timer.step("write"):
+        written = _write_run(out_dir, tables, manifest, timer, raster_report, point_report, result.skipped)
+    return RunResult(out_dir, tables, written, timings=timer.timings)
+
+
+# --------------------------------------------------------------------------- stages
+def _read_admin(cfg: PipelineConfig) -> gpd.GeoDataFrame:
+    from .io.admin import read_admin
+
+    source = cfg.admin_source
+    return read_admin(source, **cfg.admin_options)
+
+
+def add_raster_sums(units: gpd.GeoDataFrame, rasters: dict[str, Path | str]) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Add one column per raster: its coverage-weighted sum over each unit.
+
+    Returns the new units and a report per raster (raster total, total inside the units, share
+    of the raster's total outside the units).
+
+    Examples
+    --------
+    >>> units, report = add_raster_sums(admin2, {"population_total": "pop.tif"})  # doctest: +SKIP
+    """
+    if not rasters:
+        return units, {}
+    from .zonal.raster import zonal_raster
+
+    prefixed = {name: str(path) for name, path in rasters.items()}
+    out = zonal_raster(units, prefixed, stats=("sum",))
+    rename = {f"{name}_sum": name for name in rasters}
+    out = out.rename(columns=rename)
+    report = dict(out.attrs.get("geopipe", {}).get("zonal_raster", {}))
+    out.attrs = dict(units.attrs)
+    return out, report
+
+
+def add_age_shares(units: gpd.GeoDataFrame, path: Path | str) -> gpd.GeoDataFrame:
+    """Join an age-share table (``share_u18``, ``share_u5`` per unit) onto the units.
+
+    The table is matched on the first key both sides have: ``ucode``, ``pcode``, ``source_id``
+    (``shapeID`` / ``GID`` in the table are taken as ``source_id``), then ``name``. Units without a
+    share are reported, never silently given one.
+    """
+    table = pd.read_csv(path, dtype=str)
+    table = table.rename(columns={"shapeID": "source_id"})
+    key = next((k for k in ("ucode", "pcode", "source_id", "name") if k in table.columns and k in units.columns and units[k].notna().all()), None)
+    if key is None:
+        raise MissingColumnError(problem(f"age-share table '{path}'", "has no ucode/pcode/source_id/shapeID/name column matching the units", "add one of them", where="add_age_shares"))
+    shares = [c for c in ("share_u18", "share_u5") if c in table.columns]
+    if not shares:
+        raise MissingColumnError(problem(f"age-share table '{path}'", "has neither share_u18 nor share_u5", "add the share columns (0-1)", where="add_age_shares"))
+    table = table[[key, *shares]].drop_duplicates(key)
+    for col in shares:
+        table[col] = pd.to_numeric(table[col], errors="coerce")
+        bad = table[col].isna() | (table[col] < 0) | (table[col] > 1)
+        if bad.any():
+            raise InputError(problem(f"age-share table '{path}'", f"has {int(bad.sum())} {col} values outside 0-1 or not numbers", "fix the shares", where="add_age_shares"))
+    out = units.drop(columns=[c for c in shares if c in units.columns]).merge(table, on=key, how="left")
+    missing = out[shares[0]].isna()
+    if missing.any():
+        import warnings
+
+        from .errors import GeopipeWarning
+
+        warnings.warn(f"add_age_shares: {int(missing.sum())} units have no age share in '{path}' (e.g. {out.loc[missing, 'name'].iloc[0]!r}); their child counts stay empty", GeopipeWarning, stacklevel=2)
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=units.crs)
+
+
+def add_point_counts(units: gpd.GeoDataFrame, layers: tuple[PointLayer, ...] | list[PointLayer]) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Read each point layer and add its count per unit (plus the counts of its subsets)."""
+    from .io.points import read_points
+    from .zonal.points import count_points
+
+    report: dict[str, Any] = {}
+    for layer in layers:
+        points = read_points(layer.source, **layer.options)
+        units = count_points(units, points, name=layer.name)
+        info = dict(points.attrs.get("geopipe", {}))
+        rejected = info.pop("rejected", [])
+        info["rejected_rows"] = len(rejected)
+        info["counted"] = int(units[layer.name].sum())
+        info["outside_units"] = len(points) - info["counted"]
+        for sub, (column, values) in layer.subsets.items():
+            if column not in points.columns:
+                raise MissingColumnError(problem(f"points '{layer.source}'", f"has no column {column!r} for subset {sub!r}", f"use one of {list(map(str, points.columns))}", where="add_point_counts"))
+            wanted = {v.strip().lower() for v in values}
+            chosen = points[points[column].astype(str).str.strip().str.lower().isin(wanted)]
+            units = count_points(units, chosen, name=sub)
+            info[f"subset_{sub}"] = int(units[sub].sum())
+        report[layer.name] = info
+    return units, report
+
+
+def wide_by_level(fact: pd.DataFrame, admin: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
+    """One wide GeoDataFrame per admin level (``adm0``, ``adm1``, ...): unit columns + one column per indicator."""
+    out: dict[str, gpd.GeoDataFrame] = {}
+    if fact.empty:
+        return out
+    dates = sorted(fact["date"].unique())
+    latest = fact[fact["date"] == dates[-1]]
+    values = latest.pivot_table(index="ucode", columns="indicator_id", values="value", aggfunc="first", dropna=False)
+    from .indicators.catalog import get_indicators
+
+    present = set(latest["indicator_id"])
+    order = [i for i in get_indicators() if i in present]  # catalog order
+    values = values.reindex(columns=order)
+    values.columns.name = None
+    for level, group in admin.groupby("admin_level", sort=True):
+        base = group[["ucode", "name", "admin_level", "parent_ucode", "iso3", "pcode", "geometry"]].reset_index(drop=True)
+        base.insert(len(base.columns) - 1, "date", dates[-1])
+        wide = base.merge(values, left_on="ucode", right_index=True, how="left")
+        wide = wide[[c for c in wide.columns if c != "geometry"] + ["geometry"]]
+        out[f"adm{int(level)}"] = gpd.GeoDataFrame(wide, geometry="geometry", crs=admin.crs)
+    return out
+
+
+# --------------------------------------------------------------------------- load
+def _parameters(cfg: PipelineConfig) -> dict[str, Any]:
+    return {
+        "name": cfg.name,
+        "date": cfg.date.isoformat(),
+        "admin_options": {k: (str(v) if not isinstance(v, int | float | bool | type(None)) else v) for k, v in sorted(cfg.admin_options.items())},
+        "indicators": list(cfg.indicators) if cfg.indicators else None,
+        "points": {p.name: {"options": {k: str(v) for k, v in sorted(p.options.items())}, "subsets": {k: [c, list(v)] for k, (c, v) in sorted(p.subsets.items())}} for p in cfg.points},
+        "h3_resolutions": list(cfg.h3_resolutions),
+    }
+
+
+def _write_run(
+    out_dir: Path,
+    tables: dict[str, pd.DataFrame],
+    manifest: Any,
+    timer: _Timer,
+    raster_report: dict[str, Any],
+    point_report: dict[str, Any],
+    skipped: dict[str, str],
+) -> dict[str, Any]:
+    from .io.atomic import atomic_dir
+    from .io.geoparquet import write_geoparquet, write_parquet
+    from .io.warehouse import write_duckdb
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(out_dir) as staging:
+        for name, table in tables.items():
+            path = staging / f"{name}.parquet"
+            if isinstance(table, gpd.GeoDataFrame):
+                write_geoparquet(table, path)
+            else:
+                write_parquet(table, path)
+            manifest.add_output(path.name, path, rows=len(table))
+        write_duckdb(tables, staging / "warehouse.duckdb")
+        manifest.add_output("warehouse.duckdb", staging / "warehouse.duckdb")
+        for rec in manifest.outputs.values():  # record paths relative to the run folder
+            rec["path"] = Path(rec["path"]).name if rec.get("path") else None
+        manifest.quality["rasters"] = _jsonable(raster_report)
+        manifest.quality["points"] = _jsonable(point_report)
+        manifest.quality["skipped_indicators"] = dict(skipped)
+        manifest.timings.update(timer.timings)
+        manifest.finish().write(staging / "manifest.json")
+    return manifest.to_dict()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

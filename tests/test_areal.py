@@ -1,0 +1,182 @@
+"""areal_interpolate vs tobler, a hand calculation on three tiles, and a direct Ookla computation."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import shapely
+from affine import Affine
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tobler.area_weighted import area_interpolate
+
+from geopipe.errors import GeometryError, InputError, MissingColumnError
+from geopipe.io.tiles import read_tiles
+from geopipe.zonal.areal import areal_interpolate, overlay_table
+
+EA = "EPSG:6933"
+# tobler passes int arrays to scipy.sparse, which warns about a future dtype change
+pytestmark = pytest.mark.filterwarnings("ignore:Input has data type:FutureWarning")
+
+
+@pytest.fixture(scope="module")
+def ookla(testdata):
+    return read_tiles(testdata / "zonal" / "ookla_fixed_2020Q1_sao_miguel.csv")
+
+
+@pytest.fixture(scope="module")
+def grid():
+    xs = np.linspace(-25.87, -25.13, 6)
+    ys = np.linspace(37.68, 37.93, 4)
+    geoms = [shapely.box(xs[i], ys[j], xs[i + 1], ys[j + 1]) for j in range(3) for i in range(5)]
+    return gpd.GeoDataFrame({"ucode": [f"B{k:02d}" for k in range(15)]}, geometry=geoms, crs=4326)
+
+
+def test_three_tiles_by_hand():
+    # tiles [0,1], [1,2], [2,3] x [0,1] degrees; units split at 1.5 E. In a cylindrical
+    # equal-area CRS the area share of a split box is exactly its longitude share.
+    tiles = gpd.GeoDataFrame(
+        {"tests": [10, 20, 30], "mbps": [100.0, 50.0, 20.0]},
+        geometry=[shapely.box(i, 0, i + 1, 1) for i in range(3)],
+        crs=4326,
+    )
+    units = gpd.GeoDataFrame(
+        {"ucode": ["W", "E"]},
+        geometry=[shapely.box(0, 0, 1.5, 1), shapely.box(1.5, 0, 3, 1)],
+        crs=4326,
+    )
+    by_area = areal_interpolate(tiles, units, extensive=["tests"], intensive=["mbps"])
+    np.testing.assert_allclose(by_area["tests"], [10 + 20 / 2, 20 / 2 + 30])
+    np.testing.assert_allclose(by_area["mbps"], [(100 + 50 / 2) / 1.5, (50 / 2 + 20) / 1.5])
+    by_tests = areal_interpolate(tiles, units, intensive=["mbps"], weight="tests")
+    np.testing.assert_allclose(
+        by_tests["mbps"], [(100 * 10 + 50 * 10) / 20, (50 * 10 + 20 * 30) / 40]
+    )
+
+
+@pytest.mark.parametrize("allocate_total", [False, True])
+def test_matches_tobler_on_ookla_tiles(ookla, grid, allocate_total):
+    ext, inten = ["tests", "devices"], ["avg_d_kbps", "avg_lat_ms"]
+    ours = areal_interpolate(
+        ookla, grid, extensive=ext, intensive=inten, allocate_total=allocate_total
+    )
+    ref = area_interpolate(
+        ookla.to_crs(EA),
+        grid.to_crs(EA),
+        extensive_variables=ext,
+        intensive_variables=inten,
+        allocate_total=allocate_total,
+    )
+    # tobler stores its area table as float32: agreement to ~1e-8, not to float64 precision
+    for c in ext:
+        np.testing.assert_allclose(ours[c], ref[c], rtol=1e-6, atol=1e-9)
+    hit = ours["tests"] > 0  # tobler reports 0 where no tile reaches; we report nan
+    for c in inten:
+        np.testing.assert_allclose(ours.loc[hit, c], ref.loc[hit, c], rtol=1e-6)
+        assert ours.loc[~hit, c].isna().all()
+    if allocate_total:  # every tile lies in the grid: totals are conserved
+        assert ours["tests"].sum() == pytest.approx(ookla["tests"].sum(), rel=1e-12)
+
+
+def test_table_is_reusable_and_checked(ookla, grid):
+    table = overlay_table(ookla, grid)
+    assert {"source", "unit", "area_m2", "source_area_m2"} <= set(table.columns)
+    a = areal_interpolate(ookla, grid, extensive=["tests"], intensive=["avg_d_kbps"])
+    b = areal_interpolate(ookla, grid, extensive=["tests"], intensive=["avg_d_kbps"], table=table)
+    pd.testing.assert_frame_equal(a, b)
+    with pytest.raises(InputError, match="refers to rows"):
+        areal_interpolate(ookla.iloc[:10], grid, extensive=["tests"], table=table)
+
+
+def test_raster_weight(ookla, grid, tmp_path):
+    # a raster that is 1 everywhere: weights are then planar-degree areas, within 0.2 % of
+    # equal-area weights over São Miguel's 0.3° of latitude
+    path = tmp_path / "ones.tif"
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=400,
+        height=200,
+        count=1,
+        dtype="float64",
+        crs="EPSG:4326",
+        transform=Affine(0.002, 0, -25.9, 0, -0.002, 38.0),
+    ) as dst:
+        dst.write(np.ones((200, 400)), 1)
+    by_area = areal_interpolate(ookla, grid, extensive=["tests"], intensive=["avg_d_kbps"])
+    by_ras = areal_interpolate(
+        ookla, grid, extensive=["tests"], intensive=["avg_d_kbps"], weight=path
+    )
+    hit = by_area["tests"] > 0
+    np.testing.assert_allclose(
+        by_ras.loc[hit, "avg_d_kbps"], by_area.loc[hit, "avg_d_kbps"], rtol=2e-3
+    )
+    np.testing.assert_allclose(by_ras["tests"], by_area["tests"], rtol=2e-3, atol=1e-6)
+
+
+def test_ookla_tests_weighted_download_per_municipality(shared_real):
+    units = gpd.read_file(shared_real / "prt_sao_miguel" / "sao_miguel_concelhos.geojson")
+    tiles = read_tiles(shared_real / "prt_sao_miguel" / "ookla_fixed_2020Q1_sao_miguel.geojson")
+    out = areal_interpolate(
+        tiles, units, extensive=["tests"], intensive=["avg_d_kbps"], weight="tests"
+    )
+    # direct: geopandas.overlay in an equal-area CRS, tests split by area share, then a
+    # tests-weighted mean of the tile speeds per municipality
+    t = tiles.to_crs(EA).assign(tile_area=lambda d: d.area)
+    pieces = gpd.overlay(
+        t, units.to_crs(EA).reset_index(names="unit"), how="intersection", keep_geom_type=True
+    )
+    pieces["w"] = pieces["tests"] * pieces.area / pieces["tile_area"]
+    g = pieces.assign(wd=pieces["w"] * pieces["avg_d_kbps"]).groupby("unit")[["wd", "w"]].sum()
+    direct = (g["wd"] / g["w"]).reindex(range(len(units)))
+    np.testing.assert_allclose(out["avg_d_kbps"].to_numpy(), direct.to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(
+        out["tests"].to_numpy(), g["w"].reindex(range(len(units))), rtol=1e-9
+    )
+    # and tobler agrees on the area-weighted version
+    ref = area_interpolate(
+        tiles.to_crs(EA),
+        units.to_crs(EA),
+        extensive_variables=["tests"],
+        intensive_variables=["avg_d_kbps"],
+        allocate_total=False,
+    )
+    ours = areal_interpolate(tiles, units, extensive=["tests"], intensive=["avg_d_kbps"])
+    np.testing.assert_allclose(ours["avg_d_kbps"], ref["avg_d_kbps"], rtol=1e-6)  # float32
+
+
+def test_errors(ookla, grid):
+    pts = ookla.assign(geometry=ookla.representative_point())
+    with pytest.raises(GeometryError, match="read_tiles"):
+        areal_interpolate(pts, grid, extensive=["tests"])
+    with pytest.raises(MissingColumnError, match="nope"):
+        areal_interpolate(ookla, grid, extensive=["nope"])
+    with pytest.raises(InputError, match="both empty"):
+        areal_interpolate(ookla, grid)
+    with pytest.raises(InputError, match="is a string"):
+        areal_interpolate(ookla, grid, extensive="tests")
+
+
+_SPLIT = st.tuples(st.integers(0, 14), st.floats(0.05, 0.95), st.booleans())
+
+
+@settings(max_examples=25, deadline=None)
+@given(split=_SPLIT)
+def test_splitting_a_unit_keeps_extensive_totals(ookla, grid, split):
+    k, frac, vertical = split
+    xmin, ymin, xmax, ymax = grid.geometry.iloc[k].bounds
+    if vertical:
+        cut = xmin + frac * (xmax - xmin)
+        halves = [shapely.box(xmin, ymin, cut, ymax), shapely.box(cut, ymin, xmax, ymax)]
+    else:
+        cut = ymin + frac * (ymax - ymin)
+        halves = [shapely.box(xmin, ymin, xmax, cut), shapely.box(xmin, cut, xmax, ymax)]
+    parts = gpd.GeoDataFrame({"ucode": ["a", "b"]}, geometry=halves, crs=4326)
+    whole = areal_interpolate(ookla, grid.iloc[[k]], extensive=["tests", "devices"])
+    split_ = areal_interpolate(ookla, parts, extensive=["tests", "devices"])
+    for c in ["tests", "devices"]:
+        assert split_[c].sum() == pytest.approx(whole[c].iloc[0], rel=1e-9, abs=1e-9)

@@ -1,0 +1,172 @@
+"""The Rwanda sample pipeline end to end, checked against independent references.
+
+Builds the run folder in a temporary directory and reads every output back with geopandas, pyarrow
+and DuckDB; population per district against exactextract on the district polygon; facility and
+school counts against a plain geopandas.sjoin; roll-up invariants on the written tables.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import duckdb
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import shapely
+from exactextract import exact_extract
+
+import geopipe as gp
+from geopipe.config import load_config
+from geopipe.pipeline import run_pipeline
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "pipelines" / "sample.yaml"
+TABLES = ["dim_admin", "dim_indicator", "fact_indicator", "adm0", "adm1", "adm2"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "sample"
+    result = run_pipeline(CONFIG, output=out)
+    return result
+
+
+@pytest.fixture(scope="module")
+def wide(run):
+    return {lv: gpd.read_parquet(run.output / f"adm{lv}.parquet") for lv in (0, 1, 2)}
+
+
+def test_layout(run):
+    names = sorted(p.name for p in run.output.iterdir())
+    assert names == sorted([*(f"{t}.parquet" for t in TABLES), "warehouse.duckdb", "manifest.json"])
+    assert not list(run.output.parent.glob(".*tmp*"))  # no staging folder left behind
+
+
+def test_population_matches_exactextract(wide, sample_dir):
+    adm2 = wide[2]
+    cfg = load_config(CONFIG)
+    for column, raster in cfg.rasters.items():
+        ref = exact_extract(str(raster), adm2[["ucode", "geometry"]], "sum", include_cols=["ucode"], output="pandas")
+        mine = adm2.set_index("ucode")[column]
+        theirs = ref.set_index("ucode")["sum"].reindex(mine.index)
+        np.testing.assert_allclose(mine.to_numpy(), theirs.to_numpy(), rtol=1e-9)
+
+
+def test_counts_match_sjoin(wide, sample_dir):
+    adm2 = wide[2][["ucode", "geometry", "health_facilities", "schools_total", "schools_connected"]]
+    health = gp.read_points(sample_dir / "rwa_who_public_health_facilities.csv")
+    schools = gp.read_points(sample_dir / "rwa_schools_modelled.csv")
+    for points, column in ((health, "health_facilities"), (schools, "schools_total"), (schools[schools.connectivity == "Yes"], "schools_connected")):
+        joined = gpd.sjoin(points[["geometry"]], adm2[["ucode", "geometry"]], predicate="within")
+        ref = joined.groupby("ucode").size().reindex(adm2["ucode"], fill_value=0)
+        assert adm2.set_index("ucode")[column].astype(int).tolist() == ref.tolist(), column
+
+
+def test_rollup_invariants(run, wide):
+    admin = pd.read_parquet(run.output / "dim_admin.parquet")
+    sums = ["population_total", "population_u18", "population_u5", "health_facilities", "schools_total", "schools_connected"]
+    for child_level in (2, 1):
+        child = wide[child_level].merge(admin[["ucode"]], on="ucode")
+        parent = wide[child_level - 1].set_index("ucode")
+        grouped = child.groupby("parent_ucode")[sums].sum()
+        np.testing.assert_allclose(grouped.to_numpy(), parent.loc[grouped.index, sums].to_numpy(), rtol=1e-12)
+        # ratios are recomputed from the rolled-up parts, never averaged
+        np.testing.assert_allclose(parent["schools_connected_share"], parent["schools_connected"] / parent["schools_total"], rtol=1e-12)
+        np.testing.assert_allclose(parent["schools_per_10k_children"], parent["schools_total"] / parent["population_u18"] * 1e4, rtol=1e-12)
+    # country = sum over the 30 districts
+    assert wide[0]["population_total"].item() == pytest.approx(wide[2]["population_total"].sum(), rel=1e-12)
+
+
+def test_outputs_read_back_identically(run):
+    con = duckdb.connect(str(run.output / "warehouse.duckdb"), read_only=True)
+    for name in TABLES:
+        path = run.output / f"{name}.parquet"
+        table = pq.read_table(path)
+        in_db = con.sql(f"select count(*) from {name}").fetchone()[0]
+        assert table.num_rows == in_db == len(run.tables[name]), name
+        if b"geo" in (table.schema.metadata or {}):
+            assert gp.check_geoparquet(path) == [], name
+            gdf = gpd.read_parquet(path)
+            assert gdf.crs.to_epsg() == 4326
+            assert gdf.geometry.is_valid.all()
+    fact = pd.read_parquet(run.output / "fact_indicator.parquet")
+    assert list(fact.columns) == ["ucode", "admin_level", "indicator_id", "date", "value", "unit", "suppressed"]
+    assert not fact.duplicated(["ucode", "indicator_id", "date"]).any()
+    db_fact = con.sql("select ucode, indicator_id, value from fact_indicator order by ucode, indicator_id").df()
+    pq_fact = fact.sort_values(["ucode", "indicator_id"])[["ucode", "indicator_id", "value"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(db_fact, pq_fact, check_dtype=False)
+    # DuckDB (spatial extension loaded offline from its PyPI package) reads the geometry directly
+    from geopipe.io.warehouse import load_spatial
+
+    assert load_spatial(con)
+    parquet_path = str(run.output / "adm2.parquet")
+    area = con.sql(f"select sum(ST_Area(geometry)) from read_parquet('{parquet_path}')").fetchone()[0]
+    assert area == pytest.approx(float(shapely.area(gpd.read_parquet(parquet_path).geometry.to_numpy()).sum()), rel=1e-9)
+
+
+def test_warehouse_opens_without_geopipe(run):
+    code = (
+        "import duckdb, sys\n"
+        f"con = duckdb.connect({str(run.output / 'warehouse.duckdb')!r}, read_only=True)\n"
+        "rows = con.sql(\"select admin_name, value from v_indicator_by_admin where indicator_id = 'population_total' and admin_level = 0\").fetchall()\n"
+        "assert 'geopipe' not in sys.modules\n"
+        "print(rows[0][0], round(rows[0][1]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("Rwanda ")
+
+
+def test_manifest(run):
+    manifest = json.loads((run.output / "manifest.json").read_text())
+    assert set(manifest["outputs"]) == {*(f"{t}.parquet" for t in TABLES), "warehouse.duckdb"}
+    assert manifest["outputs"]["adm2.parquet"]["rows"] == 30
+    assert {"raster_population_total", "points_health_facilities", "admin_adm2"} <= set(manifest["inputs"])
+    for rec in manifest["inputs"].values():
+        assert len(rec["sha256"]) == 64
+    assert manifest["packages"]["geopipe"] == gp.__version__
+    pop = manifest["quality"]["rasters"]["population_total"]
+    assert 0 <= pop["outside_share"] < 0.01
+
+
+def test_rerun_is_up_to_date_and_reproducible(run, tmp_path):
+    again = run_pipeline(CONFIG, output=run.output)
+    assert again.up_to_date
+    other = run_pipeline(CONFIG, output=tmp_path / "again")
+    for name in TABLES:
+        assert (run.output / f"{name}.parquet").read_bytes() == (other.output / f"{name}.parquet").read_bytes(), name
+    forced = run_pipeline(CONFIG, output=tmp_path / "again", force=True)
+    assert not forced.up_to_date
+
+
+def test_failed_run_leaves_previous_outputs(run, tmp_path):
+    out = tmp_path / "keep"
+    shutil.copytree(run.output, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    cfg = load_config(CONFIG)
+    broken = tmp_path / "broken.csv"
+    broken.write_text("name,value\nx,1\n")  # no coordinates: read_points fails mid-run
+    bad = type(cfg)(**{**cfg.__dict__, "points": (type(cfg.points[0])("health_facilities", broken),)})
+    with pytest.raises(gp.GeopipeError):
+        run_pipeline(bad, output=out, force=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_cli(tmp_path):
+    out = tmp_path / "cli"
+    cmd = [sys.executable, "-m", "geopipe.cli", "run", str(CONFIG), "--output", str(out)]
+    first = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert "adm2.parquet" in first.stdout
+    second = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert second.stdout.startswith("up to date")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndate: 2020-13-01\nadmin: {source: nowhere.geojson}\n")
+    failed = subprocess.run([sys.executable, "-m", "geopipe.cli", "run", str(bad)], capture_output=True, text=True)
+    assert failed.returncode == 2
+    assert "Traceback" not in failed.stderr
+    assert "not an ISO date" in failed.stderr and "nowhere.geojson" in failed.stderr
