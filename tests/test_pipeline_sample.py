@@ -27,7 +27,7 @@ from geopipe.pipeline import run_pipeline
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "pipelines" / "sample.yaml"
-TABLES = ["dim_admin", "dim_indicator", "fact_indicator", "adm0", "adm1", "adm2"]
+TABLES = ["dim_admin", "dim_indicator", "fact_indicator", "adm0", "adm1", "adm2", "h3_r7"]
 
 
 @pytest.fixture(scope="module")
@@ -68,19 +68,61 @@ def test_counts_match_sjoin(wide, sample_dir):
         assert adm2.set_index("ucode")[column].astype(int).tolist() == ref.tolist(), column
 
 
+def test_every_family_is_produced(run, wide):
+    cfg = load_config(CONFIG)
+    for level in (0, 1, 2):
+        missing = [i for i in cfg.indicators if i not in wide[level].columns or wide[level][i].isna().all()]
+        assert missing == [], (level, missing)
+    families = set(pd.read_parquet(run.output / "dim_indicator.parquet")["family"])
+    assert families == {"population", "child_poverty", "connectivity", "service_coverage"}
+
+
 def test_rollup_invariants(run, wide):
-    admin = pd.read_parquet(run.output / "dim_admin.parquet")
-    sums = ["population_total", "population_u18", "population_u5", "health_facilities", "schools_total", "schools_connected"]
+    catalog = gp.indicator_catalog().set_index("indicator_id")
+    present = [i for i in catalog.index if i in wide[2].columns]
+    sums = [i for i in present if catalog.loc[i, "aggregation"] == "sum"]
+    ratios = [i for i in present if catalog.loc[i, "aggregation"] == "ratio"]
+    means = [i for i in present if catalog.loc[i, "aggregation"] == "weighted_mean"]
+    assert len(sums) >= 10 and len(ratios) >= 4 and len(means) >= 3
     for child_level in (2, 1):
-        child = wide[child_level].merge(admin[["ucode"]], on="ucode")
+        child = wide[child_level]
         parent = wide[child_level - 1].set_index("ucode")
         grouped = child.groupby("parent_ucode")[sums].sum()
         np.testing.assert_allclose(grouped.to_numpy(), parent.loc[grouped.index, sums].to_numpy(), rtol=1e-12)
-        # ratios are recomputed from the rolled-up parts, never averaged
-        np.testing.assert_allclose(parent["schools_connected_share"], parent["schools_connected"] / parent["schools_total"], rtol=1e-12)
-        np.testing.assert_allclose(parent["schools_per_10k_children"], parent["schools_total"] / parent["population_u18"] * 1e4, rtol=1e-12)
+        for ind in ratios:  # recomputed from the rolled-up parts, never a mean of ratios
+            num, den, scale = catalog.loc[ind, ["numerator", "denominator", "scale"]]
+            np.testing.assert_allclose(parent[ind], parent[num] / parent[den] * scale, rtol=1e-12)
+        for ind in means:  # re-weighted by the rolled-up weight
+            w = catalog.loc[ind, "weight"]
+            ok = child[ind].notna()
+            expected = (child.loc[ok, ind] * child.loc[ok, w]).groupby(child.loc[ok, "parent_ucode"]).sum() / child.loc[ok, w].groupby(child.loc[ok, "parent_ucode"]).sum()
+            np.testing.assert_allclose(parent.loc[expected.index, ind], expected, rtol=1e-12)
     # country = sum over the 30 districts
     assert wide[0]["population_total"].item() == pytest.approx(wide[2]["population_total"].sum(), rel=1e-12)
+
+
+def test_h3_fragments_add_up_to_the_districts(run, wide):
+    cells = gpd.read_parquet(run.output / "h3_r7.parquet")
+    assert cells["cell_id"].str.fullmatch(r"[0-9a-f]{15}").all()
+    assert set(cells["ucode"]) == set(wide[2]["ucode"])
+    sums = ["population_total", "population_u18", "children_in_poverty", "population_broadband", "population_within_health", "children_beyond_5km_health", "schools_total", "health_facilities"]
+    per_unit = cells.groupby("ucode")[sums].sum()
+    district = wide[2].set_index("ucode").loc[per_unit.index, sums]
+    np.testing.assert_allclose(per_unit.to_numpy(), district.to_numpy(), rtol=1e-4, atol=1e-6)  # 0.01 %
+
+
+def test_country_row_vs_the_source_country_polygon(run, wide, sample_dir):
+    """Rwanda's ADM0 and ADM2 come from different sources: the country row is the sum of the
+    districts, and the difference to the source's own country polygon is reported, not hidden."""
+    manifest = json.loads((run.output / "manifest.json").read_text())
+    diff = manifest["quality"]["country_vs_finest"]["RWA_V1"]
+    adm0 = wide[0].to_crs("EPSG:6933").area.item() / 1e6
+    union = wide[2].to_crs("EPSG:6933").union_all().area / 1e6
+    assert diff["area_km2_source"] == pytest.approx(adm0, rel=1e-9)
+    assert diff["area_km2_finest"] == pytest.approx(union, rel=1e-9)
+    ref = exact_extract(str(load_config(CONFIG).rasters["population_total"]), wide[0][["ucode", "geometry"]], "sum", output="pandas")["sum"].item()
+    assert diff["population_total_source_polygon"] == pytest.approx(ref, rel=1e-9)
+    assert diff["population_total_finest"] == pytest.approx(wide[0]["population_total"].item(), rel=1e-12)
 
 
 def test_outputs_read_back_identically(run):

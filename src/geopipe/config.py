@@ -35,7 +35,9 @@ from .errors import ConfigError, MissingFileError, problem
 
 __all__ = ["PipelineConfig", "PointLayer", "load_config"]
 
-_TOP_KEYS = {"name", "date", "output", "admin", "rasters", "points", "indicators", "grids", "age_shares", "description"}
+_TOP_KEYS = {"name", "date", "output", "admin", "rasters", "points", "indicators", "grids", "age_shares", "description", "wealth", "connectivity", "service", "quality"}
+_LAYER_KEYS = {"tiles", "value", "scale", "poverty_threshold", "broadband_mbps", "min_tests", "zoom"}
+_SERVICE_KEYS = {"facilities", "distance_km"}
 _ADMIN_KEYS = {"source", "iso3", "mapping", "valid_on", "layer", "crs", "version"}
 _POINT_KEYS = {"source", "lon", "lat", "crs", "id_col", "name_col", "category_col", "layer", "sheet", "encoding", "drop_columns", "subsets"}
 
@@ -64,6 +66,10 @@ class PipelineConfig:
     indicators: tuple[str, ...] | None = None
     h3_resolutions: tuple[int, ...] = ()
     age_shares: Path | None = None
+    wealth: dict[str, Any] = field(default_factory=dict)
+    connectivity: dict[str, Any] = field(default_factory=dict)
+    service: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
     config_path: Path | None = None
 
     def input_files(self) -> dict[str, Path]:
@@ -77,6 +83,10 @@ class PipelineConfig:
         files.update({f"points_{layer.name}": layer.source for layer in self.points})
         if self.age_shares is not None:
             files["age_shares"] = self.age_shares
+        if self.wealth:
+            files["wealth_tiles"] = self.wealth["tiles"]
+        if self.connectivity:
+            files["connectivity_tiles"] = self.connectivity["tiles"]
         return files
 
 
@@ -198,13 +208,51 @@ def load_config(source: str | Path | Mapping[str, Any], *, base: str | Path | No
 
     age_shares = _file(root, data["age_shares"], "age_shares", errors) if data.get("age_shares") else None
 
+    wealth = _layer(data.get("wealth"), "wealth", root, errors, {"value": "rwi", "scale": 1.0, "poverty_threshold": 0.0, "zoom": None})
+    connectivity = _layer(data.get("connectivity"), "connectivity", root, errors, {"value": "avg_d_kbps", "scale": 0.001, "broadband_mbps": 10.0, "min_tests": 1, "zoom": None})
+    for section, needs in (("wealth", "population_u18"), ("connectivity", "population_total")):
+        if data.get(section) and needs not in rasters:
+            errors.append(f"{section}: needs a '{needs}' raster under 'rasters'")
+    service: dict[str, Any] = {}
+    if data.get("service"):
+        spec = data["service"]
+        if not isinstance(spec, dict) or "facilities" not in spec:
+            errors.append("service: needs 'facilities' (the name of a points layer, e.g. health_facilities)")
+        else:
+            bad = set(spec) - _SERVICE_KEYS
+            if bad:
+                errors.append(f"service: unknown keys {sorted(bad)} (allowed: {sorted(_SERVICE_KEYS)})")
+            if spec["facilities"] not in {p.name for p in points}:
+                errors.append(f"service.facilities {spec['facilities']!r} is not a layer under 'points'")
+            if "population_total" not in rasters:
+                errors.append("service: needs a 'population_total' raster under 'rasters'")
+            service = {"facilities": str(spec["facilities"]), "distance_km": float(spec.get("distance_km", 5.0))}
+    quality = dict(data.get("quality") or {})
+
     if errors:
         raise ConfigError(problem(f"'{label}'", "has problems: " + "; ".join(errors), "fix them (see pipelines/sample.yaml for a working example)", where="load_config"))
     return PipelineConfig(
         name=name, date=date, output=output, admin_source=admin_source, admin_options=admin_options,
         rasters=rasters, points=tuple(points), indicators=indicators, h3_resolutions=h3_res,
-        age_shares=age_shares, config_path=config_path,
+        age_shares=age_shares, wealth=wealth, connectivity=connectivity, service=service,
+        quality=quality, config_path=config_path,
     )
+
+
+def _layer(spec: Any, section: str, root: Path, errors: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
+    """A tile layer section (``wealth`` / ``connectivity``): tiles path + parameters with defaults."""
+    if not spec:
+        return {}
+    if not isinstance(spec, dict) or "tiles" not in spec:
+        errors.append(f"{section}: needs 'tiles' (a Meta RWI / Ookla tile file)")
+        return {}
+    allowed = {"tiles", *defaults}
+    bad = set(spec) - allowed
+    if bad:
+        errors.append(f"{section}: unknown keys {sorted(bad)} (allowed: {sorted(allowed)})")
+    out = {**defaults, **{k: v for k, v in spec.items() if k in allowed}}
+    out["tiles"] = _file(root, spec["tiles"], f"{section}.tiles", errors)
+    return out
 
 
 class _Loader(yaml.SafeLoader):

@@ -13,9 +13,6 @@ refresh never sees a half-written run.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,11 @@ import pandas as pd
 from .config import PipelineConfig, PointLayer, load_config
 from .errors import InputError, MissingColumnError, problem
 
-__all__ = ["RunResult", "add_age_shares", "add_point_counts", "add_raster_sums", "run_pipeline", "wide_by_level"]
+__all__ = [
+    "RunResult", "add_age_shares", "add_connectivity", "add_measures", "add_point_counts",
+    "add_raster_sums", "add_service_coverage", "add_wealth", "compare_top_level", "run_pipeline",
+    "wide_by_level",
+]
 
 
 @dataclass
@@ -39,19 +40,6 @@ class RunResult:
     manifest: dict[str, Any]
     up_to_date: bool = False
     timings: dict[str, float] = field(default_factory=dict)
-
-
-class _Timer:
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = round(time.perf_counter() - start, 4)
 
 
 def run_pipeline(config: PipelineConfig | str | Path, *, output: str | Path | None = None, force: bool = False) -> RunResult:
@@ -81,8 +69,8 @@ def run_pipeline(config: PipelineConfig | str | Path, *, output: str | Path | No
 
     cfg = config if isinstance(config, PipelineConfig) else load_config(config)
     out_dir = Path(output) if output is not None else cfg.output
-    timer = _Timer()
     manifest = RunManifest.start(run=cfg.name, parameters=_parameters(cfg))
+    timer = manifest  # RunManifest.step times each stage into manifest.timings
     with timer.step("fingerprint_inputs"):
         for role, path in sorted(cfg.input_files().items()):
             manifest.add_input(role, path)
@@ -96,28 +84,31 @@ def run_pipeline(config: PipelineConfig | str | Path, *, output: str | Path | No
         admin = _read_admin(cfg)
     finest_level = int(admin["admin_level"].max())
     units = admin[admin["admin_level"] == finest_level].reset_index(drop=True)
-    with timer.step("raster_sums"):
-        units, raster_report = add_raster_sums(units, cfg.rasters)
-    with timer.step("age_shares"):
-        if cfg.age_shares is not None:
-            units = add_age_shares(units, cfg.age_shares)
-    with timer.step("point_counts"):
-        units, point_report = add_point_counts(units, cfg.points)
-    with timer.step("indicators"):
-        from .indicators.catalog import indicator_catalog
-        from .indicators.compute import compute_indicators
-        from .indicators.rollup import rollup
+    with timer.step("measures"):
+        units, reports = add_measures(units, cfg)
+    from .indicators.catalog import indicator_catalog
+    from .indicators.compute import compute_indicators
+    from .indicators.rollup import rollup
 
-        result = compute_indicators(units, list(cfg.indicators) if cfg.indicators else None, date=cfg.date)
+    with timer.step("indicators"):
+        ids = list(cfg.indicators) if cfg.indicators else None
+        result = compute_indicators(units, ids, date=cfg.date)
         fact = rollup(result.fact, admin, to_level=int(admin["admin_level"].min()))
         dim_indicator = indicator_catalog()
         dim_indicator = dim_indicator[dim_indicator["indicator_id"].isin(fact["indicator_id"].unique())].reset_index(drop=True)
     tables: dict[str, pd.DataFrame] = {"dim_admin": admin, "dim_indicator": dim_indicator, "fact_indicator": fact}
     tables.update(wide_by_level(fact, admin))
+    for res in cfg.h3_resolutions:
+        with timer.step(f"h3_r{res}"):
+            tables[f"h3_r{res}"] = _h3_table(admin, res, cfg, ids)
+    raster_report, point_report = reports.get("rasters", {}), reports.get("points", {})
+    with timer.step("country_check"):
+        manifest.quality["country_vs_finest"] = _jsonable(compare_top_level(admin, fact, cfg.rasters.get("population_total")))
 
     with timer.step("write"):
-        written = _write_run(out_dir, tables, manifest, timer, raster_report, point_report, result.skipped)
-    return RunResult(out_dir, tables, written, timings=timer.timings)
+        layer_report = {k: v for k, v in reports.items() if k in ("wealth", "connectivity")}
+        written = _write_run(out_dir, tables, manifest, raster_report, point_report, layer_report, result.skipped)
+    return RunResult(out_dir, tables, written, timings=dict(manifest.timings))
 
 
 # --------------------------------------------------------------------------- stages
@@ -126,6 +117,147 @@ def _read_admin(cfg: PipelineConfig) -> gpd.GeoDataFrame:
 
     source = cfg.admin_source
     return read_admin(source, **cfg.admin_options)
+
+
+def add_measures(units: gpd.GeoDataFrame, cfg: PipelineConfig) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Add every measure the config asks for to ``units`` (admin units or H3 fragments).
+
+    Columns are named by the catalog's sum / mean indicator ids: raster sums
+    (``population_total``, ...), point counts, ``children_in_poverty``/``wealth_index_mean``
+    (``wealth``), ``download_mbps_mean``/``population_broadband``/... (``connectivity``) and
+    ``population_within_health``/``children_beyond_5km_health``/``distance_to_health_km_mean``
+    (``service``). Returns the units and a report per stage for the manifest.
+    """
+    reports: dict[str, Any] = {}
+    units, reports["rasters"] = add_raster_sums(units, cfg.rasters)
+    if cfg.age_shares is not None:
+        units = add_age_shares(units, cfg.age_shares)
+    units, reports["points"] = add_point_counts(units, cfg.points)
+    if cfg.wealth:
+        units, reports["wealth"] = add_wealth(units, cfg)
+    if cfg.connectivity:
+        units, reports["connectivity"] = add_connectivity(units, cfg)
+    if cfg.service:
+        units = add_service_coverage(units, cfg)
+    return units, reports
+
+
+def add_wealth(units: gpd.GeoDataFrame, cfg: PipelineConfig) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Child poverty from a wealth tile layer weighted by the under-18 raster."""
+    from .zonal.layers import zonal_layer
+
+    spec = cfg.wealth
+    tiles = _read_value_layer(spec["tiles"], spec.get("zoom"))
+    out = zonal_layer(units, {"_w": cfg.rasters["population_u18"]}, tiles, spec["value"], below=float(spec["poverty_threshold"]), scale=float(spec["scale"]))
+    out = out.rename(columns={"_w_below": "children_in_poverty", "_w_mean": "wealth_index_mean", "_w_covered": "children_with_wealth_data"})
+    uncovered = float(out.pop("_w_uncovered").sum())
+    total = uncovered + float(out["children_with_wealth_data"].sum())
+    report = {"tiles": len(tiles), "children_without_wealth_data": uncovered, "share_children_without_wealth_data": uncovered / total if total else None}
+    return out, report
+
+
+def _read_value_layer(path: Path, zoom: int | None) -> gpd.GeoDataFrame:
+    """Quadkey tiles (Meta RWI, Ookla) through read_tiles; any other polygon layer as it is."""
+    from .io._files import read_vector, to_wgs84
+    from .io.tiles import read_tiles
+
+    try:
+        return read_tiles(path, zoom=zoom)
+    except MissingColumnError:
+        layer = read_vector(Path(path), what="value layer", where="pipeline")
+        return to_wgs84(layer, crs=None, path=str(path), where="pipeline")
+
+
+def add_connectivity(units: gpd.GeoDataFrame, cfg: PipelineConfig) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Population-weighted speed, broadband population and children without connectivity."""
+    from .zonal.layers import zonal_layer
+
+    spec = cfg.connectivity
+    tiles = _read_value_layer(spec["tiles"], spec.get("zoom"))
+    if "tests" in tiles.columns:
+        tiles = tiles[pd.to_numeric(tiles["tests"], errors="coerce").fillna(0) >= int(spec["min_tests"])]
+    rasters = {"_p": cfg.rasters["population_total"]}
+    if "population_u18" in cfg.rasters:
+        rasters["_c"] = cfg.rasters["population_u18"]
+    thr = float(spec["broadband_mbps"])
+    out = zonal_layer(units, rasters, tiles, spec["value"], scale=float(spec["scale"]), at_least=thr, below=thr)
+    out = out.rename(columns={"_p_mean": "download_mbps_mean", "_p_at_least": "population_broadband", "_p_covered": "population_with_speed_data"})
+    if "_c_below" in out.columns:
+        out["children_without_connectivity"] = out["_c_below"] + out["_c_uncovered"]
+    report = {"tiles": len(tiles), "population_without_speed_data": float(out["_p_uncovered"].sum())}
+    out = out.drop(columns=[c for c in out.columns if c.startswith(("_p_", "_c_"))])
+    return out, report
+
+
+def add_service_coverage(units: gpd.GeoDataFrame, cfg: PipelineConfig) -> gpd.GeoDataFrame:
+    """Population and children within a distance of the service's facilities; mean distance."""
+    from .io.points import read_points
+    from .zonal.distance import nearest_distance, population_within
+
+    spec = cfg.service
+    layer = next(p for p in cfg.points if p.name == spec["facilities"])
+    facilities = read_points(layer.source, **layer.options)
+    children = cfg.rasters.get("population_u18")
+    out = population_within(units, cfg.rasters["population_total"], facilities, distance_m=spec["distance_km"] * 1000.0, children=children, prefix="_pw", children_prefix="_cw")
+    out = out.rename(columns={"_pw_within": "population_within_health", "_cw_beyond": "children_beyond_5km_health"})
+    out = nearest_distance(out, facilities, raster=cfg.rasters["population_total"], name="_dist")
+    out["distance_to_health_km_mean"] = out["_dist_popweighted"] / 1000.0
+    return out.drop(columns=[c for c in out.columns if c.startswith(("_pw_", "_cw_", "_dist"))])
+
+
+def compare_top_level(admin: gpd.GeoDataFrame, fact: pd.DataFrame, population: Path | str | None) -> dict[str, Any]:
+    """Source polygon of each top-level unit vs the union of its finest descendants.
+
+    Parent figures are sums of the finest units; where the sources of the levels differ (Rwanda's
+    ADM0 is OSM, its ADM2 is NISR) the area and the population of the source's own polygon differ
+    from that sum. This reports both, per top-level ucode, for the manifest.
+    """
+    top_level, finest_level = int(admin["admin_level"].min()), int(admin["admin_level"].max())
+    if top_level == finest_level:
+        return {}
+    parent_of = admin.set_index("ucode")["parent_ucode"]
+    finest = admin[admin["admin_level"] == finest_level]
+    ancestor = finest["ucode"]
+    for _ in range(finest_level - top_level):
+        ancestor = ancestor.map(parent_of)
+    top = admin[admin["admin_level"] == top_level].reset_index(drop=True)
+    eq = top.to_crs("EPSG:6933")
+    union = finest.assign(_top=ancestor.to_numpy()).to_crs("EPSG:6933").dissolve("_top")
+    pop_src = add_raster_sums(top, {"population_total": population})[0]["population_total"] if population else None
+    rolled = fact[(fact["indicator_id"] == "population_total") & (fact["admin_level"] == top_level)].set_index("ucode")["value"]
+    out: dict[str, Any] = {}
+    for i, ucode in enumerate(top["ucode"]):
+        src_area = float(eq.geometry.iloc[i].area) / 1e6
+        fin_area = float(union.geometry.loc[ucode].area) / 1e6 if ucode in union.index else 0.0
+        sym = float(eq.geometry.iloc[i].symmetric_difference(union.geometry.loc[ucode]).area) / 1e6 if ucode in union.index else src_area
+        rec: dict[str, Any] = {"area_km2_source": src_area, "area_km2_finest": fin_area, "area_km2_symmetric_difference": sym}
+        if pop_src is not None and ucode in rolled.index:
+            rec["population_total_source_polygon"] = float(pop_src.iloc[i])
+            rec["population_total_finest"] = float(rolled.loc[ucode])
+            rec["population_relative_difference"] = (rec["population_total_source_polygon"] - rec["population_total_finest"]) / rec["population_total_finest"] if rec["population_total_finest"] else None
+        out[str(ucode)] = rec
+    return out
+
+
+def _h3_table(admin: gpd.GeoDataFrame, resolution: int, cfg: PipelineConfig, ids: list[str] | None) -> gpd.GeoDataFrame:
+    """H3 cell fragments (split at the finest admin edges) with every indicator as a column."""
+    import warnings
+
+    from .errors import GeopipeWarning
+    from .grids.h3 import h3_grid
+    from .indicators.compute import compute_indicators
+
+    cells = h3_grid(admin, resolution, split=True).reset_index(drop=True)
+    cells, _ = add_measures(cells, cfg)
+    cells["_row"] = np.arange(len(cells))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeopipeWarning)  # already reported for the admin units
+        wide = compute_indicators(cells, ids, date=cfg.date, key="_row").wide
+    keep = ["cell_id", "ucode", "area_km2", "cell_share"]
+    value_cols = [c for c in wide.columns if c not in keep and c not in ("_row", "geometry", "admin_level") and pd.api.types.is_numeric_dtype(wide[c])]
+    wide = wide[[*[c for c in keep if c in wide.columns], *value_cols, "geometry"]]
+    wide.insert(len(wide.columns) - 1, "date", cfg.date)
+    return gpd.GeoDataFrame(wide, geometry="geometry", crs=cells.crs)
 
 
 def add_raster_sums(units: gpd.GeoDataFrame, rasters: dict[str, Path | str]) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
@@ -240,6 +372,9 @@ def _parameters(cfg: PipelineConfig) -> dict[str, Any]:
         "indicators": list(cfg.indicators) if cfg.indicators else None,
         "points": {p.name: {"options": {k: str(v) for k, v in sorted(p.options.items())}, "subsets": {k: [c, list(v)] for k, (c, v) in sorted(p.subsets.items())}} for p in cfg.points},
         "h3_resolutions": list(cfg.h3_resolutions),
+        "wealth": {k: v for k, v in sorted(cfg.wealth.items()) if k != "tiles"},
+        "connectivity": {k: v for k, v in sorted(cfg.connectivity.items()) if k != "tiles"},
+        "service": dict(sorted(cfg.service.items())),
     }
 
 
@@ -247,9 +382,9 @@ def _write_run(
     out_dir: Path,
     tables: dict[str, pd.DataFrame],
     manifest: Any,
-    timer: _Timer,
     raster_report: dict[str, Any],
     point_report: dict[str, Any],
+    layer_report: dict[str, Any],
     skipped: dict[str, str],
 ) -> dict[str, Any]:
     from .io.atomic import atomic_dir
@@ -270,8 +405,8 @@ def _write_run(
             rec["path"] = Path(rec["path"]).name if rec.get("path") else None
         manifest.quality["rasters"] = _jsonable(raster_report)
         manifest.quality["points"] = _jsonable(point_report)
+        manifest.quality["layers"] = _jsonable(layer_report)
         manifest.quality["skipped_indicators"] = dict(skipped)
-        manifest.timings.update(timer.timings)
         manifest.finish().write(staging / "manifest.json")
     return manifest.to_dict()
 

@@ -13,7 +13,7 @@ import yaml
 
 from ..errors import ConfigError, InputError, problem
 
-__all__ = ["DIM_INDICATOR_COLUMNS", "FAMILIES", "Indicator", "get_indicators", "indicator_catalog"]
+__all__ = ["DIM_INDICATOR_COLUMNS", "FAMILIES", "Indicator", "catalog_markdown", "get_indicators", "indicator_catalog"]
 
 Aggregation = Literal["sum", "ratio", "weighted_mean"]
 FAMILIES = ("population", "child_poverty", "connectivity", "service_coverage")
@@ -131,3 +131,52 @@ def indicator_catalog(family: str | None = None) -> pd.DataFrame:
         if family is None or ind.family == family
     ]
     return pd.DataFrame(rows, columns=DIM_INDICATOR_COLUMNS)
+
+
+_FAMILY_TITLES = {
+    "population": "Population",
+    "child_poverty": "Child poverty",
+    "connectivity": "Connectivity",
+    "service_coverage": "Service coverage",
+}
+_ROLLUP_WORDS = {
+    "sum": "sum of the children's values",
+    "ratio": "Σ numerator / Σ denominator of the children (never a mean of ratios)",
+    "weighted_mean": "Σ (value × weight) / Σ weight over the children",
+}
+
+
+def catalog_markdown() -> str:
+    """``docs/indicators.md``, generated from the catalog (a test keeps the file in sync).
+
+    Regenerate with ``python -m geopipe.indicators.catalog > docs/indicators.md``.
+    """
+    lines = [
+        "# Indicators",
+        "",
+        "Generated from `src/geopipe/indicators/catalog.yaml` by `python -m geopipe.indicators.catalog`;",
+        "do not edit by hand. The ids are a contract: BI reports rely on them.",
+        "",
+        "Every value is computed on the finest units (districts, or H3 cell fragments) and rolled up:",
+        "sums add, ratios are recomputed from the rolled-up numerator and denominator, weighted means",
+        "are re-weighted by the rolled-up weight. Indicators marked *sensitive* count children and are",
+        "suppressed below a small-number threshold in published outputs.",
+        "",
+    ]
+    catalog = _load()
+    for family in FAMILIES:
+        lines += [f"## {_FAMILY_TITLES[family]}", "", "| id | name | unit | formula | roll-up | parameters | sensitive |", "|---|---|---|---|---|---|---|"]
+        for ind in catalog.values():
+            if ind.family != family:
+                continue
+            params = ", ".join(f"`{k}` = {v}" for k, v in sorted(ind.params.items())) or "—"
+            rollup = _ROLLUP_WORDS[ind.aggregation]
+            if ind.aggregation == "weighted_mean":
+                rollup += f" (weight `{ind.weight}`)"
+            lines.append(f"| `{ind.id}` | {ind.name} | {ind.unit} | {ind.description} | {rollup} | {params} | {'yes' if ind.sensitive else 'no'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(catalog_markdown(), end="")

@@ -141,10 +141,8 @@ def _polygonal_part(geoms: np.ndarray) -> np.ndarray:
     out = np.empty(len(geoms), dtype=object)
     out[:] = shapely.Polygon()
     if keep.any():
-        # one entry per index from 0 to the largest index present
-        merged = shapely.multipolygons(parts[keep], indices=index[keep])
-        got = np.unique(index[keep])
-        out[got] = merged[got]
+        # `out=` keeps the empty polygon where a geometry has no polygonal part
+        out = shapely.multipolygons(parts[keep], indices=index[keep], out=out)
     single = shapely.get_num_geometries(out) == 1
     out[single] = shapely.get_geometry(out[single], 0)
     return out

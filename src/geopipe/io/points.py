@@ -204,7 +204,8 @@ def _read_csv(path: Path, encoding: str | None, sep: str | None) -> pd.DataFrame
             warn(f"{WHERE}: '{path}' is not UTF-8; read it as Latin-1 (pass encoding= to choose)")
         if frame.empty:
             raise FormatError(problem(f"points file '{path}'", "has a header but no rows", "check the export", where=WHERE))
-        frame.columns = [str(c).strip() for c in frame.columns]
+        # a UTF-8 BOM in front of non-UTF-8 text survives the Latin-1 fallback as "ï»¿"
+        frame.columns = [str(c).removeprefix("\ufeff").removeprefix("ï»¿").strip() for c in frame.columns]
         return frame
     raise FormatError(problem(f"points file '{path}'", f"is not in encoding {tried} ({last})", "pass encoding='...'", where=WHERE))
 

@@ -12,6 +12,7 @@ distance, not an approximation. No all-pairs matrix is ever built.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geopipe.errors import GeometryError, InputError, MissingColumnError, RasterError, problem
+from geopipe.errors import GeometryError, InputError, MissingColumnError, problem
 from geopipe.zonal.points import _check_frame, _check_name, _to_crs_of
 
 __all__ = ["nearest_distance", "population_within"]
@@ -173,54 +174,24 @@ def _pixel_table(units: gpd.GeoDataFrame, raster: RasterLike) -> pd.DataFrame:
 
     Columns: ``unit`` (row position in ``units``), ``row``, ``col``, ``coverage`` (share of the
     pixel's area inside the unit, 0-1], ``x``, ``y`` (pixel centre, lon/lat EPSG:4326) and
-    ``value`` (nodata and NaN -> 0). Single place to swap for the shared ``pixel_weights``.
+    ``value`` (nodata and NaN -> 0). Built on the shared :func:`~geopipe.zonal.raster.pixel_weights`.
     """
-    import exactextract
-    from exactextract.raster import RasterioRasterSource
+    from .layers import pixel_values
+    from .raster import pixel_weights
 
-    where = "pixel table"
-    src, opened = _open_raster(raster, where)
-    try:
-        if src.crs is None:
-            raise RasterError(
-                problem(f"raster {src.name!r}", "has no CRS", "assign one (gdal_edit -a_srs)")
-            )
-        geoms = np.asarray(units.geometry.to_crs(src.crs).array, dtype=object)
-        keep = np.flatnonzero(~(shapely.is_missing(geoms) | shapely.is_empty(geoms)))
-        vec = gpd.GeoDataFrame(geometry=geoms[keep], crs=src.crs)
-        res = exactextract.exact_extract(
-            RasterioRasterSource(src, band_idx=1),
-            vec,
-            ["cell_id", "coverage", "center_x", "center_y", "values"],
-            output="pandas",
-        )
-        width, crs = src.width, src.crs
-    finally:
-        if opened:
-            src.close()
-    lens = res["cell_id"].map(len).to_numpy()
-    unit = np.repeat(keep, lens)  # units without geometry have no pixels
-
-    def flat(col: str, dtype: type) -> np.ndarray:
-        arrs = [np.asarray(a, dtype=dtype) for a in res[col]]
-        return np.concatenate(arrs) if arrs else np.zeros(0, dtype=dtype)
-
-    cell = flat("cell_id", np.int64)
-    x, y = flat("center_x", float), flat("center_y", float)
-    if crs.to_epsg() != 4326 and len(x):
-        from pyproj import Transformer
-
-        x, y = Transformer.from_crs(crs, 4326, always_xy=True).transform(x, y)
-    value = np.nan_to_num(flat("values", float), nan=0.0, posinf=0.0, neginf=0.0)
+    path = raster if isinstance(raster, str | os.PathLike) else raster.name
+    pw = pixel_weights(units, path)
+    values, valid = pixel_values(pw, path)
+    lon, lat = pw.pixel_lonlat()
     return pd.DataFrame(
         {
-            "unit": unit,
-            "row": cell // width,
-            "col": cell % width,
-            "coverage": flat("coverage", float),
-            "x": np.asarray(x, dtype=float),
-            "y": np.asarray(y, dtype=float),
-            "value": value,
+            "unit": pw.unit,
+            "row": pw.row,
+            "col": pw.col,
+            "coverage": pw.coverage,
+            "x": np.asarray(lon, dtype=float),
+            "y": np.asarray(lat, dtype=float),
+            "value": np.where(valid, values, 0.0),
         }
     )
 

@@ -1,0 +1,117 @@
+"""Every indicator formula against a hand computation on a tiny world.
+
+Two units A (left) and B (right) of a country C, a 4 x 2 population raster with 0.01° pixels whose
+values are easy to sum by hand, a wealth layer, a speed layer, schools and one health facility.
+Distances are checked against pyproj's geodesic on the pixel centres (an independent reference).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import shapely
+from pyproj import Geod
+from rasterio.transform import from_origin
+
+import geopipe as gp
+from geopipe.config import load_config
+from geopipe.pipeline import add_measures
+
+POP = np.array([[10, 20, 30, 40], [50, 60, 70, 80]], dtype="float32")
+FACILITY = (0.005, 0.015)  # centre of pixel (row 0, col 0)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    d = tmp_path_factory.mktemp("world")
+    profile = {"driver": "GTiff", "width": 4, "height": 2, "count": 1, "dtype": "float32", "crs": "EPSG:4326", "transform": from_origin(0, 0.02, 0.01, 0.01), "nodata": -1}
+    for name, factor in (("pop", 1.0), ("u18", 0.5), ("u5", 0.1)):
+        with rasterio.open(d / f"{name}.tif", "w", **profile) as dst:
+            dst.write(POP * factor, 1)
+    import geopandas as gpd
+
+    admin = gpd.GeoDataFrame(
+        {"ucode": ["XXX_V1", "XXX_0001_V1", "XXX_0002_V1"], "name": ["C", "A", "B"], "admin_level": [0, 1, 1], "parent": [None, "XXX_V1", "XXX_V1"]},
+        geometry=[shapely.box(0, 0, 0.04, 0.02), shapely.box(0, 0, 0.02, 0.02), shapely.box(0.02, 0, 0.04, 0.02)], crs=4326,
+    )
+    admin.to_file(d / "admin.geojson")
+    wealth = gpd.GeoDataFrame({"rwi": [-0.5, 0.2]}, geometry=[shapely.box(0, 0, 0.01, 0.02), shapely.box(0.01, 0, 0.03, 0.02)], crs=4326)
+    wealth.to_file(d / "wealth.geojson")
+    speed = gpd.GeoDataFrame({"avg_d_kbps": [20000, 5000, 90000], "tests": [5, 1, 0]}, geometry=[shapely.box(0, 0, 0.02, 0.02), shapely.box(0.02, 0, 0.03, 0.02), shapely.box(0.03, 0, 0.04, 0.02)], crs=4326)
+    speed.to_file(d / "speed.geojson")
+    pd.DataFrame({"lon": [FACILITY[0]], "lat": [FACILITY[1]], "name": ["clinic"]}).to_csv(d / "health.csv", index=False)
+    pd.DataFrame({"school_id_giga": ["s1", "s2", "s3", "s4"], "connectivity": ["Yes", "Yes", "No", "No"], "lon": [0.001, 0.012, 0.018, 0.035], "lat": [0.001, 0.004, 0.019, 0.011]}).to_csv(d / "schools.csv", index=False)
+    cfg = load_config({
+        "name": "hand", "date": "2024-06-30", "output": str(d / "out"),
+        "admin": {"source": str(d / "admin.geojson"), "mapping": {"name": "name", "id": "ucode", "ucode": "ucode", "level": "admin_level", "parent_id": "parent"}, "iso3": "XXX"},
+        "rasters": {"population_total": str(d / "pop.tif"), "population_u18": str(d / "u18.tif"), "population_u5": str(d / "u5.tif")},
+        "points": {"health_facilities": {"source": str(d / "health.csv")}, "schools_total": {"source": str(d / "schools.csv"), "subsets": {"schools_connected": {"column": "connectivity", "values": ["Yes"]}}}},
+        "wealth": {"tiles": str(d / "wealth.geojson"), "value": "rwi", "poverty_threshold": 0.0},
+        "connectivity": {"tiles": str(d / "speed.geojson"), "value": "avg_d_kbps", "scale": 0.001, "broadband_mbps": 10, "min_tests": 1},
+        "service": {"facilities": "health_facilities", "distance_km": 1.2},
+    })
+    admin_table = gp.read_admin(cfg.admin_source, **cfg.admin_options)
+    units = admin_table[admin_table.admin_level == 1].reset_index(drop=True)
+    units, _ = add_measures(units, cfg)
+    fact = gp.compute_indicators(units, date=cfg.date).fact
+    rolled = gp.rollup(fact, admin_table)
+    return rolled.pivot_table(index="ucode", columns="indicator_id", values="value").rename(index={"XXX_V1": "C", "XXX_0001_V1": "A", "XXX_0002_V1": "B"})
+
+
+def _pixel_distances_km():
+    geod = Geod(ellps="WGS84")
+    cx = np.array([0.005, 0.015, 0.025, 0.035])
+    cy = np.array([0.015, 0.005])
+    lon, lat = np.meshgrid(cx, cy)
+    _, _, d = geod.inv(np.full(lon.size, FACILITY[0]), np.full(lon.size, FACILITY[1]), lon.ravel(), lat.ravel())
+    return d.reshape(lon.shape) / 1000.0
+
+
+def test_population(world):
+    assert world.loc["A", "population_total"] == pytest.approx(140)
+    assert world.loc["B", "population_total"] == pytest.approx(220)
+    assert world.loc["C", "population_total"] == pytest.approx(360)
+    assert world.loc["A", "population_u18"] == pytest.approx(70)
+    assert world.loc["C", "population_u5"] == pytest.approx(36)
+
+
+def test_child_poverty(world):
+    # A: col 0 (rwi -0.5) holds 5 + 25 children, col 1 (rwi 0.2) 10 + 30; B: col 2 (0.2) 15 + 35, col 3 no data
+    assert world.loc["A", "children_in_poverty"] == pytest.approx(30)
+    assert world.loc["B", "children_in_poverty"] == pytest.approx(0)
+    assert world.loc["A", "child_poverty_rate"] == pytest.approx(30 / 70)
+    assert world.loc["C", "child_poverty_rate"] == pytest.approx(30 / 180)
+    assert world.loc["A", "wealth_index_mean"] == pytest.approx((30 * -0.5 + 40 * 0.2) / 70)
+    assert world.loc["B", "wealth_index_mean"] == pytest.approx(0.2)
+    assert world.loc["B", "children_with_wealth_data"] == pytest.approx(50)
+    assert world.loc["C", "wealth_index_mean"] == pytest.approx((30 * -0.5 + 90 * 0.2) / 120)
+
+
+def test_connectivity(world):
+    # A entirely in the 20 Mbit/s tile; B: col 2 in the 5 Mbit/s tile, col 3's tile has 0 tests (dropped)
+    assert world.loc["A", "download_mbps_mean"] == pytest.approx(20)
+    assert world.loc["B", "download_mbps_mean"] == pytest.approx(5)
+    assert world.loc["C", "download_mbps_mean"] == pytest.approx((140 * 20 + 100 * 5) / 240)
+    assert world.loc["C", "share_population_broadband"] == pytest.approx(140 / 360)
+    assert world.loc["A", "children_without_connectivity"] == pytest.approx(0)
+    assert world.loc["B", "children_without_connectivity"] == pytest.approx(110)
+    assert world.loc["A", "schools_total"] == 3 and world.loc["B", "schools_total"] == 1
+    assert world.loc["A", "schools_connected_share"] == pytest.approx(2 / 3)
+    assert world.loc["C", "schools_connected_share"] == pytest.approx(2 / 4)
+
+
+def test_service_coverage(world):
+    d = _pixel_distances_km()
+    within = d <= 1.2
+    assert within.sum() == 3  # the facility's pixel and its two direct neighbours
+    a, b = np.s_[:, :2], np.s_[:, 2:]
+    assert world.loc["A", "health_facilities"] == 1 and world.loc["B", "health_facilities"] == 0
+    assert world.loc["A", "share_population_within_5km_health"] == pytest.approx(POP[a][within[a]].sum() / 140)
+    assert world.loc["B", "share_population_within_5km_health"] == pytest.approx(0)
+    assert world.loc["C", "children_beyond_5km_health"] == pytest.approx(0.5 * POP[~within].sum())
+    assert world.loc["A", "distance_to_health_km_mean"] == pytest.approx((POP[a] * d[a]).sum() / 140, rel=1e-9)
+    assert world.loc["B", "distance_to_health_km_mean"] == pytest.approx((POP[b] * d[b]).sum() / 220, rel=1e-9)
+    assert world.loc["C", "distance_to_health_km_mean"] == pytest.approx((POP * d).sum() / 360, rel=1e-9)
+    assert world.loc["A", "schools_per_10k_children"] == pytest.approx(3 / 70 * 1e4)
