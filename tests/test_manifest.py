@@ -203,6 +203,21 @@ def test_outputs_recorded_without_path_use_root(tmp_path: Path, inputs: dict[str
     assert m.stale_outputs(m.inputs, {}, deps, root=tmp_path) == ["fact_indicator.parquet"]
 
 
+def test_relative_output_paths_resolve_against_root(
+    tmp_path: Path, inputs: dict[str, Path]
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "adm1.parquet").write_text("x")
+    m = RunManifest(inputs={n: fingerprint_file(p) for n, p in inputs.items()})
+    m.add_output("adm1.parquet", run / "adm1.parquet", rows=5)
+    m.outputs["adm1.parquet"]["path"] = "adm1.parquet"  # the runner stores names
+    deps = {"adm1.parquet": sorted(inputs)}
+    assert m.stale_outputs(m.inputs, {}, deps, root=run) == []
+    (run / "adm1.parquet").write_text("longer content")  # size changed behind our back
+    assert m.stale_outputs(m.inputs, {}, deps, root=run) == ["adm1.parquet"]
+
+
 def test_dependency_errors_list_every_problem(inputs: dict[str, Path]) -> None:
     m = RunManifest()
     with pytest.raises(InputError, match=r"inputs \['raster'\].*parameters \['h3_res'\]"):

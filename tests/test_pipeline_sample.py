@@ -43,8 +43,8 @@ def wide(run):
 
 
 def test_layout(run):
-    names = sorted(p.name for p in run.output.iterdir())
-    assert names == sorted([*(f"{t}.parquet" for t in TABLES), "warehouse.duckdb", "manifest.json"])
+    names = sorted(p.name for p in run.output.iterdir() if not p.name.startswith("."))
+    assert names == sorted([*(f"{t}.parquet" for t in TABLES), "warehouse.duckdb", "manifest.json", "geosight.csv", "quality_report.md"])
     assert not list(run.output.parent.glob(".*tmp*"))  # no staging folder left behind
 
 
@@ -166,7 +166,7 @@ def test_warehouse_opens_without_geopipe(run):
 
 def test_manifest(run):
     manifest = json.loads((run.output / "manifest.json").read_text())
-    assert set(manifest["outputs"]) == {*(f"{t}.parquet" for t in TABLES), "warehouse.duckdb"}
+    assert set(manifest["outputs"]) == {*(f"{t}.parquet" for t in TABLES), "warehouse.duckdb", "geosight.csv", "quality_report.md"}
     assert manifest["outputs"]["adm2.parquet"]["rows"] == 30
     assert {"raster_population_total", "points_health_facilities", "admin_adm2"} <= set(manifest["inputs"])
     for rec in manifest["inputs"].values():
@@ -189,14 +189,15 @@ def test_rerun_is_up_to_date_and_reproducible(run, tmp_path):
 def test_failed_run_leaves_previous_outputs(run, tmp_path):
     out = tmp_path / "keep"
     shutil.copytree(run.output, out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     cfg = load_config(CONFIG)
     broken = tmp_path / "broken.csv"
     broken.write_text("name,value\nx,1\n")  # no coordinates: read_points fails mid-run
     bad = type(cfg)(**{**cfg.__dict__, "points": (type(cfg.points[0])("health_facilities", broken),)})
     with pytest.raises(gp.GeopipeError):
         run_pipeline(bad, output=out, force=True)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".geopipe")]  # no staging left
 
 
 def test_cli(tmp_path):
@@ -212,3 +213,29 @@ def test_cli(tmp_path):
     assert failed.returncode == 2
     assert "Traceback" not in failed.stderr
     assert "not an ISO date" in failed.stderr and "nowhere.geojson" in failed.stderr
+
+
+def test_incremental_rerun_recomputes_only_what_changed(tmp_path, sample_dir):
+    """One changed input: only the measures that depend on it are recomputed; the rest is reused."""
+    data = tmp_path / "data"
+    shutil.copytree(sample_dir, data)
+    text = CONFIG.read_text().replace("../data/sample/", f"{data}/").replace("../out/sample", str(tmp_path / "out"))
+    config = tmp_path / "sample.yaml"
+    config.write_text(text)
+    first = run_pipeline(config)
+    assert set(first.manifest["quality"]["measure_cache"].values()) == {"computed"}
+    schools = pd.read_csv(data / "rwa_schools_modelled.csv")
+    schools.iloc[:-100].to_csv(data / "rwa_schools_modelled.csv", index=False)  # 100 schools closed
+    second = run_pipeline(config)
+    status = second.manifest["quality"]["measure_cache"]
+    assert {k for k, v in status.items() if v == "computed"} == {"adm2/points", "h3_r7/points"}
+    assert {k for k, v in status.items() if v == "reused"} >= {"adm2/rasters", "adm2/wealth", "adm2/connectivity", "adm2/service", "h3_r7/rasters"}
+    before, after = first.tables["adm0"].iloc[0], second.tables["adm0"].iloc[0]
+    assert after["schools_total"] == before["schools_total"] - 100
+    assert after["population_total"] == before["population_total"]
+    assert after["children_in_poverty"] == before["children_in_poverty"]
+    # the reused measures give the very same tables as a full rebuild
+    full = run_pipeline(config, output=tmp_path / "full", force=True)
+    for name in ("fact_indicator", "adm2", "h3_r7"):
+        assert (tmp_path / "out" / f"{name}.parquet").read_bytes() == (tmp_path / "full" / f"{name}.parquet").read_bytes(), name
+    assert set(full.manifest["quality"]["measure_cache"].values()) == {"computed"}

@@ -47,6 +47,15 @@ _EXPORTS: dict[str, str] = {
     "write_geosight": ".io.geosight",
     "write_partitioned": ".io.partitioned",
     "RunManifest": ".manifest",
+    # quality and privacy
+    "check_admin": ".quality.boundaries",
+    "check_points": ".quality.points",
+    "check_raster": ".quality.rasters",
+    "check_indicators": ".quality.indicators",
+    "quality_report": ".quality.report",
+    "suppress_small_counts": ".quality.privacy",
+    "pseudonymise": ".quality.privacy",
+    "zonal_layer": ".zonal.layers",
     # pipeline
     "load_config": ".config",
     "run_pipeline": ".pipeline",
@@ -76,6 +85,13 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .io.warehouse import write_duckdb
     from .manifest import RunManifest
     from .pipeline import run_pipeline
+    from .quality.boundaries import check_admin
+    from .quality.indicators import check_indicators
+    from .quality.points import check_points
+    from .quality.privacy import pseudonymise, suppress_small_counts
+    from .quality.rasters import check_raster
+    from .quality.report import quality_report
+    from .zonal.layers import zonal_layer
     from .zonal.areal import areal_interpolate
     from .zonal.distance import nearest_distance, population_within
     from .zonal.lines import line_length

@@ -52,10 +52,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"up to date: {result.output} (inputs and parameters unchanged; --force rebuilds)")
             return 0
         print(f"wrote {result.output}/")
-        for name, table in result.tables.items():
-            print(f"  {name + '.parquet':<24} {len(table):>8,} rows")
-        print(f"  {'warehouse.duckdb':<24} the same tables + views (v_indicator_by_admin)")
-        print(f"  {'manifest.json':<24} inputs (sha256), parameters, versions, row counts, timings")
+        for name, rec in result.manifest["outputs"].items():
+            rows = f"{rec['rows']:>9,} rows" if rec.get("rows") is not None else ""
+            print(f"  {name:<24}{rows}")
+        print(f"  {'manifest.json':<24} inputs (sha256), parameters, versions, quality, timings")
+        quality = result.manifest.get("quality", {})
+        checks = quality.get("checks", [])
+        warned = sum(1 for c in checks if c.get("level") == "warn")
+        print(f"data quality: {len(checks)} checks, {warned} warnings (see quality_report.md)")
         return 0
     if args.command == "validate":
         from .config import load_config

@@ -494,7 +494,8 @@ class RunManifest:
         deps
             Output name -> what it depends on (see :meth:`add_output`).
         root
-            Folder holding outputs recorded without a path (``root / name``).
+            The run folder: outputs recorded with a relative path (or none) are looked up there
+            (``root / path`` or ``root / name``).
         check_files
             Also treat an output whose file is missing or changed size as stale.
 
@@ -564,6 +565,8 @@ class RunManifest:
 def _file_matches(name: str, rec: Mapping[str, Any], root: str | os.PathLike[str] | None) -> bool:
     if rec.get("path"):
         p = Path(rec["path"])
+        if root is not None and not p.is_absolute():  # recorded relative to the run folder
+            p = Path(root) / p
     elif root is not None:
         p = Path(root) / name
     else:

@@ -80,35 +80,89 @@ def run_pipeline(config: PipelineConfig | str | Path, *, output: str | Path | No
         if old.inputs_key() == manifest.inputs_key() and all((out_dir / o).is_file() for o in old.outputs):
             return RunResult(out_dir, {}, old.to_dict(), up_to_date=True)
 
+    import shutil
+    import tempfile
+
     with timer.step("read_admin"):
         admin = _read_admin(cfg)
-    finest_level = int(admin["admin_level"].max())
-    units = admin[admin["admin_level"] == finest_level].reset_index(drop=True)
-    with timer.step("measures"):
-        units, reports = add_measures(units, cfg)
+    with timer.step("input_checks"):
+        from .quality.report import check_inputs
+
+        checks, quarantined = check_inputs(cfg, admin)
+    cache_tmp = Path(tempfile.mkdtemp(prefix=".geopipe-cache-", dir=out_dir.parent if out_dir.parent.exists() else None))
+    try:
+        tables, reports, skipped = _build(cfg, admin, manifest, checks, out_dir, cache_tmp, force)
+        with timer.step("write"):
+            written = _write_run(out_dir, tables, manifest, reports, skipped, cache_tmp, checks, quarantined)
+    finally:
+        shutil.rmtree(cache_tmp, ignore_errors=True)
+    return RunResult(out_dir, tables, written, timings=dict(manifest.timings))
+
+
+def _build(cfg: PipelineConfig, admin: gpd.GeoDataFrame, manifest: Any, checks: list[Any], out_dir: Path, cache_tmp: Path, force: bool) -> tuple[dict[str, pd.DataFrame], dict[str, Any], dict[str, str]]:
+    """Units -> measures -> indicators -> roll-up -> suppression -> quality gate; tables in memory."""
     from .indicators.catalog import indicator_catalog
     from .indicators.compute import compute_indicators
     from .indicators.rollup import rollup
+    from .quality.indicators import check_indicators
+    from .quality.privacy import suppress_small_counts
+    from .quality.report import raise_on_fail
 
+    timer = manifest
+    finest_level = int(admin["admin_level"].max())
+    units = admin[admin["admin_level"] == finest_level].reset_index(drop=True)
+    input_sha = {role: rec["sha256"] for role, rec in manifest.inputs.items()}
+    admin_key = _digest({"inputs": {r: input_sha[r] for r in input_sha if r.startswith("admin")}, "params": manifest.parameters["admin_options"]})
+    unit_keys = {f"adm{finest_level}": admin_key, **{f"h3_r{r}": _digest({"admin": admin_key, "h3": r}) for r in cfg.h3_resolutions}}
+    cache = MeasureCache(cache_tmp / "none" if force else out_dir / ".cache", cache_tmp, input_sha, unit_keys)
+    with timer.step("measures"):
+        units, reports = add_measures(units, cfg, cache=cache, unitset=f"adm{finest_level}")
     with timer.step("indicators"):
         ids = list(cfg.indicators) if cfg.indicators else None
         result = compute_indicators(units, ids, date=cfg.date)
         fact = rollup(result.fact, admin, to_level=int(admin["admin_level"].min()))
-        dim_indicator = indicator_catalog()
-        dim_indicator = dim_indicator[dim_indicator["indicator_id"].isin(fact["indicator_id"].unique())].reset_index(drop=True)
+        dim_indicator = _dim_indicator(indicator_catalog(), fact, cfg)
+    with timer.step("country_check"):
+        manifest.quality["country_vs_finest"] = _jsonable(compare_top_level(admin, fact, cfg.rasters.get("population_total")))
+    with timer.step("privacy_and_checks"):
+        previous_path = out_dir / "fact_indicator.parquet"
+        previous = pd.read_parquet(previous_path) if previous_path.is_file() else None
+        q = cfg.quality
+        checks += check_indicators(fact, previous=previous, max_change=float(q.get("max_change", 0.25)), levels=q.get("levels"))
+        fact = suppress_small_counts(fact, admin, k=float(q.get("k", 5)))
+        manifest.quality["suppression"] = _jsonable(fact.attrs.get("geopipe", {}).get("suppression", {}))
+        fact.attrs = {}
+        raise_on_fail(checks)  # before anything is written: a failed run leaves the old outputs
     tables: dict[str, pd.DataFrame] = {"dim_admin": admin, "dim_indicator": dim_indicator, "fact_indicator": fact}
     tables.update(wide_by_level(fact, admin))
     for res in cfg.h3_resolutions:
         with timer.step(f"h3_r{res}"):
-            tables[f"h3_r{res}"] = _h3_table(admin, res, cfg, ids)
-    raster_report, point_report = reports.get("rasters", {}), reports.get("points", {})
-    with timer.step("country_check"):
-        manifest.quality["country_vs_finest"] = _jsonable(compare_top_level(admin, fact, cfg.rasters.get("population_total")))
+            tables[f"h3_r{res}"] = _h3_table(admin, res, cfg, ids, cache)
+    reports["measure_cache"] = dict(sorted(cache.status.items()))
+    return tables, reports, result.skipped
 
-    with timer.step("write"):
-        layer_report = {k: v for k, v in reports.items() if k in ("wealth", "connectivity")}
-        written = _write_run(out_dir, tables, manifest, raster_report, point_report, layer_report, result.skipped)
-    return RunResult(out_dir, tables, written, timings=dict(manifest.timings))
+
+def _dim_indicator(catalog: pd.DataFrame, fact: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
+    """The catalog rows of the indicators in ``fact``, with the run's parameter values."""
+    import json
+
+    used = catalog[catalog["indicator_id"].isin(fact["indicator_id"].unique())].reset_index(drop=True)
+    run_params = {
+        "poverty_threshold": cfg.wealth.get("poverty_threshold"),
+        "broadband_mbps": cfg.connectivity.get("broadband_mbps"),
+        "min_tests": cfg.connectivity.get("min_tests"),
+        "distance_km": cfg.service.get("distance_km"),
+    }
+
+    def apply(text: str) -> str:
+        params = json.loads(text)
+        for k in params:
+            if run_params.get(k) is not None:
+                params[k] = run_params[k]
+        return json.dumps(params, sort_keys=True)
+
+    used["params"] = used["params"].map(apply)
+    return used
 
 
 # --------------------------------------------------------------------------- stages
@@ -119,7 +173,7 @@ def _read_admin(cfg: PipelineConfig) -> gpd.GeoDataFrame:
     return read_admin(source, **cfg.admin_options)
 
 
-def add_measures(units: gpd.GeoDataFrame, cfg: PipelineConfig) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+def add_measures(units: gpd.GeoDataFrame, cfg: PipelineConfig, *, cache: MeasureCache | None = None, unitset: str = "units") -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """Add every measure the config asks for to ``units`` (admin units or H3 fragments).
 
     Columns are named by the catalog's sum / mean indicator ids: raster sums
@@ -127,19 +181,87 @@ def add_measures(units: gpd.GeoDataFrame, cfg: PipelineConfig) -> tuple[gpd.GeoD
     (``wealth``), ``download_mbps_mean``/``population_broadband``/... (``connectivity``) and
     ``population_within_health``/``children_beyond_5km_health``/``distance_to_health_km_mean``
     (``service``). Returns the units and a report per stage for the manifest.
+
+    With a :class:`MeasureCache`, each group of measures is reused from the previous run when its
+    own inputs and parameters are unchanged (``unitset`` names the set of units, e.g. ``adm2``).
     """
-    reports: dict[str, Any] = {}
-    units, reports["rasters"] = add_raster_sums(units, cfg.rasters)
+    groups: list[tuple[str, list[str], dict[str, Any], Any]] = [("rasters", [f"raster_{k}" for k in cfg.rasters], {}, lambda u: add_raster_sums(u, cfg.rasters))]
     if cfg.age_shares is not None:
-        units = add_age_shares(units, cfg.age_shares)
-    units, reports["points"] = add_point_counts(units, cfg.points)
+        groups.append(("age_shares", ["age_shares"], {}, lambda u: (add_age_shares(u, cfg.age_shares), {})))
+    groups.append(("points", [f"points_{p.name}" for p in cfg.points], _parameters(cfg)["points"], lambda u: add_point_counts(u, cfg.points)))
     if cfg.wealth:
-        units, reports["wealth"] = add_wealth(units, cfg)
+        groups.append(("wealth", ["wealth_tiles", "raster_population_u18"], _parameters(cfg)["wealth"], lambda u: add_wealth(u, cfg)))
     if cfg.connectivity:
-        units, reports["connectivity"] = add_connectivity(units, cfg)
+        deps = ["connectivity_tiles", "raster_population_total"] + (["raster_population_u18"] if "population_u18" in cfg.rasters else [])
+        groups.append(("connectivity", deps, _parameters(cfg)["connectivity"], lambda u: add_connectivity(u, cfg)))
     if cfg.service:
-        units = add_service_coverage(units, cfg)
+        deps = [f"points_{cfg.service['facilities']}", "raster_population_total"] + (["raster_population_u18"] if "population_u18" in cfg.rasters else [])
+        params = {**_parameters(cfg)["service"], "points": _parameters(cfg)["points"][cfg.service["facilities"]]}
+        groups.append(("service", deps, params, lambda u: (add_service_coverage(u, cfg), {})))
+    reports: dict[str, Any] = {}
+    for name, deps, params, compute in groups:
+        if cache is None:
+            units, reports[name] = compute(units)
+        else:
+            units, reports[name] = cache.apply(unitset, name, deps, params, units, compute)
     return units, reports
+
+
+class MeasureCache:
+    """Measures of the previous run, reused per (unit set, group) when their inputs are unchanged.
+
+    Entries live in ``<run>/.cache/<unitset>__<group>.parquet``: the columns the group added, with
+    the key (sha256 of the group's input files, its parameters and the unit set) in the file's
+    metadata. A run reads the old folder's entries and writes the entries it used into the new one.
+    """
+
+    def __init__(self, old: Path, new: Path, input_sha: dict[str, str], unit_keys: dict[str, str]) -> None:
+        self.old, self.new = old, new
+        self.input_sha = input_sha
+        self.unit_keys = unit_keys
+        self.status: dict[str, str] = {}
+
+    def _key(self, unitset: str, group: str, deps: list[str], params: dict[str, Any]) -> str:
+        import hashlib
+        import json
+
+        blob = json.dumps({"units": self.unit_keys[unitset], "group": group, "inputs": {d: self.input_sha.get(d) for d in sorted(deps)}, "params": params}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def apply(self, unitset: str, group: str, deps: list[str], params: dict[str, Any], units: gpd.GeoDataFrame, compute: Any) -> tuple[gpd.GeoDataFrame, Any]:
+        import json
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        key = self._key(unitset, group, deps, params)
+        name = f"{unitset}__{group}.parquet"
+        old = self.old / name
+        if old.is_file():
+            meta = pq.read_schema(old).metadata or {}
+            if meta.get(b"geopipe_key", b"").decode() == key:
+                table = pq.read_table(old)
+                if table.num_rows == len(units):
+                    cached = table.to_pandas()
+                    out = units.copy()
+                    for col in cached.columns:
+                        out[col] = cached[col].to_numpy()
+                    self._store(name, table)
+                    self.status[f"{unitset}/{group}"] = "reused"
+                    return out, json.loads(meta.get(b"geopipe_report", b"{}"))
+        out, report = compute(units)
+        added = [c for c in out.columns if c not in units.columns]
+        table = pa.Table.from_pandas(pd.DataFrame(out[added]).reset_index(drop=True), preserve_index=False)
+        table = table.replace_schema_metadata({"geopipe_key": key, "geopipe_report": json.dumps(_jsonable(report), sort_keys=True, default=str)})
+        self._store(name, table)
+        self.status[f"{unitset}/{group}"] = "computed"
+        return out, report
+
+    def _store(self, name: str, table: Any) -> None:
+        import pyarrow.parquet as pq
+
+        self.new.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, self.new / name, compression="zstd")
 
 
 def add_wealth(units: gpd.GeoDataFrame, cfg: PipelineConfig) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
@@ -239,7 +361,7 @@ def compare_top_level(admin: gpd.GeoDataFrame, fact: pd.DataFrame, population: P
     return out
 
 
-def _h3_table(admin: gpd.GeoDataFrame, resolution: int, cfg: PipelineConfig, ids: list[str] | None) -> gpd.GeoDataFrame:
+def _h3_table(admin: gpd.GeoDataFrame, resolution: int, cfg: PipelineConfig, ids: list[str] | None, cache: MeasureCache | None = None) -> gpd.GeoDataFrame:
     """H3 cell fragments (split at the finest admin edges) with every indicator as a column."""
     import warnings
 
@@ -248,7 +370,7 @@ def _h3_table(admin: gpd.GeoDataFrame, resolution: int, cfg: PipelineConfig, ids
     from .indicators.compute import compute_indicators
 
     cells = h3_grid(admin, resolution, split=True).reset_index(drop=True)
-    cells, _ = add_measures(cells, cfg)
+    cells, _ = add_measures(cells, cfg, cache=cache, unitset=f"h3_r{resolution}")
     cells["_row"] = np.arange(len(cells))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GeopipeWarning)  # already reported for the admin units
@@ -382,14 +504,21 @@ def _write_run(
     out_dir: Path,
     tables: dict[str, pd.DataFrame],
     manifest: Any,
-    raster_report: dict[str, Any],
-    point_report: dict[str, Any],
-    layer_report: dict[str, Any],
+    reports: dict[str, Any],
     skipped: dict[str, str],
+    cache_dir: Path,
+    checks: list[Any],
+    quarantined: dict[str, pd.DataFrame],
 ) -> dict[str, Any]:
+    import shutil
+
     from .io.atomic import atomic_dir
     from .io.geoparquet import write_geoparquet, write_parquet
+    from .io.geosight import write_geosight
     from .io.warehouse import write_duckdb
+    from .quality.quarantine import write_quarantine
+    from .quality.report import quality_report, results_to_records
+
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out_dir) as staging:
         for name, table in tables.items():
@@ -401,14 +530,34 @@ def _write_run(
             manifest.add_output(path.name, path, rows=len(table))
         write_duckdb(tables, staging / "warehouse.duckdb")
         manifest.add_output("warehouse.duckdb", staging / "warehouse.duckdb")
+        write_geosight(tables["fact_indicator"], staging / "geosight.csv")
+        manifest.add_output("geosight.csv", staging / "geosight.csv", rows=len(tables["fact_indicator"]))
+        counts = {k: len(v) for k, v in quarantined.items()}
+        if quarantined:
+            write_quarantine(quarantined, staging)
+        report = quality_report(checks, quarantined=counts)
+        (staging / "quality_report.md").write_text(report, encoding="utf-8")
+        manifest.add_output("quality_report.md", staging / "quality_report.md")
         for rec in manifest.outputs.values():  # record paths relative to the run folder
             rec["path"] = Path(rec["path"]).name if rec.get("path") else None
-        manifest.quality["rasters"] = _jsonable(raster_report)
-        manifest.quality["points"] = _jsonable(point_report)
-        manifest.quality["layers"] = _jsonable(layer_report)
+        manifest.quality["checks"] = results_to_records(checks)
+        manifest.quality["quarantined_rows"] = counts
+        manifest.quality["rasters"] = _jsonable(reports.get("rasters", {}))
+        manifest.quality["points"] = _jsonable(reports.get("points", {}))
+        manifest.quality["layers"] = _jsonable({k: v for k, v in reports.items() if k in ("wealth", "connectivity")})
+        manifest.quality["measure_cache"] = reports.get("measure_cache", {})
         manifest.quality["skipped_indicators"] = dict(skipped)
         manifest.finish().write(staging / "manifest.json")
+        if cache_dir.is_dir():
+            shutil.copytree(cache_dir, staging / ".cache")
     return manifest.to_dict()
+
+
+def _digest(obj: Any) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _jsonable(value: Any) -> Any:

@@ -102,5 +102,3 @@ def sort_order(
     else:
         keys = pa.table({"k": _hilbert_keys(bounds)})
     return pc.sort_indices(keys, sort_keys=[("k", "ascending")]).to_numpy()
-
-

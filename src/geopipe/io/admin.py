@@ -601,8 +601,9 @@ def _assign_ucodes(table: gpd.GeoDataFrame, version: int) -> gpd.GeoDataFrame:
     dup = table["ucode"].duplicated(keep=False)
     if dup.any():
         shown = ", ".join(sorted(set(table.loc[dup, "ucode"]))[:5])
+        files = ", ".join(sorted({f"'{s}'" for s in table.loc[dup, "source"]}))
         raise InputError(
-            problem("ucode", f"is not unique ({shown})", "select one version per unit with valid_on=, or remove duplicate rows", where=WHERE)
+            problem(f"ucode in {files}", f"is not unique ({shown})", "select one version per unit with valid_on=, or remove duplicate rows", where=WHERE)
         )
     # parent ucodes from positions
     parent = np.array([ucode[p] if p >= 0 else None for p in parent_pos], dtype=object)

@@ -29,12 +29,14 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import functools
 import os
 import secrets
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from geopipe.errors import OutputError, problem
 
@@ -184,15 +186,22 @@ def atomic_path(final: str | os.PathLike[str], *, mode: int | None = None) -> It
         _remove(tmp.with_name(tmp.name + ".wal"))
 
 
-def _rename_exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically with Linux renameat2(RENAME_EXCHANGE); False if unsupported."""
+@functools.cache
+def _renameat2() -> Any:
+    """libc's renameat2, or None (not Linux / old glibc). Looked up once per process."""
     libc_name = ctypes.util.find_library("c")
     if not libc_name:
-        return False
+        return None
     try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        renameat2 = libc.renameat2
+        return ctypes.CDLL(libc_name, use_errno=True).renameat2
     except (OSError, AttributeError):
+        return None
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux renameat2(RENAME_EXCHANGE); False if unsupported."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
         return False
     at_fdcwd, rename_exchange = -100, 2
     rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)

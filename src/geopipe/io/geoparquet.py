@@ -78,11 +78,33 @@ def _auto_row_group_size(n: int) -> int:
 
 
 def _geometry_types(geoms: np.ndarray) -> list[str]:
-    present = ~shapely.is_missing(geoms)
-    ids = shapely.get_type_id(geoms[present])
-    has_z = shapely.has_z(geoms[present])
-    names = {_TYPE_NAMES[int(t)] + (" Z" if z else "") for t, z in zip(ids, has_z, strict=True)}
-    return sorted(names)
+    present = geoms[~shapely.is_missing(geoms)]
+    codes = np.unique(shapely.get_type_id(present) * 2 + shapely.has_z(present))
+    return sorted({_TYPE_NAMES[int(c) // 2] + (" Z" if c % 2 else "") for c in codes})
+
+
+def _column_meta(
+    values: np.ndarray, bounds: np.ndarray | None, crs: Any, *, covering: bool
+) -> dict[str, Any]:
+    """The ``geo`` metadata entry of one geometry column."""
+    b = shapely.bounds(values) if bounds is None else bounds
+    ok = np.isfinite(b).all(axis=1)
+    meta: dict[str, Any] = {
+        "encoding": "WKB",
+        "geometry_types": _geometry_types(values),
+        "crs": crs.to_json_dict(),
+    }
+    if ok.any():
+        b = b[ok]
+        meta["bbox"] = [
+            float(b[:, 0].min()),
+            float(b[:, 1].min()),
+            float(b[:, 2].max()),
+            float(b[:, 3].max()),
+        ]
+    if covering:
+        meta["covering"] = {"bbox": {f: [COVERING, f] for f in _BBOX_FIELDS}}
+    return meta
 
 
 def _bounds(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,10 +112,6 @@ def _bounds(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     bounds = shapely.bounds(geoms)
     usable = np.isfinite(bounds).all(axis=1)
     return bounds, usable
-
-
-def _crs_json(crs: Any) -> dict[str, Any]:
-    return crs.to_json_dict()
 
 
 def _default_index(df: pd.DataFrame) -> bool:
@@ -144,6 +162,14 @@ def _write_table(
             if f.name not in no_stats
             for sub in (f.type if pa.types.is_struct(f.type) else [None])
         ]
+    # dictionary encoding only where it pays (text); on WKB and floats it costs time and bytes
+    dictionary = [
+        f.name
+        for f in table.schema
+        if pa.types.is_string(f.type)
+        or pa.types.is_large_string(f.type)
+        or pa.types.is_dictionary(f.type)
+    ]
     rg = row_group_size or _auto_row_group_size(table.num_rows)
     with atomic_path(path) as tmp:
         pq.write_table(
@@ -153,6 +179,7 @@ def _write_table(
             compression=compression,
             compression_level=compression_level,
             write_statistics=stats,
+            use_dictionary=dictionary,
         )
     return path
 
@@ -249,57 +276,30 @@ def write_geoparquet(
             )
     if not _default_index(gdf):
         gdf = gdf.reset_index()  # a meaningful index becomes ordinary columns
-    geoms = gdf[primary].to_numpy()
-    bounds, usable = _bounds(geoms)
-    order = sort_order(gdf, bounds, sort, where)
-    if order is not None:
-        gdf = gdf.iloc[order].reset_index(drop=True)
-        bounds, usable = bounds[order], usable[order]
+    bounds, usable = _bounds(gdf[primary].to_numpy())
 
-    plain = gdf.drop(columns=geom_cols).copy()
-    plain = pd.DataFrame(plain)
-    # geometry columns become WKB; keep the column order of the input
-    arrays = {}
+    # one Arrow table in the input's column order: WKB for geometry, then the bbox covering
+    plain = pd.DataFrame(
+        {c: (0 if c in geom_cols else gdf[c]) for c in gdf.columns}, index=gdf.index
+    )
+    table = _frame_to_table(plain, where)
     columns_meta: dict[str, Any] = {}
     for col in geom_cols:
         values = gdf[col].to_numpy()
-        arrays[col] = pa.array(shapely.to_wkb(values, flavor="iso", byte_order=1), pa.binary())
-        col_bounds = bounds if col == primary else shapely.bounds(values)
-        ok = np.isfinite(col_bounds).all(axis=1)
-        bbox = (
-            [
-                float(col_bounds[ok, 0].min()),
-                float(col_bounds[ok, 1].min()),
-                float(col_bounds[ok, 2].max()),
-                float(col_bounds[ok, 3].max()),
-            ]
-            if ok.any()
-            else []
+        wkb = pa.array(shapely.to_wkb(values, flavor="iso", byte_order=1), pa.binary())
+        table = table.set_column(table.schema.get_field_index(col), col, wkb)
+        columns_meta[col] = _column_meta(
+            values, bounds if col == primary else None, gdf[col].crs, covering=col == primary
         )
-        meta: dict[str, Any] = {
-            "encoding": "WKB",
-            "geometry_types": _geometry_types(values),
-            "crs": _crs_json(gdf[col].crs),
-        }
-        if bbox:
-            meta["bbox"] = bbox
-        if col == primary:
-            meta["covering"] = {"bbox": {f: [COVERING, f] for f in _BBOX_FIELDS}}
-        columns_meta[col] = meta
-
-    for col in geom_cols:
-        plain[col] = np.zeros(len(plain), dtype=np.int8)  # placeholder keeps column order
-    plain = plain[list(gdf.columns)]
-    table = _frame_to_table(plain, where)
-    for col in geom_cols:
-        table = table.set_column(table.schema.get_field_index(col), col, arrays[col])
-    mask = pa.array(~usable)
     covering = pa.StructArray.from_arrays(
         [pa.array(np.where(usable, bounds[:, i], 0.0), pa.float64()) for i in range(4)],
         names=list(_BBOX_FIELDS),
-        mask=mask,
+        mask=pa.array(~usable),
     )
     table = table.append_column(COVERING, covering)
+    order = sort_order(gdf, bounds, sort, where)
+    if order is not None:
+        table = table.take(pa.array(order))
 
     geo = {"version": GEOPARQUET_VERSION, "primary_column": primary, "columns": columns_meta}
     metadata = dict(table.schema.metadata or {})

@@ -447,7 +447,7 @@ def _edge_pixels(pw: PixelWeights) -> tuple[np.ndarray, np.ndarray]:
 def _reduce_raster(ds, wds, pw: PixelWeights, stats, report_touched: bool) -> _Acc:
     acc = _Acc(pw.n_units, stats)
     touched = _edge_pixels(pw) if report_touched else None
-    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=128):
         for r0, r1 in row_blocks(ds):
             vals, valid = read_block(ds, r0, r1)
             wvals = wvalid = None

@@ -101,51 +101,72 @@ def _block_labels(loc: _Locator, r0: int, nrows: int, width: int, valid: np.ndar
         rr, cc = np.nonzero(valid)
         cells = loc.cells(rr + r0, cc)
         uniq, inv = np.unique(cells, return_inverse=True)
-        labels = np.zeros((nrows, width), dtype=np.int64)
+        labels = np.zeros((nrows, width), dtype=np.int32)
         labels[rr, cc] = inv + 1
         return labels, uniq
     nti, ntj = -(-nrows // T), -(-width // T)
-    # top-level tiles with at least one valid pixel
+    # top-level tiles with at least one valid pixel in their block [i0, i0 + T)
     pad = np.zeros((nti * T, ntj * T), dtype=bool)
     pad[:nrows, :width] = valid
-    anyvalid = pad.reshape(nti, T, ntj, T).any(axis=(1, 3))
-    ti, tj = np.nonzero(anyvalid)
+    ti, tj = np.nonzero(pad.reshape(nti, T, ntj, T).any(axis=(1, 3)))
+    # cells on the lattice of tile corners (rows k*T, clipped to the last row), shared by tiles
+    lr = np.minimum(np.arange(nti + 1) * T, nrows - 1)
+    lc = np.minimum(np.arange(ntj + 1) * T, width - 1)
+    rr, cc = np.meshgrid(lr, lc, indexing="ij")
+    lat = loc.cells(rr.ravel() + r0, cc.ravel()).reshape(len(lr), len(lc))
+    c00, c01 = lat[ti, tj], lat[ti, tj + 1]
+    c10, c11 = lat[ti + 1, tj], lat[ti + 1, tj + 1]
     records: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     size = T
     while len(ti):
-        i0, j0 = ti * size, tj * size
         if size == 1:
-            records.append((1, ti, tj, loc.cells(i0 + r0, j0)))
+            records.append((1, ti, tj, c00))
             break
-        i1 = np.minimum(i0 + size, nrows) - 1
-        j1 = np.minimum(j0 + size, width) - 1
+        # a tile spans pixel rows/cols [i0, i1] inclusive; its corners are all in one cell
+        # -> every pixel centre in it is (cells are convex)
+        uniform = (c00 == c01) & (c00 == c10) & (c00 == c11)
+        records.append((size, ti[uniform], tj[uniform], c00[uniform]))
+        keep = ~uniform
+        ti, tj = ti[keep], tj[keep]
+        c00, c01, c10, c11 = c00[keep], c01[keep], c10[keep], c11[keep]
+        half = size // 2
+        i0, j0 = ti * size, tj * size
+        i1 = np.minimum(i0 + size, nrows - 1)
+        j1 = np.minimum(j0 + size, width - 1)
+        im = np.minimum(i0 + half, nrows - 1)
+        jm = np.minimum(j0 + half, width - 1)
         n = len(ti)
-        corner = loc.cells(np.concatenate([i0, i0, i1, i1]) + r0,
-                           np.concatenate([j0, j1, j0, j1]))
-        c = corner.reshape(4, n)
-        uniform = (c[0] == c[1]) & (c[0] == c[2]) & (c[0] == c[3])
-        records.append((size, ti[uniform], tj[uniform], c[0][uniform]))
-        ti, tj = ti[~uniform], tj[~uniform]
-        size //= 2
+        new = loc.cells(np.concatenate([i0, im, im, im, i1]) + r0,
+                        np.concatenate([jm, j0, jm, j1, jm])).reshape(5, n)
+        top, left, mid, right, bottom = new
         ti = np.concatenate([2 * ti, 2 * ti, 2 * ti + 1, 2 * ti + 1])
         tj = np.concatenate([2 * tj, 2 * tj + 1, 2 * tj, 2 * tj + 1])
+        c00, c01, c10, c11 = (
+            np.concatenate([c00, top, left, mid]),
+            np.concatenate([top, c01, mid, right]),
+            np.concatenate([left, mid, c10, bottom]),
+            np.concatenate([mid, right, bottom, c11]),
+        )
+        size = half
         inside = (ti * size < nrows) & (tj * size < width)
         ti, tj = ti[inside], tj[inside]
-    uniq = np.unique(np.concatenate([rec[3] for rec in records])) if records else np.empty(
-        0, dtype=np.uint64)
-    labels = np.zeros((nrows, width), dtype=np.int64)
-    for size, ri, rj, cells in records:
-        if not len(ri):
-            continue
-        ids = np.searchsorted(uniq, cells) + 1
+        c00, c01, c10, c11 = c00[inside], c01[inside], c10[inside], c11[inside]
+    uniq = np.unique(np.concatenate([rec[3] for rec in records]))
+    # assemble from coarse to fine: each level's grid is the previous one upsampled by 2
+    by_size = {size: (ri, rj, cells) for size, ri, rj, cells in records}
+    grid = np.zeros((nti, ntj), dtype=np.int32)
+    size = T
+    while True:
+        if size in by_size:
+            ri, rj, cells = by_size[size]
+            grid[ri, rj] = np.searchsorted(uniq, cells) + 1
         if size == 1:
-            labels[ri, rj] = ids
-            continue
-        grid = np.zeros((-(-nrows // size), -(-width // size)), dtype=np.int64)
-        grid[ri, rj] = ids
-        up = np.repeat(np.repeat(grid, size, axis=0), size, axis=1)[:nrows, :width]
-        np.maximum(labels, up, out=labels)
-    return labels, uniq
+            break
+        size //= 2
+        grid = np.repeat(np.repeat(grid, 2, axis=0), 2, axis=1)[
+            : -(-nrows // size), : -(-width // size)
+        ]
+    return grid, uniq
 
 
 def raster_to_h3(
@@ -195,7 +216,7 @@ def raster_to_h3(
     parts_s: list[np.ndarray] = []
     parts_n: list[np.ndarray] = []
     total = 0.0
-    with open_raster(raster) as ds, rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+    with open_raster(raster) as ds, rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=128):
         if ds.transform.b != 0 or ds.transform.d != 0:
             raise RasterError(
                 problem(f"raster '{raster}'", "has a rotated geotransform",
@@ -212,10 +233,11 @@ def raster_to_h3(
             if not valid.any():
                 continue
             labels, uniq = _block_labels(loc, r0, r1 - r0, ds.width, valid)
-            lab = labels[valid]
+            lab = labels.ravel()
+            k = len(uniq) + 1
             parts_c.append(uniq)
-            parts_s.append(np.bincount(lab, weights=vals[valid], minlength=len(uniq) + 1)[1:])
-            parts_n.append(np.bincount(lab, minlength=len(uniq) + 1)[1:])
+            parts_s.append(np.bincount(lab, weights=vals.ravel(), minlength=k)[1:])
+            parts_n.append(np.bincount(lab, weights=valid.ravel(), minlength=k)[1:])
         tile = loc.tile
     out = _combine(parts_c, parts_s, parts_n, prefix)
     if geometry:

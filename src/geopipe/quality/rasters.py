@@ -1,0 +1,301 @@
+"""Checks on a raster (population, wealth, travel time) against the area of interest.
+
+:func:`check_raster` opens the file itself with rasterio: a missing file raises
+:class:`~geopipe.errors.MissingFileError`, a file GDAL cannot read or whose data blocks are
+truncated raises :class:`~geopipe.errors.FormatError`; everything else (no CRS, no nodata, no
+overlap, negative values, uncovered area) is reported as :class:`CheckResult` objects.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from ..errors import FormatError, InputError, MissingFileError, problem
+from .checks import CheckResult, check_levels, make_result
+
+__all__ = ["check_raster"]
+
+WHERE = "check_raster"
+EQUAL_AREA = "EPSG:6933"
+_MAX_CELLS = 50_000_000  # read the area of interest in one window up to this size, else decimate
+
+
+def check_raster(
+    path: str | os.PathLike[str],
+    *,
+    admin: gpd.GeoDataFrame | None = None,
+    band: int = 1,
+    negative_allowed: bool = False,
+    coverage_tolerance: float = 0.01,
+    levels: Mapping[str, str] | None = None,
+) -> list[CheckResult]:
+    """Check a raster: CRS, nodata, overlap with the boundaries, negative values, coverage.
+
+    Parameters
+    ----------
+    path
+        GeoTIFF / COG / VRT (anything GDAL reads).
+    admin
+        Boundaries (``dim_admin``); their union is the area of interest. Without it only the
+        file-level checks run.
+    band
+        Band to check.
+    negative_allowed
+        Set True for layers where negative values are meaningful (a wealth index); population
+        rasters must not be negative.
+    coverage_tolerance
+        Share of the area of interest that may lack data (outside the raster or nodata) before
+        ``raster.coverage`` flags it.
+    levels
+        Override a check's level, e.g. ``{"raster.coverage": "fail"}``.
+
+    Returns
+    -------
+    list of CheckResult
+
+    Raises
+    ------
+    MissingFileError, FormatError
+        The file does not exist, is not a raster or is truncated.
+
+    Examples
+    --------
+    >>> results = check_raster("population.tif", admin=admin)  # doctest: +SKIP
+    >>> [r.check_id for r in results if r.level == "fail"]  # doctest: +SKIP
+    []
+    """
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    lv = check_levels(levels, WHERE)
+    if not 0 <= coverage_tolerance < 1:
+        raise InputError(
+            problem(
+                "coverage_tolerance",
+                f"was {coverage_tolerance}",
+                "use a share between 0 and 1",
+                where=WHERE,
+            )
+        )
+    spath = os.fspath(path)
+    src = Path(spath).name
+    if not Path(spath).exists():
+        raise MissingFileError(
+            problem(f"raster '{spath}'", "does not exist", "check the path", where=WHERE)
+        )
+    if Path(spath).is_file() and Path(spath).stat().st_size == 0:
+        raise FormatError(
+            problem(
+                f"raster '{spath}'",
+                "is empty (0 bytes)",
+                "copy or download the file again",
+                where=WHERE,
+            )
+        )
+    try:
+        ds = rasterio.open(spath)
+    except RasterioError as exc:
+        raise FormatError(
+            problem(
+                f"raster '{spath}'",
+                f"cannot be read as a raster ({exc})",
+                "pass a GeoTIFF, COG or VRT; re-export it with gdal_translate if it is damaged",
+                where=WHERE,
+            )
+        ) from exc
+    try:
+        with ds:
+            if not 1 <= band <= ds.count:
+                raise InputError(
+                    problem(
+                        "band",
+                        f"was {band} but '{spath}' has {ds.count} band(s)",
+                        f"use 1..{ds.count}",
+                        where=WHERE,
+                    )
+                )
+            return _checks(ds, band, src, admin, negative_allowed, coverage_tolerance, lv)
+    except RasterioError as exc:
+        raise FormatError(
+            problem(
+                f"raster '{spath}'",
+                f"has unreadable data blocks, the file is probably truncated ({exc})",
+                "copy or download the file again",
+                where=WHERE,
+            )
+        ) from exc
+
+
+def _checks(
+    ds: Any, band: int, src: str, admin: Any, negative_allowed: bool, tol: float, lv: dict[str, str]
+) -> list[CheckResult]:
+    out: list[CheckResult] = []
+    left, bottom, right, top = ds.bounds
+    looks_projected = max(abs(left), abs(right)) > 180 or max(abs(bottom), abs(top)) > 90
+    if ds.crs is None:
+        hint = (
+            "the coordinates look projected (metres): assign the projected CRS"
+            if looks_projected
+            else "assign the CRS the coordinates are in"
+        )
+        out.append(
+            CheckResult(
+                "raster.crs",
+                lv.get("raster.crs", "fail"),
+                src,
+                1,  # type: ignore[arg-type]
+                f"the raster has no CRS (a .prj/.aux.xml missing?); {hint}, e.g. gdal_edit.py -a_srs EPSG:xxxx",
+                (),
+                {"bounds": [left, bottom, right, top], "looks_projected": looks_projected},
+            )
+        )
+    else:
+        out.append(
+            CheckResult(
+                "raster.crs",
+                "pass",
+                src,
+                0,
+                f"CRS is {ds.crs.to_string()}",
+                (),
+                {"crs": ds.crs.to_string()},
+            )
+        )
+    nodata = ds.nodatavals[band - 1]
+    out.append(
+        make_result(
+            "raster.nodata",
+            src,
+            0 if nodata is not None else 1,
+            default="warn",
+            levels=lv,
+            bad="the raster declares no nodata value: fill values (e.g. -9999 or 0) would be counted as data; "
+            "set one with gdal_edit.py -a_nodata",
+            ok=f"nodata is {nodata}",
+            details={"nodata": nodata},
+        )
+    )
+    aoi = _aoi(admin, ds) if admin is not None and ds.crs is not None else None
+    values, valid, inside = _read(ds, band, aoi)
+    neg = valid & (values < 0)
+    if not negative_allowed:
+        n = int(neg.sum())
+        out.append(
+            make_result(
+                "raster.negative_values",
+                src,
+                n,
+                default="fail",
+                levels=lv,
+                bad=f"{n:,} pixels are negative (min {float(values[neg].min()) if n else 0:.6g}); a population or count "
+                "cannot be negative — set them to nodata or fix the source",
+                ok="no negative values",
+                details={"min": float(values[valid].min()) if valid.any() else None},
+            )
+        )
+    if aoi is None:
+        return out
+    aoi_geom, raster_box = aoi
+    overlap = shapely.area(shapely.intersection(aoi_geom, raster_box))
+    aoi_area = shapely.area(aoi_geom)
+    extent_share = overlap / aoi_area if aoi_area else 0.0
+    if extent_share <= 0:
+        out.append(
+            CheckResult(
+                "raster.overlap",
+                lv.get("raster.overlap", "fail"),
+                src,
+                1,  # type: ignore[arg-type]
+                "the raster does not overlap the boundaries at all; check its CRS and extent "
+                f"(raster bounds {tuple(round(v, 4) for v in ds.bounds)} in {ds.crs.to_string()})",
+                (),
+                {"extent_share": 0.0},
+            )
+        )
+        return out
+    out.append(
+        CheckResult(
+            "raster.overlap",
+            "pass",
+            src,
+            0,
+            f"the raster covers {extent_share:.1%} of the boundaries' area by extent",
+            (),
+            {"extent_share": extent_share},
+        )
+    )
+    n_inside = int(inside.sum())
+    valid_share = float((valid & inside).sum()) / n_inside if n_inside else 1.0
+    uncovered = 1.0 - extent_share * valid_share
+    out.append(
+        make_result(
+            "raster.coverage",
+            src,
+            _missing_pixels(valid, inside, extent_share) if uncovered > tol else 0,
+            default="warn",
+            levels=lv,
+            bad=f"{uncovered:.1%} of the area of interest has no data ({1 - extent_share:.1%} outside the raster, "
+            f"{1 - valid_share:.1%} of the pixels inside are nodata); results there are missing, not zero",
+            ok=f"{1 - uncovered:.2%} of the area of interest has data",
+            details={
+                "uncovered_share": uncovered,
+                "outside_extent_share": 1 - extent_share,
+                "nodata_share_inside": 1 - valid_share,
+            },
+        )
+    )
+    return out
+
+
+def _missing_pixels(valid: np.ndarray, inside: np.ndarray, extent_share: float) -> int:
+    """Pixels of the area of interest without data: nodata pixels inside the raster plus an
+    estimate of the pixels the area would need beyond the raster's extent (at least 1)."""
+    n_inside = int(inside.sum())
+    beyond = n_inside / extent_share - n_inside if extent_share > 0 else 0.0
+    return max(1, int((~valid & inside).sum()) + round(beyond))
+
+
+def _aoi(admin: gpd.GeoDataFrame, ds: Any) -> tuple[Any, Any]:
+    """The boundaries' union and the raster's footprint, both in an equal-area CRS."""
+    if admin.crs is None:
+        raise InputError(problem("admin", "has no CRS", "read it with gp.read_admin", where=WHERE))
+    geoms = admin.geometry.to_numpy()
+    keep = ~shapely.is_empty(geoms) & shapely.is_valid(geoms)
+    union = shapely.union_all(
+        gpd.GeoSeries(geoms[keep], crs=admin.crs).to_crs(EQUAL_AREA).to_numpy()
+    )
+    footprint = gpd.GeoSeries([shapely.box(*ds.bounds)], crs=ds.crs)
+    footprint = footprint.set_crs(ds.crs, allow_override=True).segmentize(max(ds.res) * 10)
+    with np.errstate(all="ignore"):
+        box_ea = footprint.to_crs(EQUAL_AREA).make_valid().to_numpy()[0]
+    return union, box_ea
+
+
+def _read(ds: Any, band: int, aoi: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Values, valid mask and "pixel centre in the area of interest" mask (all pixels when no AOI)."""
+    from rasterio.enums import Resampling
+    from rasterio.features import geometry_mask
+
+    h, w = ds.height, ds.width
+    step = max(1, int(np.ceil(np.sqrt(h * w / _MAX_CELLS))))
+    shape = (int(np.ceil(h / step)), int(np.ceil(w / step)))
+    if step == 1:
+        arr = ds.read(band, masked=True)
+    else:
+        arr = ds.read(band, out_shape=shape, resampling=Resampling.nearest, masked=True)
+    values = np.asarray(arr.filled(0), dtype="float64")
+    valid = ~np.ma.getmaskarray(arr) & np.isfinite(values)
+    if aoi is None:
+        return values, valid, np.ones_like(valid)
+    union, _ = aoi
+    aoi_native = gpd.GeoSeries([union], crs=EQUAL_AREA).to_crs(ds.crs).to_numpy()[0]
+    transform = ds.transform @ ds.transform.scale(w / shape[1], h / shape[0])
+    inside = geometry_mask([aoi_native], out_shape=shape, transform=transform, invert=True)
+    return values, valid, inside

@@ -1,0 +1,270 @@
+"""Privacy: small-count suppression cannot be undone, pseudonyms hide ids, personal columns stay out."""
+
+from __future__ import annotations
+
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from geopipe.errors import ConfigError, GeopipeError, GeopipeWarning
+from geopipe.indicators.compute import compute_indicators
+from geopipe.indicators.rollup import rollup
+from geopipe.io.admin import read_admin
+from geopipe.io.points import read_points
+from geopipe.quality.indicators import check_indicators
+from geopipe.quality.privacy import drop_personal, pseudonymise, suppress_small_counts
+
+SENSITIVE = ["population_u18", "population_u5"]
+
+
+@pytest.fixture(scope="module")
+def rwanda(sample_dir) -> gpd.GeoDataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeopipeWarning)
+        return read_admin(
+            {
+                0: sample_dir / "rwa_adm0.geojson",
+                1: sample_dir / "rwa_adm1.geojson",
+                2: sample_dir / "rwa_adm2.geojson",
+            }
+        )
+
+
+def _fact(
+    admin: pd.DataFrame, u18: np.ndarray, u5: np.ndarray, schools: np.ndarray
+) -> pd.DataFrame:
+    finest = admin[admin["admin_level"] == admin["admin_level"].max()].reset_index(drop=True)
+    units = pd.DataFrame(
+        {
+            "ucode": finest["ucode"],
+            "admin_level": finest["admin_level"],
+            "population_u18": u18,
+            "population_u5": u5,
+            "schools_total": schools,
+            "schools_connected": np.minimum(schools, 1),
+        }
+    )
+    fact = compute_indicators(
+        units,
+        ["population_u18", "population_u5", "schools_per_10k_children", "schools_connected_share"],
+        date="2020-01-01",
+    ).fact
+    return rollup(fact, admin, to_level=int(admin["admin_level"].min()))
+
+
+def _recoverable(published: pd.DataFrame, original: pd.DataFrame, admin: pd.DataFrame) -> list[str]:
+    """Brute force, independent of the implementation: every suppressed value that can be
+    determined exactly from the published values through the equations parent = Σ children.
+
+    For each (indicator, date) the equations are stacked into a matrix over the hidden values
+    (published ones moved to the right-hand side); hidden value x_i is determined iff the unit
+    vector e_i lies in the row space (rank test)."""
+    leaks = []
+    parent_of = dict(zip(admin["ucode"], admin["parent_ucode"], strict=True))
+    for (ind, date), group in published.groupby(["indicator_id", "date"]):
+        if ind not in SENSITIVE:
+            continue
+        hidden = group.loc[group["suppressed"], "ucode"].tolist()
+        if not hidden:
+            continue
+        col = {u: i for i, u in enumerate(hidden)}
+        present = set(group["ucode"])
+        families: dict[str, list[str]] = {}
+        for u in group["ucode"]:
+            p = parent_of.get(u)
+            if p is not None and p in present:
+                families.setdefault(p, []).append(u)
+        rows = []
+        for parent, children in families.items():
+            row = np.zeros(len(hidden))
+            for u, sign in [(parent, 1.0)] + [(c, -1.0) for c in children]:
+                if u in col:
+                    row[col[u]] += sign
+            if row.any():
+                rows.append(row)
+        if not rows:
+            continue
+        a = np.array(rows)
+        rank = np.linalg.matrix_rank(a)
+        for u, i in col.items():
+            e = np.zeros(len(hidden))
+            e[i] = 1.0
+            if np.linalg.matrix_rank(np.vstack([a, e])) == rank:
+                leaks.append(f"{ind} {u}")
+        # the simple attack of the issue text: parent − Σ published children, one hidden child
+        values = original[(original["indicator_id"] == ind) & (original["date"] == date)].set_index(
+            "ucode"
+        )["value"]
+        pub = group.set_index("ucode")
+        for parent, children in families.items():
+            hidden_children = [c for c in children if pub.at[c, "suppressed"]]
+            if len(hidden_children) == 1 and not pub.at[parent, "suppressed"]:
+                guess = pub.at[parent, "value"] - sum(
+                    pub.at[c, "value"] for c in children if c not in hidden_children
+                )
+                if np.isclose(guess, values[hidden_children[0]]):
+                    leaks.append(f"{ind} {hidden_children[0]} (parent − siblings)")
+    return leaks
+
+
+def test_suppression_on_rwanda_cannot_be_reconstructed(rwanda: gpd.GeoDataFrame) -> None:
+    rng = np.random.default_rng(11)
+    n = int((rwanda["admin_level"] == 2).sum())
+    u18 = rng.integers(0, 40, n).astype(float)
+    u5 = rng.integers(0, 12, n).astype(float)
+    schools = rng.integers(0, 6, n).astype(float)
+    fact = _fact(rwanda, u18, u5, schools)
+    out = suppress_small_counts(fact, rwanda, k=5)
+    assert out.attrs["geopipe"]["suppression"]["primary"] > 0
+    assert out.attrs["geopipe"]["suppression"]["complementary"] > 0
+    # primary rule: every sensitive value below k is hidden; non-sensitive sums are untouched
+    small = fact["indicator_id"].isin(SENSITIVE) & (fact["value"] < 5)
+    assert out.loc[small, "suppressed"].all()
+    schools_rows = fact["indicator_id"] == "schools_total"
+    assert not out.loc[schools_rows, "suppressed"].any()
+    assert out.loc[out["suppressed"], "value"].isna().all()
+    assert _recoverable(out, fact, rwanda) == []
+    # ratios using a hidden count are hidden too (ratio × denominator would reveal it)
+    hidden = set(out.loc[out["suppressed"] & (out["indicator_id"] == "population_u18"), "ucode"])
+    ratio = out[out["indicator_id"] == "schools_per_10k_children"].set_index("ucode")["suppressed"]
+    assert ratio[list(hidden)].all()
+    # the fact passes the leak check; the input is not modified
+    assert [
+        r.level
+        for r in check_indicators(out)
+        if r.check_id == "indicators.suppressed_value_published"
+    ] == ["pass"]
+    assert not fact["suppressed"].any()
+
+
+def _tree_admin(shape: list[int]) -> pd.DataFrame:
+    rows = [("R", None)]
+    for i, n_children in enumerate(shape):
+        rows.append((f"P{i}", "R"))
+        rows += [(f"P{i}C{j}", f"P{i}") for j in range(n_children)]
+    return pd.DataFrame(rows, columns=["ucode", "parent_ucode"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=5), data=st.data(), k=st.integers(1, 10)
+)
+def test_suppression_property(shape: list[int], data: st.DataObject, k: int) -> None:
+    admin = _tree_admin(shape)
+    leaves = admin[admin["ucode"].str.contains("C")]
+    values = data.draw(st.lists(st.integers(0, 30), min_size=len(leaves), max_size=len(leaves)))
+    leaf = pd.Series(values, index=leaves["ucode"].to_numpy(), dtype=float)
+    mids = leaf.groupby(leaves.set_index("ucode")["parent_ucode"]).sum()
+    allv = pd.concat([pd.Series({"R": leaf.sum()}), mids, leaf])
+    fact = pd.DataFrame(
+        {
+            "ucode": allv.index,
+            "indicator_id": "population_u5",
+            "date": "2020-01-01",
+            "value": allv.to_numpy(),
+            "suppressed": False,
+        }
+    )
+    out = suppress_small_counts(fact, admin, k=k)
+    assert out.loc[fact["value"] < k, "suppressed"].all()
+    assert _recoverable(out, fact, admin) == []
+    assert out["suppressed"].sum() == 0 or out.loc[out["suppressed"], "value"].isna().all()
+
+
+def test_pseudonymise(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import hashlib
+    import hmac
+
+    key = "test-key-0123456789abcdef"
+    monkeypatch.setenv("GEOPIPE_PSEUDONYM_KEY", key)
+    frame = pd.DataFrame(
+        {
+            "respondent_id": ["R-001", "R-002", "R-001", None],
+            "phone": ["+250 1", "+250 2", "+250 3", None],
+            "respondent_name": ["Aline", "Jean", "Aline", "Marie"],
+            "value": [1, 2, 3, 4],
+        }
+    )
+    out = drop_personal(pseudonymise(frame, ["respondent_id"]), ["Phone", "respondent_name"])
+    assert frame["respondent_id"].iloc[0] == "R-001", "input unchanged"
+    expected = hmac.new(
+        key.encode(), b"R-001", hashlib.sha256
+    ).hexdigest()  # reference: the stdlib directly
+    assert out["respondent_id"].iloc[0] == expected == out["respondent_id"].iloc[2]
+    assert out["respondent_id"].iloc[1] != expected and out["respondent_id"].iloc[3] is None
+    assert list(out.columns) == ["respondent_id", "value"]
+    path = tmp_path / "out.parquet"
+    out.to_parquet(path)
+    raw = path.read_bytes()
+    table = pq.read_table(path).to_pandas()
+    for secret in ["R-001", "R-002", "Aline", "Jean", "+250", key]:
+        assert secret.encode() not in raw, secret
+        assert (
+            not table.astype(str)
+            .apply(lambda c, s=secret: c.str.contains(s, regex=False))
+            .any()
+            .any()
+        )
+    assert {"phone", "respondent_name"}.isdisjoint(table.columns)
+
+
+def test_pseudonymise_needs_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEOPIPE_PSEUDONYM_KEY", raising=False)
+    with pytest.raises(ConfigError, match="GEOPIPE_PSEUDONYM_KEY"):
+        pseudonymise(pd.DataFrame({"id": ["a"]}), "id")
+    monkeypatch.setenv("MY_KEY", "short")
+    with pytest.raises(GeopipeError, match="MY_KEY"):
+        pseudonymise(pd.DataFrame({"id": ["a"]}), "id", key_env="MY_KEY")
+
+
+def test_personal_columns_never_reach_outputs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, testdata
+) -> None:
+    """A school table with names and phones: after read_points(drop_columns=) / drop_personal and
+    pseudonymise, the GeoParquet written holds no personal column and no original id."""
+    from geopipe.io.geoparquet import write_geoparquet
+
+    monkeypatch.setenv("GEOPIPE_PSEUDONYM_KEY", "another-test-key-0123456789")
+    csv = tmp_path / "schools.csv"
+    csv.write_text(
+        "school_id,head_teacher,phone,lat,lon\nSCH-1,Aline U.,+250788000001,-1.95123,30.06123\n"
+        "SCH-2,Jean K.,+250788000002,-2.59123,29.74123\n",
+        encoding="utf-8",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeopipeWarning)
+        points = read_points(csv, id_col="school_id", drop_columns=["phone"])
+    safe = pseudonymise(drop_personal(points, ["head_teacher"]), ["point_id", "school_id"])
+    out = tmp_path / "schools.parquet"
+    write_geoparquet(safe, out)
+    table = pq.read_table(out).to_pandas()
+    assert {"phone", "head_teacher"}.isdisjoint(table.columns)
+    raw = out.read_bytes()
+    for secret in ["SCH-1", "SCH-2", "+250788", "Aline", "Jean K"]:
+        assert secret.encode() not in raw
+    assert len(table) == 2
+
+
+def test_reference_detects_leaks_without_complementary_suppression(
+    rwanda: gpd.GeoDataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The brute-force reference is not vacuous: with primary suppression only, it finds leaks."""
+    import geopipe.quality.privacy as privacy
+
+    monkeypatch.setattr(privacy, "_complementary", lambda fact, value, hidden, sums, admin: hidden)
+    rng = np.random.default_rng(11)
+    n = int((rwanda["admin_level"] == 2).sum())
+    fact = _fact(
+        rwanda,
+        rng.integers(0, 40, n).astype(float),
+        rng.integers(0, 12, n).astype(float),
+        rng.integers(0, 6, n).astype(float),
+    )
+    out = privacy.suppress_small_counts(fact, rwanda, k=5)
+    assert any("parent − siblings" in leak for leak in _recoverable(out, fact, rwanda))
