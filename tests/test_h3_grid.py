@@ -86,7 +86,7 @@ def _check_population(grid: gpd.GeoDataFrame, admin: gpd.GeoDataFrame, raster) -
     assert frag["sum"].sum() == pytest.approx(total, rel=1e-4)
 
 
-@pytest.mark.parametrize("res", [6, 7])
+@pytest.mark.parametrize("res", [6, pytest.param(7, marks=pytest.mark.slow)])
 def test_vnm_split_tiles_units(res):
     admin = vnm_adm1()
     grid = vnm_grid(res)
@@ -169,7 +169,8 @@ def test_finest_level_only():
     adm1 = vnm_adm1().iloc[FEW]
     adm0 = gpd.GeoDataFrame(
         {"ucode": ["VNM_V1"], "admin_level": [0]},
-        geometry=[shapely.union_all(adm1.geometry.to_numpy())], crs=4326,
+        geometry=[shapely.union_all(adm1.geometry.to_numpy())],
+        crs=4326,
     )
     grid = h3_grid(pd.concat([adm0, adm1], ignore_index=True), 5)
     assert set(grid["ucode"]) == set(adm1["ucode"])
@@ -193,8 +194,9 @@ def test_holes_and_islands():
 
 def test_antimeridian():
     # a unit split at ±180° as GeoJSON (RFC 7946) does it, like Fiji or Chukotka
-    unit = shapely.MultiPolygon([shapely.box(179.4, -17.6, 180.0, -16.4),
-                                 shapely.box(-180.0, -17.6, -179.5, -16.4)])
+    unit = shapely.MultiPolygon(
+        [shapely.box(179.4, -17.6, 180.0, -16.4), shapely.box(-180.0, -17.6, -179.5, -16.4)]
+    )
     admin = gpd.GeoDataFrame({"ucode": ["FJI_0001_V1"]}, geometry=[unit], crs=4326)
     grid = h3_grid(admin, 5)
     b = shapely.bounds(shapely.get_parts(grid.geometry.to_numpy()))
@@ -207,8 +209,7 @@ def test_antimeridian():
     assert len(set(whole["cell_id"]) ^ ref) <= 3
     for cid, geom in zip(whole["cell_id"], whole.geometry, strict=True):
         # h3 measures on a sphere: up to ~0.3 % from the WGS 84 area
-        assert geodesic_area(geom) / 1e6 == pytest.approx(h3.cell_area(cid, unit="km^2"),
-                                                         rel=5e-3)
+        assert geodesic_area(geom) / 1e6 == pytest.approx(h3.cell_area(cid, unit="km^2"), rel=5e-3)
 
 
 def test_errors():

@@ -27,7 +27,7 @@ from geopipe.pipeline import run_pipeline
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "pipelines" / "sample.yaml"
-TABLES = ["dim_admin", "dim_indicator", "fact_indicator", "adm0", "adm1", "adm2", "h3_r7"]
+TABLES = ["dim_admin", "dim_indicator", "fact_indicator", "fact_lineage", "adm0", "adm1", "adm2", "h3_r7"]
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +164,18 @@ def test_warehouse_opens_without_geopipe(run):
     assert out.stdout.startswith("Rwanda ")
 
 
+def test_lineage(run):
+    lineage = pd.read_parquet(run.output / "fact_lineage.parquet")
+    manifest = json.loads((run.output / "manifest.json").read_text())
+    assert set(lineage["run_id"]) == {manifest["run_id"]}
+    by = lineage.groupby("indicator_id")["source_id"].apply(set)
+    assert "raster_population_u18" in by["child_poverty_rate"] and "wealth_tiles" in by["child_poverty_rate"]
+    assert "points_schools_total" in by["schools_connected_share"] and "raster_population_total" not in by["schools_connected_share"]
+    assert by["health_facilities"] >= {"points_health_facilities", "admin_adm2"}
+    for row in lineage.itertuples():
+        assert row.source_version == "sha256:" + manifest["inputs"][row.source_id]["sha256"]
+
+
 def test_manifest(run):
     manifest = json.loads((run.output / "manifest.json").read_text())
     assert set(manifest["outputs"]) == {*(f"{t}.parquet" for t in TABLES), "warehouse.duckdb", "geosight.csv", "quality_report.md"}
@@ -239,3 +251,23 @@ def test_incremental_rerun_recomputes_only_what_changed(tmp_path, sample_dir):
     for name in ("fact_indicator", "adm2", "h3_r7"):
         assert (tmp_path / "out" / f"{name}.parquet").read_bytes() == (tmp_path / "full" / f"{name}.parquet").read_bytes(), name
     assert set(full.manifest["quality"]["measure_cache"].values()) == {"computed"}
+
+
+def test_history_partitions_append_and_replace(tmp_path):
+    """Monthly refreshes add a partition; re-running a month replaces only that partition."""
+    cfg = load_config(CONFIG)
+    history = tmp_path / "history"
+    jan = type(cfg)(**{**cfg.__dict__, "history": history, "h3_resolutions": ()})
+    feb = type(cfg)(**{**jan.__dict__, "date": __import__("datetime").date(2020, 2, 1)})
+    run_pipeline(jan, output=tmp_path / "jan")
+    run_pipeline(feb, output=tmp_path / "feb")
+    parts = sorted(p.relative_to(history).as_posix() for p in history.rglob("*.parquet"))
+    assert parts == ["fact_indicator/iso3=RWA/date=2020-01-01/part-0.parquet", "fact_indicator/iso3=RWA/date=2020-02-01/part-0.parquet"]
+    feb_file = history / parts[1]
+    feb_bytes, feb_mtime = feb_file.read_bytes(), feb_file.stat().st_mtime_ns
+    run_pipeline(jan, output=tmp_path / "jan", force=True)
+    assert feb_file.read_bytes() == feb_bytes and feb_file.stat().st_mtime_ns == feb_mtime  # untouched
+    con = duckdb.connect()
+    got = con.sql(f"select date::varchar as d, count(*) from read_parquet('{history}/fact_indicator/**/*.parquet', hive_partitioning=true) group by 1 order by 1").fetchall()
+    n = len(pd.read_parquet(tmp_path / "jan" / "fact_indicator.parquet"))
+    assert got == [("2020-01-01", n), ("2020-02-01", n)]

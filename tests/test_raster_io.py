@@ -49,8 +49,16 @@ def test_not_a_raster(tmp_path):
 
 def test_no_crs(tmp_path):
     path = tmp_path / "nocrs.tif"
-    with rasterio.open(path, "w", driver="GTiff", height=4, width=4, count=1, dtype="uint8",
-                       transform=Affine(1, 0, 0, 0, -1, 4)) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=4,
+        width=4,
+        count=1,
+        dtype="uint8",
+        transform=Affine(1, 0, 0, 0, -1, 4),
+    ) as ds:
         ds.write(np.ones((4, 4), dtype="uint8"), 1)
     with pytest.raises(RasterError, match="has no CRS"):
         open_raster(path)
@@ -59,9 +67,21 @@ def test_no_crs(tmp_path):
 def test_truncated(tmp_path):
     path = tmp_path / "trunc.tif"
     rng = np.random.default_rng(0)
-    with rasterio.open(path, "w", driver="GTiff", height=512, width=512, count=1,
-                       dtype="float32", crs="EPSG:4326", transform=Affine(0.01, 0, 0, 0, -0.01, 5),
-                       tiled=True, blockxsize=256, blockysize=256, compress="deflate") as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=512,
+        width=512,
+        count=1,
+        dtype="float32",
+        crs="EPSG:4326",
+        transform=Affine(0.01, 0, 0, 0, -0.01, 5),
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+    ) as ds:
         ds.write(rng.random((512, 512)).astype("float32"), 1)
     data = path.read_bytes()
     cut = tmp_path / "cut.tif"
@@ -80,12 +100,26 @@ def _tiles(tmp_path, arr, transform, n=2):
         for j in range(n):
             win = Window(cs[j], rs[i], cs[j + 1] - cs[j], rs[i + 1] - rs[i])
             p = tmp_path / f"tile_{i}_{j}.tif"
-            with rasterio.open(p, "w", driver="GTiff", height=win.height, width=win.width,
-                               count=1, dtype=arr.dtype, crs="EPSG:4326", nodata=-99999.0,
-                               transform=Affine(transform.a, 0, transform.c + cs[j] * transform.a,
-                                                0, transform.e,
-                                                transform.f + rs[i] * transform.e)) as ds:
-                ds.write(arr[rs[i]:rs[i + 1], cs[j]:cs[j + 1]], 1)
+            with rasterio.open(
+                p,
+                "w",
+                driver="GTiff",
+                height=win.height,
+                width=win.width,
+                count=1,
+                dtype=arr.dtype,
+                crs="EPSG:4326",
+                nodata=-99999.0,
+                transform=Affine(
+                    transform.a,
+                    0,
+                    transform.c + cs[j] * transform.a,
+                    0,
+                    transform.e,
+                    transform.f + rs[i] * transform.e,
+                ),
+            ) as ds:
+                ds.write(arr[rs[i] : rs[i + 1], cs[j] : cs[j + 1]], 1)
             paths.append(p)
     return paths
 
@@ -111,9 +145,17 @@ def test_vrt_mosaic_roundtrip_and_zonal(tmp_path, testdata):
 
 def test_vrt_rejects_mismatched_tiles(tmp_path):
     for name, res in (("a.tif", 1.0), ("b.tif", 2.0)):
-        with rasterio.open(tmp_path / name, "w", driver="GTiff", height=4, width=4, count=1,
-                           dtype="float32", crs="EPSG:4326",
-                           transform=Affine(res, 0, 0, 0, -res, 10)) as ds:
+        with rasterio.open(
+            tmp_path / name,
+            "w",
+            driver="GTiff",
+            height=4,
+            width=4,
+            count=1,
+            dtype="float32",
+            crs="EPSG:4326",
+            transform=Affine(res, 0, 0, 0, -res, 10),
+        ) as ds:
             ds.write(np.ones((4, 4), dtype="float32"), 1)
     with pytest.raises(RasterError, match="res"):
         build_vrt([tmp_path / "a.tif", tmp_path / "b.tif"], tmp_path / "m.vrt")

@@ -38,9 +38,21 @@ def _brute(path, res: int) -> pd.Series:
 
 
 def _write(path, arr, transform, crs="EPSG:4326"):
-    with rasterio.open(path, "w", driver="GTiff", height=arr.shape[0], width=arr.shape[1],
-                       count=1, dtype=arr.dtype, crs=crs, transform=transform, nodata=-1,
-                       tiled=True, blockxsize=256, blockysize=256) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=arr.shape[0],
+        width=arr.shape[1],
+        count=1,
+        dtype=arr.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=-1,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+    ) as ds:
         ds.write(arr, 1)
     return path
 
@@ -73,8 +85,9 @@ def test_fine_geographic_raster_uses_tiles_and_stays_exact(tmp_path):
 def test_projected_raster(tmp_path):
     rng = np.random.default_rng(4)
     arr = rng.random((400, 500)).astype("float32")
-    path = _write(tmp_path / "utm.tif", arr, Affine(100, 0, 500_000, 0, -100, 9_900_000),
-                  crs="EPSG:32736")
+    path = _write(
+        tmp_path / "utm.tif", arr, Affine(100, 0, 500_000, 0, -100, 9_900_000), crs="EPSG:32736"
+    )
     out = raster_to_h3(path, 7, geometry=True)
     ref = _brute(path, 7)
     got = out.set_index("cell_id")["sum"]
@@ -100,9 +113,18 @@ def test_streaming_20000_squared_under_1gb(tmp_path):
     n = 20_000
     path = tmp_path / "big.tif"
     profile = {
-        "driver": "GTiff", "height": n, "width": n, "count": 1, "dtype": "float32",
-        "crs": "EPSG:4326", "transform": Affine(0.0001, 0, 105.0, 0, -0.0001, 21.0),
-        "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate", "zlevel": 1,
+        "driver": "GTiff",
+        "height": n,
+        "width": n,
+        "count": 1,
+        "dtype": "float32",
+        "crs": "EPSG:4326",
+        "transform": Affine(0.0001, 0, 105.0, 0, -0.0001, 21.0),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
+        "zlevel": 1,
     }
     cols = np.arange(n)
     with rasterio.open(path, "w", **profile) as ds:
@@ -111,8 +133,9 @@ def test_streaming_20000_squared_under_1gb(tmp_path):
             block = ((rows[:, None] % 7) + (cols[None, :] % 5)).astype("float32")
             ds.write(block, 1, window=((r0, r0 + len(rows)), (0, n)))
     assert n * n * 4 > 1.5e9  # 1.6 GB if read whole
-    proc = subprocess.run([sys.executable, "-c", STREAM_SCRIPT, str(path)],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", STREAM_SCRIPT, str(path)], capture_output=True, text=True, check=True
+    )
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["peak"] < 1e9, f"peak memory {res['peak'] / 1e6:.0f} MB"
     expected = n * (np.arange(n) % 7).sum() + n * (np.arange(n) % 5).sum()

@@ -52,8 +52,9 @@ def test_matches_geowrangler(size):
     ref = _geowrangler_cells(admin, size)
     assert set(ours["cell_id"]) == set(ref["cell_id"])
     merged = ours.merge(ref[["cell_id", "geometry"]], on="cell_id")
-    dist = shapely.hausdorff_distance(merged["geometry_x"].to_numpy(),
-                                      merged["geometry_y"].to_numpy())
+    dist = shapely.hausdorff_distance(
+        merged["geometry_x"].to_numpy(), merged["geometry_y"].to_numpy()
+    )
     assert dist.max() < 1e-9
 
 
@@ -71,8 +72,9 @@ def test_ids_stable_across_aois():
     part = square_grid(admin.iloc[[1]], 5_000, split=False).set_index("cell_id")
     common = part.index.intersection(full.index)
     assert len(common) == len(part)
-    assert shapely.equals(part.loc[common].geometry.to_numpy(),
-                          full.loc[common].geometry.to_numpy()).all()
+    assert shapely.equals(
+        part.loc[common].geometry.to_numpy(), full.loc[common].geometry.to_numpy()
+    ).all()
     # the id encodes the cell's position: x = floor(X / size) in EPSG:6933
     cx = gpd.GeoSeries(full.geometry, crs=4326).to_crs("EPSG:6933").centroid
     xs = np.floor(cx.x.to_numpy() / 5_000).astype(int)

@@ -22,8 +22,18 @@ VNM_POP = "real/vnm/vnm_ppp_2020_1km_Aggregated_UNadj.tif"
 
 
 def _write(path: Path, arr: np.ndarray, transform: Affine, crs="EPSG:4326", **kw) -> Path:
-    with rasterio.open(path, "w", driver="GTiff", height=arr.shape[0], width=arr.shape[1],
-                       count=1, dtype=arr.dtype, crs=crs, transform=transform, **kw) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=arr.shape[0],
+        width=arr.shape[1],
+        count=1,
+        dtype=arr.dtype,
+        crs=crs,
+        transform=transform,
+        **kw,
+    ) as ds:
         ds.write(arr, 1)
     return path
 
@@ -45,8 +55,9 @@ def synthetic(tmp_path_factory):
         shapely.box(17.5, 4.43, 19.0, 6.0),  # partly north and east of the raster
         shapely.box(10.31, 3.31, 10.33, 3.33),  # inside a single pixel
     ]
-    units = gpd.GeoDataFrame({"ucode": [f"U{i}" for i in range(len(geoms))]}, geometry=geoms,
-                             crs=4326)
+    units = gpd.GeoDataFrame(
+        {"ucode": [f"U{i}" for i in range(len(geoms))]}, geometry=geoms, crs=4326
+    )
     return {
         "units": units,
         "values": _write(tmp / "v.tif", vals, tr, nodata=-1.0),
@@ -68,32 +79,39 @@ def test_stats_match_exactextract(synthetic, stat):
 
 @pytest.mark.parametrize("stat", ["weighted_sum", "weighted_mean"])
 def test_weighted_stats_match_exactextract(synthetic, stat):
-    out = zonal_raster(synthetic["units"], synthetic["values"], stats=(stat,),
-                       weights=synthetic["weights"])
-    ref = exact_extract(str(synthetic["values"]), synthetic["units"], stat,
-                        weights=str(synthetic["weights"]), output="pandas")
+    out = zonal_raster(
+        synthetic["units"], synthetic["values"], stats=(stat,), weights=synthetic["weights"]
+    )
+    ref = exact_extract(
+        str(synthetic["values"]),
+        synthetic["units"],
+        stat,
+        weights=str(synthetic["weights"]),
+        output="pandas",
+    )
     np.testing.assert_allclose(out[stat].to_numpy(), ref[stat].to_numpy(), rtol=1e-7)
 
 
 def test_pixel_weights_match_exactextract_coverage(synthetic):
     units = synthetic["units"]
     pw = pixel_weights(units, synthetic["values"])
-    ref = exact_extract(str(synthetic["values"]), units, ["cell_id", "coverage"],
-                        output="pandas")
+    ref = exact_extract(str(synthetic["values"]), units, ["cell_id", "coverage"], output="pandas")
     width = pw.shape[1]
     with rasterio.open(synthetic["values"]) as ds:
         nodata = np.flatnonzero(ds.read(1).ravel() == ds.nodata)  # exactextract skips those
     for i, row in ref.iterrows():
         keep = np.asarray(row["coverage"]) > 1e-9
-        expected = dict(zip(np.asarray(row["cell_id"])[keep], np.asarray(row["coverage"])[keep],
-                            strict=True))
+        expected = dict(
+            zip(np.asarray(row["cell_id"])[keep], np.asarray(row["coverage"])[keep], strict=True)
+        )
         sel = pw.unit == i
         got = dict(zip(pw.row[sel] * width + pw.col[sel], pw.coverage[sel], strict=True))
         got = {k: v for k, v in got.items() if k not in set(nodata)}
         assert set(got) == set(expected)
         # exactextract returns coverage as float32: compare at single precision
-        np.testing.assert_allclose([got[k] for k in expected], list(expected.values()),
-                                   rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            [got[k] for k in expected], list(expected.values()), rtol=1e-6, atol=1e-7
+        )
     # pixel centres: same as rasterio's xy for the same pixels
     lon, lat = pw.pixel_lonlat()
     with rasterio.open(synthetic["values"]) as ds:
@@ -107,15 +125,18 @@ def test_units_reprojected_to_raster_crs(tmp_path):
     # units reprojected by geopandas
     rng = np.random.default_rng(1)
     tr = Affine(100, 0, 500_000, 0, -100, 9_900_000)
-    path = _write(tmp_path / "utm.tif", rng.random((200, 300)).astype("float32"), tr,
-                  crs="EPSG:32736")
+    path = _write(
+        tmp_path / "utm.tif", rng.random((200, 300)).astype("float32"), tr, crs="EPSG:32736"
+    )
     units = gpd.GeoDataFrame(
         {"ucode": ["A", "B"]},
         geometry=[shapely.box(0, 9_880_000, 0, 0), shapely.box(0, 0, 0, 0)],
         crs="EPSG:32736",
     )
-    units.geometry = [shapely.Point(510_000, 9_890_000).buffer(4_000),
-                      shapely.box(520_000, 9_885_000, 531_000, 9_895_500)]
+    units.geometry = [
+        shapely.Point(510_000, 9_890_000).buffer(4_000),
+        shapely.box(520_000, 9_885_000, 531_000, 9_895_500),
+    ]
     ll = units.to_crs(4326)
     out = zonal_raster(ll, path, stats=("sum", "count"))
     ref = exact_extract(str(path), ll.to_crs("EPSG:32736"), ["sum", "count"], output="pandas")
@@ -139,8 +160,9 @@ def test_scale_offset_and_nodata(tmp_path, synthetic):
         ids = np.asarray(row["cell_id"], dtype=np.int64)
         c = np.asarray(row["coverage"])
         ok = flat[ids] != -9999
-        assert out["sum"][i] == pytest.approx(float((c[ok] * (flat[ids][ok] * 0.5 + 2)).sum()),
-                                              rel=1e-6, abs=1e-9)
+        assert out["sum"][i] == pytest.approx(
+            float((c[ok] * (flat[ids][ok] * 0.5 + 2)).sum()), rel=1e-6, abs=1e-9
+        )
         assert out["count"][i] == pytest.approx(float(c[ok].sum()), rel=1e-6, abs=1e-9)
 
 
@@ -154,8 +176,9 @@ def test_several_rasters_share_one_weight_pass(synthetic, monkeypatch):
 
     monkeypatch.setattr(zr, "polygon_coverage", counting)
     units = synthetic["units"]
-    out = zonal_raster(units, {"a": synthetic["values"], "b": synthetic["weights"]},
-                       stats=("sum", "mean"))
+    out = zonal_raster(
+        units, {"a": synthetic["values"], "b": synthetic["weights"]}, stats=("sum", "mean")
+    )
     assert len(calls) == 1
     for pfx, path in (("a", synthetic["values"]), ("b", synthetic["weights"])):
         ref = exact_extract(str(path), units, ["sum", "mean"], output="pandas")
@@ -206,10 +229,14 @@ def test_sao_miguel_fraction_and_renormalize(testdata, shared_real):
     assert rep["outside_share"] == pytest.approx(0.094, abs=0.001)
     # renormalize: the units hold the raster's total over the pixels they touch
     renorm = zonal_raster(units, raster, edge="renormalize")
-    touched = np.unique(np.concatenate([
-        np.asarray(c)[np.asarray(w) > 0] for c, w in zip(ref["cell_id"], ref["coverage"],
-                                                          strict=True)
-    ]).astype(np.int64))
+    touched = np.unique(
+        np.concatenate(
+            [
+                np.asarray(c)[np.asarray(w) > 0]
+                for c, w in zip(ref["cell_id"], ref["coverage"], strict=True)
+            ]
+        ).astype(np.int64)
+    )
     flat = arr.filled(0).ravel()
     assert renorm["sum"].sum() == pytest.approx(float(flat[touched].sum()), rel=1e-4)
     assert (renorm["sum"].to_numpy() >= frac["sum"].to_numpy() - 1e-9).all()
@@ -223,3 +250,14 @@ def test_vnm_provinces_match_exactextract(testdata):
     ref = exact_extract(str(raster), units, ["sum", "mean"], output="pandas")
     np.testing.assert_allclose(out["sum"], ref["sum"], rtol=1e-7)
     np.testing.assert_allclose(out["mean"], ref["mean"], rtol=1e-7)
+
+
+def test_no_overlap_warns(synthetic):
+    from geopipe.errors import GeopipeWarning
+
+    far = gpd.GeoDataFrame({"ucode": ["X"]}, geometry=[shapely.box(50, 50, 51, 51)], crs=4326)
+    with pytest.warns(GeopipeWarning, match="no unit overlaps"):
+        out = zonal_raster(far, synthetic["values"], stats=("sum", "mean"))
+    assert out["sum"].iloc[0] == 0 and np.isnan(out["mean"].iloc[0])
+    rep = out.attrs["geopipe"]["zonal_raster"][str(synthetic["values"])]
+    assert rep["outside_share"] == pytest.approx(1.0)

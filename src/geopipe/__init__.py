@@ -91,9 +91,9 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .quality.privacy import pseudonymise, suppress_small_counts
     from .quality.rasters import check_raster
     from .quality.report import quality_report
-    from .zonal.layers import zonal_layer
     from .zonal.areal import areal_interpolate
     from .zonal.distance import nearest_distance, population_within
+    from .zonal.layers import zonal_layer
     from .zonal.lines import line_length
     from .zonal.points import count_points
     from .zonal.raster import pixel_weights, zonal_raster

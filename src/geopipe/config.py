@@ -35,7 +35,7 @@ from .errors import ConfigError, MissingFileError, problem
 
 __all__ = ["PipelineConfig", "PointLayer", "load_config"]
 
-_TOP_KEYS = {"name", "date", "output", "admin", "rasters", "points", "indicators", "grids", "age_shares", "description", "wealth", "connectivity", "service", "quality"}
+_TOP_KEYS = {"name", "date", "output", "admin", "rasters", "points", "indicators", "grids", "age_shares", "description", "wealth", "connectivity", "service", "quality", "history"}
 _LAYER_KEYS = {"tiles", "value", "scale", "poverty_threshold", "broadband_mbps", "min_tests", "zoom"}
 _SERVICE_KEYS = {"facilities", "distance_km"}
 _ADMIN_KEYS = {"source", "iso3", "mapping", "valid_on", "layer", "crs", "version"}
@@ -70,6 +70,7 @@ class PipelineConfig:
     connectivity: dict[str, Any] = field(default_factory=dict)
     service: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
+    history: Path | None = None
     config_path: Path | None = None
 
     def input_files(self) -> dict[str, Path]:
@@ -228,6 +229,7 @@ def load_config(source: str | Path | Mapping[str, Any], *, base: str | Path | No
                 errors.append("service: needs a 'population_total' raster under 'rasters'")
             service = {"facilities": str(spec["facilities"]), "distance_km": float(spec.get("distance_km", 5.0))}
     quality = dict(data.get("quality") or {})
+    history = (root / str(data["history"])).resolve() if data.get("history") else None
 
     if errors:
         raise ConfigError(problem(f"'{label}'", "has problems: " + "; ".join(errors), "fix them (see pipelines/sample.yaml for a working example)", where="load_config"))
@@ -235,7 +237,7 @@ def load_config(source: str | Path | Mapping[str, Any], *, base: str | Path | No
         name=name, date=date, output=output, admin_source=admin_source, admin_options=admin_options,
         rasters=rasters, points=tuple(points), indicators=indicators, h3_resolutions=h3_res,
         age_shares=age_shares, wealth=wealth, connectivity=connectivity, service=service,
-        quality=quality, config_path=config_path,
+        quality=quality, history=history, config_path=config_path,
     )
 
 

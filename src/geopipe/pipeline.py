@@ -26,7 +26,7 @@ from .errors import InputError, MissingColumnError, problem
 
 __all__ = [
     "RunResult", "add_age_shares", "add_connectivity", "add_measures", "add_point_counts",
-    "add_raster_sums", "add_service_coverage", "add_wealth", "compare_top_level", "run_pipeline",
+    "add_raster_sums", "add_service_coverage", "add_wealth", "compare_top_level", "indicator_sources", "run_pipeline", "append_history",
     "wide_by_level",
 ]
 
@@ -74,6 +74,8 @@ def run_pipeline(config: PipelineConfig | str | Path, *, output: str | Path | No
     with timer.step("fingerprint_inputs"):
         for role, path in sorted(cfg.input_files().items()):
             manifest.add_input(role, path)
+    # the run id names the input state (inputs + parameters), so reruns reproduce identical tables
+    manifest.run_id = manifest.inputs_key()[:12]
     previous = out_dir / "manifest.json"
     if not force and previous.is_file():
         old = RunManifest.read(previous)
@@ -83,6 +85,10 @@ def run_pipeline(config: PipelineConfig | str | Path, *, output: str | Path | No
     import shutil
     import tempfile
 
+    if out_dir.parent.is_dir():  # leftovers of runs killed mid-write (older than an hour)
+        from .io.atomic import remove_stale_temps
+
+        remove_stale_temps(out_dir.parent)
     with timer.step("read_admin"):
         admin = _read_admin(cfg)
     with timer.step("input_checks"):
@@ -96,7 +102,26 @@ def run_pipeline(config: PipelineConfig | str | Path, *, output: str | Path | No
             written = _write_run(out_dir, tables, manifest, reports, skipped, cache_tmp, checks, quarantined)
     finally:
         shutil.rmtree(cache_tmp, ignore_errors=True)
+    if cfg.history is not None:
+        with timer.step("history"):
+            append_history(tables["fact_indicator"], admin, cfg.history)
     return RunResult(out_dir, tables, written, timings=dict(manifest.timings))
+
+
+def append_history(fact: pd.DataFrame, admin: pd.DataFrame, root: Path | str) -> list[Path]:
+    """Add this run's fact rows to a history dataset partitioned by ``iso3`` and ``date``.
+
+    A monthly refresh adds a partition; re-running the same month replaces that partition only
+    (atomically), so ``read_parquet('<root>/fact_indicator/**/*.parquet', hive_partitioning=true)``
+    always sees whole months.
+    """
+    from .io.partitioned import write_partitioned
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    iso = admin.set_index("ucode")["iso3"]
+    rows = fact.assign(iso3=fact["ucode"].map(iso).to_numpy())
+    return write_partitioned(rows, root / "fact_indicator", ("iso3", "date"))
 
 
 def _build(cfg: PipelineConfig, admin: gpd.GeoDataFrame, manifest: Any, checks: list[Any], out_dir: Path, cache_tmp: Path, force: bool) -> tuple[dict[str, pd.DataFrame], dict[str, Any], dict[str, str]]:
@@ -133,13 +158,50 @@ def _build(cfg: PipelineConfig, admin: gpd.GeoDataFrame, manifest: Any, checks: 
         manifest.quality["suppression"] = _jsonable(fact.attrs.get("geopipe", {}).get("suppression", {}))
         fact.attrs = {}
         raise_on_fail(checks)  # before anything is written: a failed run leaves the old outputs
+    from .manifest import fact_lineage
+
     tables: dict[str, pd.DataFrame] = {"dim_admin": admin, "dim_indicator": dim_indicator, "fact_indicator": fact}
+    tables["fact_lineage"] = fact_lineage(fact, run_id=manifest.run_id, sources=manifest.inputs, uses=indicator_sources(cfg, sorted(fact["indicator_id"].unique())))
     tables.update(wide_by_level(fact, admin))
     for res in cfg.h3_resolutions:
         with timer.step(f"h3_r{res}"):
             tables[f"h3_r{res}"] = _h3_table(admin, res, cfg, ids, cache)
     reports["measure_cache"] = dict(sorted(cache.status.items()))
     return tables, reports, result.skipped
+
+
+def indicator_sources(cfg: PipelineConfig, ids: list[str]) -> dict[str, list[str]]:
+    """Input roles (keys of ``manifest.inputs``) each indicator is computed from, for lineage."""
+    from .indicators.catalog import get_indicators
+
+    admin_roles = [r for r in cfg.input_files() if r.startswith("admin")]
+    cols: dict[str, list[str]] = {k: [f"raster_{k}"] for k in cfg.rasters}
+    for layer in cfg.points:
+        for col in (layer.name, *layer.subsets):
+            cols[col] = [f"points_{layer.name}"]
+    if cfg.age_shares is not None:
+        for col in ("population_u18", "population_u5"):
+            cols.setdefault(col, ["age_shares", "raster_population_total"])
+    if cfg.wealth:
+        for col in ("children_in_poverty", "wealth_index_mean", "children_with_wealth_data"):
+            cols[col] = ["wealth_tiles", "raster_population_u18"]
+    if cfg.connectivity:
+        for col in ("download_mbps_mean", "population_broadband", "population_with_speed_data"):
+            cols[col] = ["connectivity_tiles", "raster_population_total"]
+        cols["children_without_connectivity"] = ["connectivity_tiles", "raster_population_u18"]
+    if cfg.service:
+        fac = f"points_{cfg.service['facilities']}"
+        for col in ("population_within_health", "distance_to_health_km_mean"):
+            cols[col] = [fac, "raster_population_total"]
+        cols["children_beyond_5km_health"] = [fac, "raster_population_u18"]
+    catalog = get_indicators()
+    out: dict[str, list[str]] = {}
+    for ind_id in ids:
+        ind = catalog[ind_id]
+        parts = [ind_id, *ind.depends_on]
+        roles = {r for part in parts for r in cols.get(part, [])}
+        out[ind_id] = sorted(roles | set(admin_roles))
+    return out
 
 
 def _dim_indicator(catalog: pd.DataFrame, fact: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:

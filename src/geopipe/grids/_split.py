@@ -53,8 +53,12 @@ def finest_units(admin: gpd.GeoDataFrame, where: str) -> gpd.GeoDataFrame:
         )
     if "ucode" not in admin.columns:
         raise MissingColumnError(
-            problem("admin", "has no 'ucode' column",
-                    "read it with gp.read_admin or add a unique 'ucode' column", where=where)
+            problem(
+                "admin",
+                "has no 'ucode' column",
+                "read it with gp.read_admin or add a unique 'ucode' column",
+                where=where,
+            )
         )
     if admin.crs is None:
         raise GeometryError(
@@ -92,8 +96,12 @@ def finest_units(admin: gpd.GeoDataFrame, where: str) -> gpd.GeoDataFrame:
     types = shapely.get_type_id(geoms)
     if not np.isin(types, POLYGONAL).all():
         raise GeometryError(
-            problem("admin geometry", "has non-polygon rows",
-                    "pass (Multi)Polygon admin units", where=where)
+            problem(
+                "admin geometry",
+                "has non-polygon rows",
+                "pass (Multi)Polygon admin units",
+                where=where,
+            )
         )
     return gpd.GeoDataFrame(
         {"ucode": units["ucode"].to_numpy()}, geometry=geoms, crs=4326

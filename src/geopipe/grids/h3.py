@@ -41,16 +41,17 @@ def _h3ronpy(where: str):
 
 
 def _check_args(resolution: int, contain: str, where: str) -> None:
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or not (
-        0 <= int(resolution) <= 15
+    if (
+        isinstance(resolution, bool)
+        or not isinstance(resolution, (int, np.integer))
+        or not (0 <= int(resolution) <= 15)
     ):
         raise InputError(
             problem("resolution", f"was {resolution!r}", "use an integer 0-15", where=where)
         )
     if contain not in CONTAIN_MODES:
         raise InputError(
-            problem("contain", f"was {contain!r}", f"use one of {list(CONTAIN_MODES)}",
-                    where=where)
+            problem("contain", f"was {contain!r}", f"use one of {list(CONTAIN_MODES)}", where=where)
         )
 
 
@@ -175,7 +176,12 @@ def h3_grid(admin, resolution: int, contain: str = "overlap", split: bool = True
     polys = cell_polygons(cells)
     out = split_cells(polys, _cell_strings(cells), units, split=bool(split))
     out.attrs["geopipe"] = {
-        "h3_grid": {"resolution": int(resolution), "contain": contain, "split": bool(split),
-                    "cells": len(cells), "rows": len(out)}
+        "h3_grid": {
+            "resolution": int(resolution),
+            "contain": contain,
+            "split": bool(split),
+            "cells": len(cells),
+            "rows": len(out),
+        }
     }
     return out

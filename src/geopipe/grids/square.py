@@ -37,8 +37,12 @@ def _candidate_cells(geoms_proj: np.ndarray, size: float) -> tuple[np.ndarray, n
     total = int((nx * ny).sum())
     if total > _MAX_CELLS:
         raise InputError(
-            problem("size_m", f"gives {total:,} candidate cells",
-                    "use a larger cell size or fewer/smaller units", where="square_grid")
+            problem(
+                "size_m",
+                f"gives {total:,} candidate cells",
+                "use a larger cell size or fewer/smaller units",
+                where="square_grid",
+            )
         )
     unit = np.repeat(np.arange(len(b)), nx * ny)
     k = np.arange(total) - np.repeat(np.cumsum(nx * ny) - nx * ny, nx * ny)
@@ -84,37 +88,55 @@ def square_grid(
     >>> grid["cell_id"].iloc[0]  # doctest: +SKIP
     'sq_5000_1972_251'
     """
-    if isinstance(size_m, bool) or not isinstance(size_m, (int, float, np.number)) or not (
-        size_m > 0 and np.isfinite(size_m)
+    if (
+        isinstance(size_m, bool)
+        or not isinstance(size_m, (int, float, np.number))
+        or not (size_m > 0 and np.isfinite(size_m))
     ):
         raise InputError(
-            problem("size_m", f"was {size_m!r}", "pass a positive cell size in metres",
-                    where="square_grid")
+            problem(
+                "size_m",
+                f"was {size_m!r}",
+                "pass a positive cell size in metres",
+                where="square_grid",
+            )
         )
     gcrs = CRS.from_user_input(crs)
     if not gcrs.is_projected:
         raise InputError(
-            problem("crs", f"{crs!r} is not projected", "use a metric CRS such as EPSG:6933",
-                    where="square_grid")
+            problem(
+                "crs",
+                f"{crs!r} is not projected",
+                "use a metric CRS such as EPSG:6933",
+                where="square_grid",
+            )
         )
     units = finest_units(admin, "square_grid")
     size = float(size_m)
     to_grid = Transformer.from_crs(4326, gcrs, always_xy=True)
     to_ll = Transformer.from_crs(gcrs, 4326, always_xy=True)
     geoms = np.asarray(units.geometry.values)
-    proj = shapely.transform(geoms, lambda xy: np.column_stack(to_grid.transform(xy[:, 0], xy[:, 1])))
+    proj = shapely.transform(
+        geoms, lambda xy: np.column_stack(to_grid.transform(xy[:, 0], xy[:, 1]))
+    )
     xs, ys = _candidate_cells(proj, size)
     boxes = shapely.box(xs * size, ys * size, (xs + 1) * size, (ys + 1) * size)
     if not gcrs.equals(CRS.from_user_input(AREA_CRS)):
         boxes = shapely.segmentize(boxes, size / 16)
-    cells = shapely.transform(boxes, lambda xy: np.column_stack(to_ll.transform(xy[:, 0], xy[:, 1])))
+    cells = shapely.transform(
+        boxes, lambda xy: np.column_stack(to_ll.transform(xy[:, 0], xy[:, 1]))
+    )
     label = _size_label(size)
     ids = np.char.add(
         np.char.add(f"sq_{label}_", xs.astype(str)), np.char.add("_", ys.astype(str))
     ).astype(object)
     out = split_cells(cells, ids, units, split=bool(split))
     out.attrs["geopipe"] = {
-        "square_grid": {"size_m": size, "crs": gcrs.to_string(), "split": bool(split),
-                        "rows": len(out)}
+        "square_grid": {
+            "size_m": size,
+            "crs": gcrs.to_string(),
+            "split": bool(split),
+            "rows": len(out),
+        }
     }
     return out

@@ -80,8 +80,12 @@ def open_raster(path: PathLike, *, check: bool = True) -> rasterio.DatasetReader
     try:
         if ds.count < 1:
             raise RasterError(
-                problem(f"raster '{spath}'", "has no bands", "pass a raster with data",
-                        where="open_raster")
+                problem(
+                    f"raster '{spath}'",
+                    "has no bands",
+                    "pass a raster with data",
+                    where="open_raster",
+                )
             )
         if ds.crs is None:
             raise RasterError(
@@ -157,7 +161,8 @@ def raster_info(path: PathLike) -> dict[str, Any]:
             "bounds": [float(b) for b in ds.bounds],
             "transform": [float(t) for t in tuple(ds.transform)[:6]],
             "dtype": str(ds.dtypes[0]),
-            "nodata": None if nodata is None or (isinstance(nodata, float) and math.isnan(nodata))
+            "nodata": None
+            if nodata is None or (isinstance(nodata, float) and math.isnan(nodata))
             else float(nodata),
             "scale": float(ds.scales[0]),
             "offset": float(ds.offsets[0]),
@@ -194,7 +199,9 @@ def build_vrt(tiles: Sequence[PathLike], out_path: PathLike) -> Path:
     PosixPath('mosaic.vrt')
     """
     if not tiles:
-        raise RasterError(problem("tiles", "is empty", "pass at least one raster", where="build_vrt"))
+        raise RasterError(
+            problem("tiles", "is empty", "pass at least one raster", where="build_vrt")
+        )
     infos = [raster_info(t) for t in tiles]
     ref = infos[0]
     for info in infos[1:]:
@@ -243,9 +250,16 @@ def build_vrt(tiles: Sequence[PathLike], out_path: PathLike) -> Path:
 def _vrt_xml(ref, placements, crs_wkt, colorinterp, left, top, width, height) -> str:
     xres, yres = ref["res"]
     gdal_type = {
-        "uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16",
-        "uint32": "UInt32", "int32": "Int32", "uint64": "UInt64", "int64": "Int64",
-        "float32": "Float32", "float64": "Float64",
+        "uint8": "Byte",
+        "int8": "Int8",
+        "uint16": "UInt16",
+        "int16": "Int16",
+        "uint32": "UInt32",
+        "int32": "Int32",
+        "uint64": "UInt64",
+        "int64": "Int64",
+        "float32": "Float32",
+        "float64": "Float64",
     }[ref["dtype"]]
     lines = [
         f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -80,7 +80,6 @@ class PixelWeights:
     run_row: np.ndarray
     run_start: np.ndarray
     run_stop: np.ndarray
-    info: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def _dense(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -545,6 +544,14 @@ def zonal_raster(
                     )
                 if key not in cache:
                     cache[key] = _weights_for_grid(units, ds, edge)
+                    if len(cache[key].edge_unit) + len(cache[key].run_unit) == 0:
+                        warnings.warn(
+                            f"zonal_raster: no unit overlaps raster '{path}' (after reprojecting "
+                            "the units to its CRS); every statistic is 0 or NaN. Check the "
+                            "raster's extent and the units' CRS",
+                            GeopipeWarning,
+                            stacklevel=2,
+                        )
                 pw = cache[key]
                 acc = _reduce_raster(ds, wds, pw, stats, report_touched=True)
             for col, values in _columns(acc, stats, pfx).items():

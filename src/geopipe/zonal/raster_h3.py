@@ -56,8 +56,10 @@ class _Locator:
         self.t = ds.transform
         self.res = int(resolution)
         crs = CRS.from_user_input(ds.crs)
-        self.to_ll = None if crs.equals(CRS.from_epsg(4326)) else Transformer.from_crs(
-            crs, 4326, always_xy=True
+        self.to_ll = (
+            None
+            if crs.equals(CRS.from_epsg(4326))
+            else Transformer.from_crs(crs, 4326, always_xy=True)
         )
         self.h3r = _h3ronpy()
         self.tile = self._tile_size(ds, crs)
@@ -68,12 +70,15 @@ class _Locator:
         edge_m = h3.average_hexagon_edge_length(self.res, unit="m")
         if crs.is_geographic:
             lat = abs(ds.xy(ds.height // 2, 0)[1])
-            px = max(abs(self.t.a) * 111_320 * math.cos(math.radians(min(lat, 89))),
-                     abs(self.t.e) * 110_574)
+            px = max(
+                abs(self.t.a) * 111_320 * math.cos(math.radians(min(lat, 89))),
+                abs(self.t.e) * 110_574,
+            )
             px = max(px, abs(self.t.e) * 110_574)
         else:
-            px = max(abs(self.t.a), abs(self.t.e)) * (crs.axis_info[0].unit_conversion_factor
-                                                       if crs.axis_info else 1.0)
+            px = max(abs(self.t.a), abs(self.t.e)) * (
+                crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+            )
         tile = 1
         while tile * 2 <= _MAX_TILE and tile * 2 * px <= edge_m:
             tile *= 2
@@ -88,7 +93,8 @@ class _Locator:
         if self.to_ll is not None:
             x, y = self.to_ll.transform(x, y)
         out = self.h3r.vector.coordinates_to_cells(
-            np.ascontiguousarray(y, dtype=np.float64), np.ascontiguousarray(x, dtype=np.float64),
+            np.ascontiguousarray(y, dtype=np.float64),
+            np.ascontiguousarray(x, dtype=np.float64),
             self.res,
         )
         return np.asarray(out, dtype=np.uint64)
@@ -136,8 +142,9 @@ def _block_labels(loc: _Locator, r0: int, nrows: int, width: int, valid: np.ndar
         im = np.minimum(i0 + half, nrows - 1)
         jm = np.minimum(j0 + half, width - 1)
         n = len(ti)
-        new = loc.cells(np.concatenate([i0, im, im, im, i1]) + r0,
-                        np.concatenate([jm, j0, jm, j1, jm])).reshape(5, n)
+        new = loc.cells(
+            np.concatenate([i0, im, im, im, i1]) + r0, np.concatenate([jm, j0, jm, j1, jm])
+        ).reshape(5, n)
         top, left, mid, right, bottom = new
         ti = np.concatenate([2 * ti, 2 * ti, 2 * ti + 1, 2 * ti + 1])
         tj = np.concatenate([2 * tj, 2 * tj + 1, 2 * tj, 2 * tj + 1])
@@ -205,12 +212,15 @@ def raster_to_h3(
     >>> cells = raster_to_h3("pop.tif", 7, prefix="pop")  # doctest: +SKIP
     >>> cells["pop_sum"].sum()  # doctest: +SKIP
     """
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or not (
-        0 <= int(resolution) <= 15
+    if (
+        isinstance(resolution, bool)
+        or not isinstance(resolution, (int, np.integer))
+        or not (0 <= int(resolution) <= 15)
     ):
         raise InputError(
-            problem("resolution", f"was {resolution!r}", "use an integer 0-15",
-                    where="raster_to_h3")
+            problem(
+                "resolution", f"was {resolution!r}", "use an integer 0-15", where="raster_to_h3"
+            )
         )
     parts_c: list[np.ndarray] = []
     parts_s: list[np.ndarray] = []
@@ -219,8 +229,12 @@ def raster_to_h3(
     with open_raster(raster) as ds, rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=128):
         if ds.transform.b != 0 or ds.transform.d != 0:
             raise RasterError(
-                problem(f"raster '{raster}'", "has a rotated geotransform",
-                        "warp it to a north-up grid first", where="raster_to_h3")
+                problem(
+                    f"raster '{raster}'",
+                    "has a rotated geotransform",
+                    "warp it to a north-up grid first",
+                    where="raster_to_h3",
+                )
             )
         loc = _Locator(ds, int(resolution))
         bh = ds.block_shapes[0][0]
@@ -280,4 +294,3 @@ def _combine(parts_c, parts_s, parts_n, prefix: str | None) -> pd.DataFrame:
     df = df[df[name_n] > 0]
     df["cell_id"] = df["cell_id"].astype("str")
     return df.sort_values("cell_id", kind="stable").reset_index(drop=True)
-
