@@ -46,8 +46,9 @@ def _h3ronpy_cover(geoms: np.ndarray) -> np.ndarray:
     import h3ronpy
     from h3ronpy.vector import wkb_to_cells
 
-    cells = wkb_to_cells(shapely.to_wkb(geoms), RES,
-                         containment_mode=h3ronpy.ContainmentMode.Covers, flatten=True)
+    cells = wkb_to_cells(
+        shapely.to_wkb(geoms), RES, containment_mode=h3ronpy.ContainmentMode.Covers, flatten=True
+    )
     return np.unique(np.asarray(cells, dtype=np.uint64))
 
 
@@ -83,20 +84,28 @@ def main() -> None:
     polys = make_polygons().to_crs(4326)
     rasters = make_rasters()
     geoms = np.asarray(polys.geometry.values)
-    print(f"bench_h3: {len(polys):,} polygons, H3 res {RES}; raster 6,000^2 (100 m); "
-          f"median of {REPEATS} (data ready in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"bench_h3: {len(polys):,} polygons, H3 res {RES}; raster 6,000^2 (100 m); "
+        f"median of {REPEATS} (data ready in {time.perf_counter() - t0:.1f} s)"
+    )
     rows: list[tuple[str, str, float, float, str]] = []
     t_gp, ours = _time(lambda: h3_cells(polys, RES))
     rows.append(("cover", "geopipe h3_cells", t_gp, 1.0, f"{len(ours):,} cells"))
     t, ref = _time(lambda: _h3ronpy_cover(geoms))
-    rows.append(("cover", "h3ronpy wkb_to_cells", t, t / t_gp,
-                 "same cells" if len(ref) == len(ours) else f"{len(ref):,} cells"))
+    rows.append(
+        (
+            "cover",
+            "h3ronpy wkb_to_cells",
+            t,
+            t / t_gp,
+            "same cells" if len(ref) == len(ours) else f"{len(ref):,} cells",
+        )
+    )
     t, loop = _time(lambda: _h3py_loop(geoms), max(1, REPEATS - 2))
     same = len(loop ^ set(ours))
     rows.append(("cover", "h3-py loop (overlap)", t, t / t_gp, f"{same} cells differ"))
     t, grid = _time(lambda: h3_grid(polys, RES), max(1, REPEATS - 2))
-    rows.append(("cover", "geopipe h3_grid (split, info)", t, t / t_gp,
-                 f"{len(grid):,} fragments"))
+    rows.append(("cover", "geopipe h3_grid (split, info)", t, t / t_gp, f"{len(grid):,} fragments"))
 
     path = rasters["r6000"]
     t_gp, ours_r = _time(lambda: raster_to_h3(path, RES), max(1, REPEATS - 1))
@@ -104,8 +113,15 @@ def main() -> None:
     t, peer = _time(lambda: _centre_sampling(path), max(1, REPEATS - 2))
     got = ours_r.set_index("cell_id")["sum"].to_numpy()
     exact = len(peer) == len(got) and np.allclose(np.sort(peer.to_numpy()), np.sort(got))
-    rows.append(("raster->h3", "h3ronpy centre sampling", t, t / t_gp,
-                 "same sums" if exact else "DIFFERENT"))
+    rows.append(
+        (
+            "raster->h3",
+            "h3ronpy centre sampling",
+            t,
+            t / t_gp,
+            "same sums" if exact else "DIFFERENT",
+        )
+    )
     print(f"{'case':<12} {'tool':<32} {'median s':>9} {'x geopipe':>10}  note")
     for case, tool, tm, ratio, note in rows:
         print(f"{case:<12} {tool:<32} {tm:9.2f} {ratio:10.2f}  {note}")

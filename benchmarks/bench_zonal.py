@@ -48,9 +48,18 @@ def _write_raster(path: Path, size: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     transform = Affine(PIXEL, 0, ORIGIN[0], 0, -PIXEL, ORIGIN[1])
     profile = {
-        "driver": "GTiff", "height": size, "width": size, "count": 1, "dtype": "float32",
-        "crs": CRS, "transform": transform, "nodata": -99999.0, "tiled": True,
-        "blockxsize": 256, "blockysize": 256, "compress": "deflate",
+        "driver": "GTiff",
+        "height": size,
+        "width": size,
+        "count": 1,
+        "dtype": "float32",
+        "crs": CRS,
+        "transform": transform,
+        "nodata": -99999.0,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
     }
     tmp = path.with_suffix(".tmp.tif")
     with rasterio.open(tmp, "w", **profile) as dst:
@@ -73,15 +82,18 @@ def make_polygons() -> gpd.GeoDataFrame:
     rng = np.random.default_rng(7)
     extent = 6_000 * PIXEL
     x0, y1 = ORIGIN
-    box = shapely.box(x0 + 0.02 * extent, y1 - 0.98 * extent, x0 + 0.98 * extent, y1 - 0.02 * extent)
+    box = shapely.box(
+        x0 + 0.02 * extent, y1 - 0.98 * extent, x0 + 0.98 * extent, y1 - 0.02 * extent
+    )
     bx = shapely.bounds(box)
     seeds = shapely.multipoints(
         np.c_[rng.uniform(bx[0], bx[2], N_POLYS), rng.uniform(bx[1], bx[3], N_POLYS)]
     )
     cells = shapely.get_parts(shapely.voronoi_polygons(seeds, extend_to=box))
     cells = shapely.segmentize(shapely.intersection(cells, box), 1_000.0)
-    polys = gpd.GeoDataFrame({"ucode": [f"U{i:05d}" for i in range(len(cells))]},
-                             geometry=cells, crs=CRS)
+    polys = gpd.GeoDataFrame(
+        {"ucode": [f"U{i:05d}" for i in range(len(cells))]}, geometry=cells, crs=CRS
+    )
     polys.to_parquet(path)
     return polys
 
@@ -160,11 +172,19 @@ def _case_single(polys, raster: Path, label: str, rows: list) -> None:
     if SLOW_PEERS:
         reps = max(1, REPEATS - 2)
         t, rs = _time(lambda: _rasterstats_sum(polys, raster), reps)
-        rows.append((label, "rasterstats (centres)", t, t / t_gp,
-                     f"total {rs.sum() / ours.sum() - 1:+.2%}"))
+        rows.append(
+            (label, "rasterstats (centres)", t, t / t_gp, f"total {rs.sum() / ours.sum() - 1:+.2%}")
+        )
         t, gw = _time(lambda: _geowrangler_sum(polys, raster), reps)
-        rows.append((label, "geowrangler raster zonal", t, t / t_gp,
-                     f"total {gw.sum() / ours.sum() - 1:+.2%}"))
+        rows.append(
+            (
+                label,
+                "geowrangler raster zonal",
+                t,
+                t / t_gp,
+                f"total {gw.sum() / ours.sum() - 1:+.2%}",
+            )
+        )
 
 
 def main() -> None:
@@ -172,9 +192,11 @@ def main() -> None:
     t0 = time.perf_counter()
     polys = make_polygons()
     rasters = make_rasters()
-    print(f"bench_zonal: {len(polys):,} polygons; rasters 6,000^2 (and 12,000^2: {BIG}), "
-          f"{K_RASTERS} rasters on one grid; median of {REPEATS} "
-          f"(data ready in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"bench_zonal: {len(polys):,} polygons; rasters 6,000^2 (and 12,000^2: {BIG}), "
+        f"{K_RASTERS} rasters on one grid; median of {REPEATS} "
+        f"(data ready in {time.perf_counter() - t0:.1f} s)"
+    )
     rows: list[tuple[str, str, float, float, str]] = []
     _case_single(polys, rasters["r6000"], "sum 6000^2", rows)
     if BIG:
@@ -186,8 +208,15 @@ def main() -> None:
         return np.column_stack([_exactextract_sum(polys, p) for p in rasters["k"]])
 
     t, ee = _time(_ee_k, max(1, REPEATS - 2))
-    rows.append((f"{K_RASTERS} rasters", f"exactextract x {K_RASTERS} calls", t, t / t_gp,
-                 f"max rel diff {_rel(ours, ee):.1e}"))
+    rows.append(
+        (
+            f"{K_RASTERS} rasters",
+            f"exactextract x {K_RASTERS} calls",
+            t,
+            t / t_gp,
+            f"max rel diff {_rel(ours, ee):.1e}",
+        )
+    )
     print(f"{'case':<14} {'tool':<32} {'median s':>9} {'x geopipe':>10}  note")
     for case, tool, t, ratio, note in rows:
         print(f"{case:<14} {tool:<32} {t:9.2f} {ratio:10.2f}  {note}")

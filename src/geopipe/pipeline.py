@@ -25,8 +25,18 @@ from .config import PipelineConfig, PointLayer, load_config
 from .errors import InputError, MissingColumnError, problem
 
 __all__ = [
-    "RunResult", "add_age_shares", "add_connectivity", "add_measures", "add_point_counts",
-    "add_raster_sums", "add_service_coverage", "add_wealth", "compare_top_level", "indicator_sources", "run_pipeline", "append_history",
+    "RunResult",
+    "add_age_shares",
+    "add_connectivity",
+    "add_measures",
+    "add_point_counts",
+    "add_raster_sums",
+    "add_service_coverage",
+    "add_wealth",
+    "append_history",
+    "compare_top_level",
+    "indicator_sources",
+    "run_pipeline",
     "wide_by_level",
 ]
 
