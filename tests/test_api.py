@@ -64,3 +64,17 @@ def test_catalog_contract_ids():
         "schools_per_10k_children",
     }
     assert contract <= ids
+
+
+def test_readme_python_example_runs(monkeypatch):
+    """The README's Python example works as written (from the repo root)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    code = re.search(r"```python\n(.*?)```", (root / "README.md").read_text(encoding="utf-8"), re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    rolled = namespace["fact_all_levels"]
+    assert rolled.groupby("admin_level").size().to_dict() == {0: 2, 1: 10, 2: 60}
