@@ -36,7 +36,7 @@ from .errors import ConfigError, MissingFileError, problem
 __all__ = ["PipelineConfig", "PointLayer", "load_config"]
 
 _TOP_KEYS = {"name", "date", "output", "admin", "rasters", "points", "indicators", "grids", "age_shares", "description", "wealth", "connectivity", "service", "quality", "history"}
-_LAYER_KEYS = {"tiles", "value", "scale", "poverty_threshold", "broadband_mbps", "min_tests", "zoom"}
+_LAYER_SOURCES = ("tiles", "raster", "points")
 _SERVICE_KEYS = {"facilities", "distance_km"}
 _ADMIN_KEYS = {"source", "iso3", "mapping", "valid_on", "layer", "crs", "version"}
 _POINT_KEYS = {"source", "lon", "lat", "crs", "id_col", "name_col", "category_col", "layer", "sheet", "encoding", "drop_columns", "subsets"}
@@ -209,7 +209,7 @@ def load_config(source: str | Path | Mapping[str, Any], *, base: str | Path | No
 
     age_shares = _file(root, data["age_shares"], "age_shares", errors) if data.get("age_shares") else None
 
-    wealth = _layer(data.get("wealth"), "wealth", root, errors, {"value": "rwi", "scale": 1.0, "poverty_threshold": 0.0, "zoom": None})
+    wealth = _layer(data.get("wealth"), "wealth", root, errors, {"value": "rwi", "scale": 1.0, "poverty_threshold": 0.0, "zoom": None, "max_distance_km": None})
     connectivity = _layer(data.get("connectivity"), "connectivity", root, errors, {"value": "avg_d_kbps", "scale": 0.001, "broadband_mbps": 10.0, "min_tests": 1, "zoom": None})
     for section, needs in (("wealth", "population_u18"), ("connectivity", "population_total")):
         if data.get(section) and needs not in rasters:
@@ -245,15 +245,22 @@ def _layer(spec: Any, section: str, root: Path, errors: list[str], defaults: dic
     """A tile layer section (``wealth`` / ``connectivity``): tiles path + parameters with defaults."""
     if not spec:
         return {}
-    if not isinstance(spec, dict) or "tiles" not in spec:
-        errors.append(f"{section}: needs 'tiles' (a Meta RWI / Ookla tile file)")
+    allowed_sources = _LAYER_SOURCES if section == "wealth" else ("tiles",)
+    given = [k for k in allowed_sources if isinstance(spec, dict) and k in spec]
+    if len(given) != 1:
+        errors.append(f"{section}: needs exactly one of {list(allowed_sources)} (a tile file, a value raster or a point layer)")
         return {}
-    allowed = {"tiles", *defaults}
+    allowed = {*allowed_sources, *defaults}
     bad = set(spec) - allowed
     if bad:
         errors.append(f"{section}: unknown keys {sorted(bad)} (allowed: {sorted(allowed)})")
     out = {**defaults, **{k: v for k, v in spec.items() if k in allowed}}
-    out["tiles"] = _file(root, spec["tiles"], f"{section}.tiles", errors)
+    out["kind"] = given[0]
+    out["tiles"] = _file(root, spec[given[0]], f"{section}.{given[0]}", errors)  # the layer's file
+    out.pop("raster", None)
+    out.pop("points", None)
+    if given[0] == "points" and not out.get("max_distance_km"):
+        errors.append(f"{section}: a point layer needs max_distance_km (the radius a point speaks for)")
     return out
 
 

@@ -341,12 +341,21 @@ def add_wealth(units: gpd.GeoDataFrame, cfg: PipelineConfig) -> tuple[gpd.GeoDat
     from .zonal.layers import zonal_layer
 
     spec = cfg.wealth
-    tiles = _read_value_layer(spec["tiles"], spec.get("zoom"))
-    out = zonal_layer(units, {"_w": cfg.rasters["population_u18"]}, tiles, spec["value"], below=float(spec["poverty_threshold"]), scale=float(spec["scale"]))
+    kind = spec.get("kind", "tiles")
+    if kind == "raster":
+        tiles, value = spec["tiles"], None
+    elif kind == "points":
+        from .io.points import read_points
+
+        tiles, value = read_points(spec["tiles"]), spec["value"]
+    else:
+        tiles, value = _read_value_layer(spec["tiles"], spec.get("zoom")), spec["value"]
+    max_d = float(spec["max_distance_km"]) * 1000.0 if spec.get("max_distance_km") else None
+    out = zonal_layer(units, {"_w": cfg.rasters["population_u18"]}, tiles, value, below=float(spec["poverty_threshold"]), scale=float(spec["scale"]), max_distance=max_d)
     out = out.rename(columns={"_w_below": "children_in_poverty", "_w_mean": "wealth_index_mean", "_w_covered": "children_with_wealth_data"})
     uncovered = float(out.pop("_w_uncovered").sum())
     total = uncovered + float(out["children_with_wealth_data"].sum())
-    report = {"tiles": len(tiles), "children_without_wealth_data": uncovered, "share_children_without_wealth_data": uncovered / total if total else None}
+    report = {"layer": kind, "features": len(tiles) if kind != "raster" else None, "children_without_wealth_data": uncovered, "share_children_without_wealth_data": uncovered / total if total else None}
     return out, report
 
 

@@ -221,14 +221,23 @@ def check_inputs(cfg: Any, admin: Any) -> tuple[list[CheckResult], dict[str, Any
         for spec in (getattr(cfg, "wealth", None), getattr(cfg, "connectivity", None)):
             if not spec or not spec.get("tiles"):
                 continue
-            from ..io.tiles import read_tiles
+            kind = spec.get("kind", "tiles")
+            if kind == "raster":
+                results += check_raster(spec["tiles"], admin=finest, levels=levels)
+                continue
+            if kind == "points":
+                from ..io.points import read_points
 
-            tiles = read_tiles(spec["tiles"], zoom=spec.get("zoom"))
-            centres = gpd.GeoDataFrame(
-                {"point_id": tiles["quadkey"].astype(str).to_numpy()},
-                geometry=shapely.centroid(tiles.geometry.to_numpy()),
-                crs=tiles.crs,
-            )
+                layer_points = read_points(spec["tiles"])
+                ids = layer_points["point_id"].astype(str).to_numpy()
+                geoms = layer_points.geometry.to_numpy()
+            else:
+                from ..io.tiles import read_tiles
+
+                tiles = read_tiles(spec["tiles"], zoom=spec.get("zoom"))
+                ids = tiles["quadkey"].astype(str).to_numpy()
+                geoms = shapely.centroid(tiles.geometry.to_numpy())
+            centres = gpd.GeoDataFrame({"point_id": ids}, geometry=geoms, crs=4326)
             results += check_points(
                 centres,
                 admin=finest,

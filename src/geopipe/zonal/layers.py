@@ -1,8 +1,15 @@
-"""Population-weighted statistics of a polygon layer (wealth tiles, speed tiles) over units.
+"""Population-weighted statistics of a value layer (wealth, speed) over units.
 
-Each pixel of a population raster takes the value of the layer polygon that contains its centre
-(Bing/Ookla/Meta quadkey tiles are looked up arithmetically; other polygons through a spatial
-index). Per unit, with ``w = coverage x population`` over the unit's pixels:
+Each pixel of a population raster takes a value from the layer at its centre:
+
+* polygons (Meta RWI / Ookla tiles, any polygon layer): the polygon containing the centre
+  (quadkey tiles are looked up arithmetically, other polygons through a spatial index);
+* points (e.g. survey clusters with a wealth score): the nearest point within ``max_distance``
+  metres (geodesic);
+* a raster (e.g. a wealth or poverty raster on any grid): the value of the raster cell containing
+  the centre (the value raster is never resampled; read by blocks).
+
+Per unit, with ``w = coverage x population`` over the unit's pixels:
 
 * ``{prefix}_covered`` — Σ w over pixels that have a layer value (the weight of the mean);
 * ``{prefix}_mean`` — Σ w·value / Σ w over those pixels (population-weighted mean);
@@ -72,9 +79,10 @@ def pixel_values(weights: Any, raster: PathLike) -> tuple[np.ndarray, np.ndarray
 def zonal_layer(
     units: gpd.GeoDataFrame,
     population: PathLike | dict[str, PathLike],
-    layer: gpd.GeoDataFrame,
-    value: str,
+    layer: gpd.GeoDataFrame | PathLike,
+    value: str | None = None,
     *,
+    max_distance: float | None = None,
     below: float | None = None,
     at_least: float | None = None,
     prefix: str | None = None,
@@ -92,10 +100,15 @@ def zonal_layer(
         or a mapping ``{prefix: raster}`` of rasters on one grid (the pixel weights and the layer
         lookup are then computed once).
     layer
-        Polygons with a ``value`` column, e.g. from :func:`gp.read_tiles` (Meta RWI, Ookla).
-        Overlapping polygons: a pixel takes the first polygon (in layer order) containing it.
+        Polygons with a ``value`` column, e.g. from :func:`gp.read_tiles` (Meta RWI, Ookla)
+        (overlapping polygons: a pixel takes the first polygon in layer order containing it);
+        points with a ``value`` column (nearest point within ``max_distance``); or the path of a
+        value raster (band 1).
     value
-        Column of ``layer`` to aggregate (rows where it is missing are ignored).
+        Column of ``layer`` to aggregate (rows where it is missing are ignored); None for a raster.
+    max_distance
+        For point layers: the search radius in metres (required: a survey cluster speaks only for
+        its surroundings).
     below, at_least
         Thresholds: add the population whose value is ``< below`` / ``>= at_least``.
     prefix
@@ -118,23 +131,16 @@ def zonal_layer(
     """
     from .raster import pixel_weights
 
-    if value not in layer.columns:
-        raise MissingColumnError(problem(f"layer column {value!r}", "does not exist", f"use one of {list(map(str, layer.columns))}", where=WHERE))
-    rasters = dict(population) if isinstance(population, dict) else {prefix or value: population}
-    values_col = pd.to_numeric(layer[value], errors="coerce").to_numpy(dtype=float) * scale
-    usable = np.isfinite(values_col) & ~shapely.is_missing(layer.geometry.to_numpy())
-    if not usable.any():
-        raise InputError(problem(f"layer column {value!r}", "has no numeric value", "check the layer", where=WHERE))
-    layer = layer.to_crs(4326) if layer.crs is not None and layer.crs.to_epsg() != 4326 else layer
-    layer = layer.loc[usable]
-    vals = values_col[usable]
-
+    is_raster = not isinstance(layer, gpd.GeoDataFrame)
+    rasters = dict(population) if isinstance(population, dict) else {prefix or value or "layer": population}
     first = next(iter(rasters.values()))
     pw = pixel_weights(units, first, edge=edge)
-    lon, lat = pw.pixel_lonlat()
-    at = _layer_index(layer, np.asarray(lon), np.asarray(lat))
-    has = at >= 0
-    v = np.where(has, vals[np.clip(at, 0, None)], 0.0)
+    lon, lat = (np.asarray(a) for a in pw.pixel_lonlat())
+    if is_raster:
+        v, has = _raster_at(layer, lon, lat)
+        v = v * scale
+    else:
+        v, has = _vector_at(layer, value, lon, lat, scale, max_distance)
     n = len(units)
     unit = pw.unit
     out = units.copy()
@@ -152,6 +158,64 @@ def zonal_layer(
             out[f"{name}_at_least"] = np.bincount(unit, weights=np.where(has & (v >= at_least), w, 0.0), minlength=n)
         out[f"{name}_uncovered"] = np.bincount(unit, weights=np.where(has, 0.0, w), minlength=n)
     return out
+
+
+def _vector_at(layer: gpd.GeoDataFrame, value: str | None, lon: np.ndarray, lat: np.ndarray, scale: float, max_distance: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Layer value at each point (containing polygon, or nearest point within max_distance)."""
+    if value is None or value not in layer.columns:
+        raise MissingColumnError(problem(f"layer column {value!r}", "does not exist", f"use one of {list(map(str, layer.columns))}", where=WHERE))
+    values_col = pd.to_numeric(layer[value], errors="coerce").to_numpy(dtype=float) * scale
+    geoms = layer.geometry.to_numpy()
+    usable = np.isfinite(values_col) & ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+    if not usable.any():
+        raise InputError(problem(f"layer column {value!r}", "has no numeric value", "check the layer", where=WHERE))
+    layer = layer.to_crs(4326) if layer.crs is not None and layer.crs.to_epsg() != 4326 else layer
+    layer = layer.loc[usable]
+    vals = values_col[usable]
+    kinds = set(shapely.get_type_id(layer.geometry.to_numpy()).tolist())
+    if kinds <= {0}:  # points: nearest within max_distance
+        if max_distance is None:
+            raise InputError(problem("max_distance", "is required for a point layer", "pass the radius in metres a point speaks for, e.g. max_distance=5000", where=WHERE))
+        from .distance import nearest_geodesic
+
+        _, at = nearest_geodesic(lon, lat, layer.geometry.x.to_numpy(), layer.geometry.y.to_numpy(), max_distance=max_distance)
+    elif kinds <= {3, 6}:
+        at = _layer_index(layer, lon, lat)
+    else:
+        raise InputError(problem("layer", f"mixes geometry types {sorted(kinds)}", "pass only polygons or only points", where=WHERE))
+    has = at >= 0
+    return np.where(has, vals[np.clip(at, 0, None)], 0.0), has
+
+
+def _raster_at(path: PathLike, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Band-1 value of the raster cell containing each point (lon/lat), read by row blocks."""
+    from pyproj import Transformer
+
+    ds = open_raster(path)
+    try:
+        x, y = lon, lat
+        if ds.crs is not None and ds.crs.to_epsg() != 4326:
+            x, y = Transformer.from_crs(4326, ds.crs, always_xy=True).transform(lon, lat)
+        inv = ~ds.transform
+        col = np.floor(inv.a * x + inv.b * y + inv.c).astype(np.int64)
+        row = np.floor(inv.d * x + inv.e * y + inv.f).astype(np.int64)
+        inside = (row >= 0) & (row < ds.height) & (col >= 0) & (col < ds.width)
+        values = np.zeros(len(lon))
+        valid = np.zeros(len(lon), dtype=bool)
+        idx_in = np.flatnonzero(inside)
+        order = idx_in[np.argsort(row[idx_in], kind="stable")]
+        sorted_rows = row[order]
+        for r0, r1 in row_blocks(ds):
+            lo, hi = np.searchsorted(sorted_rows, [r0, r1])
+            if lo == hi:
+                continue
+            idx = order[lo:hi]
+            block, ok = read_block(ds, r0, r1)
+            values[idx] = block[row[idx] - r0, col[idx]]
+            valid[idx] = ok[row[idx] - r0, col[idx]]
+    finally:
+        ds.close()
+    return values, valid
 
 
 def _layer_index(layer: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:

@@ -1,0 +1,102 @@
+"""zonal_layer: population-weighted value layers (tiles, rasters, points) against brute force."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from exactextract import exact_extract
+from pyproj import Geod
+from rasterio.transform import from_origin
+
+import geopipe as gp
+
+U18 = "rwa_population_u18_2020_modelled_232m.tif"
+
+
+@pytest.fixture(scope="module")
+def districts(sample_dir):
+    admin = gp.read_admin({lv: sample_dir / f"rwa_adm{lv}.geojson" for lv in (0, 1, 2)})
+    return admin[admin.admin_level == 2].reset_index(drop=True).iloc[:6]
+
+
+@pytest.fixture(scope="module")
+def pixels(districts, sample_dir):
+    """Independent per-pixel table from exactextract: unit, coverage, centre, value."""
+    res = exact_extract(str(sample_dir / U18), districts[["ucode", "geometry"]], ["coverage", "center_x", "center_y", "values"], include_cols=["ucode"], output="pandas")
+    rows = []
+    for r in res.itertuples():
+        rows.append(pd.DataFrame({"ucode": r.ucode, "coverage": r.coverage, "x": r.center_x, "y": r.center_y, "value": r.values}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_tiles_vs_pixel_join(districts, pixels, sample_dir):
+    rwi = gp.read_tiles(sample_dir / "RWA_relative_wealth_index.csv")
+    out = gp.zonal_layer(districts, sample_dir / U18, rwi, "rwi", below=0.0, prefix="w")
+    pts = gpd.GeoDataFrame(pixels, geometry=gpd.points_from_xy(pixels.x, pixels.y), crs=4326)
+    joined = gpd.sjoin(pts, rwi[["rwi", "geometry"]], predicate="within", how="left")
+    joined = joined[~joined.index.duplicated(keep="first")]
+    w = joined["coverage"] * joined["value"]
+    has = joined["rwi"].notna()
+    ref = pd.DataFrame({
+        "covered": w.where(has, 0).groupby(joined["ucode"]).sum(),
+        "below": w.where(has & (joined["rwi"] < 0), 0).groupby(joined["ucode"]).sum(),
+        "wsum": (w * joined["rwi"]).where(has, 0).groupby(joined["ucode"]).sum(),
+        "uncovered": w.where(~has, 0).groupby(joined["ucode"]).sum(),
+    }).reindex(out["ucode"])
+    # exactextract stores coverage fractions in float32: agreement to ~1e-6
+    np.testing.assert_allclose(out["w_covered"], ref["covered"], rtol=1e-5)
+    np.testing.assert_allclose(out["w_below"], ref["below"], rtol=1e-5)
+    np.testing.assert_allclose(out["w_mean"], ref["wsum"] / ref["covered"], rtol=1e-5)
+    np.testing.assert_allclose(out["w_uncovered"], ref["uncovered"], rtol=1e-5, atol=1e-3)
+    total = exact_extract(str(sample_dir / U18), districts[["ucode", "geometry"]], "sum", output="pandas")["sum"]
+    np.testing.assert_allclose(out["w_covered"] + out["w_uncovered"], total, rtol=1e-6)
+
+
+def test_raster_layer_vs_rasterio_sample(districts, pixels, sample_dir, tmp_path):
+    # a value raster on another grid (0.01°, its own origin) than the population raster
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=(260, 260)).astype("float32")
+    values[:5, :] = -9999  # nodata rows
+    path = tmp_path / "wealth.tif"
+    profile = {"driver": "GTiff", "width": 260, "height": 260, "count": 1, "dtype": "float32", "crs": "EPSG:4326", "transform": from_origin(28.7, -0.9, 0.01, 0.01), "nodata": -9999}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values, 1)
+    out = gp.zonal_layer(districts, sample_dir / U18, path, below=0.0, prefix="w")
+    with rasterio.open(path) as src:
+        sampled = np.array([v[0] for v in src.sample(zip(pixels.x, pixels.y, strict=True))], dtype=float)
+    has = sampled != -9999
+    w = pixels["coverage"] * pixels["value"]
+    ref_cov = w.where(has, 0).groupby(pixels["ucode"]).sum().reindex(out["ucode"])
+    ref_mean = (w * sampled).where(has, 0).groupby(pixels["ucode"]).sum().reindex(out["ucode"]) / ref_cov
+    np.testing.assert_allclose(out["w_covered"], ref_cov, rtol=1e-5)
+    np.testing.assert_allclose(out["w_mean"], ref_mean, rtol=1e-4, atol=1e-6)
+
+
+def test_point_layer_nearest_within_radius(districts, pixels, sample_dir):
+    rng = np.random.default_rng(3)
+    clusters = gpd.GeoDataFrame({"score": rng.normal(size=40)}, geometry=gpd.points_from_xy(rng.uniform(29.8, 30.4, 40), rng.uniform(-2.2, -1.4, 40)), crs=4326)
+    radius = 6000.0
+    out = gp.zonal_layer(districts, sample_dir / U18, clusters, "score", max_distance=radius, below=0.0, prefix="w")
+    # brute force: every pixel against every cluster with pyproj
+    geod = Geod(ellps="WGS84")
+    px, py = pixels["x"].to_numpy(), pixels["y"].to_numpy()
+    d = np.stack([geod.inv(px, py, np.full(len(px), cx), np.full(len(px), cy))[2] for cx, cy in zip(clusters.geometry.x, clusters.geometry.y, strict=True)], axis=1)
+    nearest = d.argmin(axis=1)
+    has = d.min(axis=1) <= radius
+    score = clusters["score"].to_numpy()[nearest]
+    w = pixels["coverage"] * pixels["value"]
+    ref_below = w.where(has & (score < 0), 0).groupby(pixels["ucode"]).sum().reindex(out["ucode"])
+    ref_cov = w.where(has, 0).groupby(pixels["ucode"]).sum().reindex(out["ucode"])
+    np.testing.assert_allclose(out["w_below"], ref_below, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["w_covered"], ref_cov, rtol=1e-5, atol=1e-6)
+    with pytest.raises(gp.GeopipeError, match="max_distance"):
+        gp.zonal_layer(districts, sample_dir / U18, clusters, "score")
+
+
+def test_missing_value_column(districts, sample_dir):
+    rwi = gp.read_tiles(sample_dir / "RWA_relative_wealth_index.csv")
+    with pytest.raises(gp.GeopipeError, match="'nope'"):
+        gp.zonal_layer(districts, sample_dir / U18, rwi, "nope")
