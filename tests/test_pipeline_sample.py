@@ -105,10 +105,20 @@ def test_h3_fragments_add_up_to_the_districts(run, wide):
     cells = gpd.read_parquet(run.output / "h3_r7.parquet")
     assert cells["cell_id"].str.fullmatch(r"[0-9a-f]{15}").all()
     assert set(cells["ucode"]) == set(wide[2]["ucode"])
-    sums = ["population_total", "population_u18", "children_in_poverty", "population_broadband", "population_within_health", "children_beyond_5km_health", "schools_total", "health_facilities"]
+    sums = ["population_total", "population_broadband", "population_within_health", "schools_total", "health_facilities"]
     per_unit = cells.groupby("ucode")[sums].sum()
     district = wide[2].set_index("ucode").loc[per_unit.index, sums]
     np.testing.assert_allclose(per_unit.to_numpy(), district.to_numpy(), rtol=1e-4, atol=1e-6)  # 0.01 %
+    # sensitive child counts: small fragment values are suppressed (null), so the published
+    # fragments add up to at most the district, and no district has exactly one hidden fragment
+    for col in ("population_u18", "children_in_poverty", "children_beyond_5km_health"):
+        published = cells.groupby("ucode")[col].sum()
+        assert (published <= wide[2].set_index("ucode").loc[published.index, col] * (1 + 1e-9) + 1e-6).all()
+        hidden = cells[col].isna().groupby(cells["ucode"]).sum()
+        assert not (hidden == 1).any(), col
+        assert cells.loc[cells[col].notna(), col].pipe(lambda v: ((v == 0) | (v >= 5)).all())
+    sup = json.loads((run.output / "manifest.json").read_text())["quality"]["suppression_h3_r7"]
+    assert sup["values_hidden"] > 0
 
 
 def test_country_row_vs_the_source_country_polygon(run, wide, sample_dir):

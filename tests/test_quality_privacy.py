@@ -123,8 +123,9 @@ def test_suppression_on_rwanda_cannot_be_reconstructed(rwanda: gpd.GeoDataFrame)
     out = suppress_small_counts(fact, rwanda, k=5)
     assert out.attrs["geopipe"]["suppression"]["primary"] > 0
     assert out.attrs["geopipe"]["suppression"]["complementary"] > 0
-    # primary rule: every sensitive value below k is hidden; non-sensitive sums are untouched
-    small = fact["indicator_id"].isin(SENSITIVE) & (fact["value"] < 5)
+    # primary rule: every sensitive value in (0, k) is hidden (a true zero identifies no one);
+    # non-sensitive sums are untouched
+    small = fact["indicator_id"].isin(SENSITIVE) & (fact["value"] > 0) & (fact["value"] < 5)
     assert out.loc[small, "suppressed"].all()
     schools_rows = fact["indicator_id"] == "schools_total"
     assert not out.loc[schools_rows, "suppressed"].any()
@@ -172,7 +173,7 @@ def test_suppression_property(shape: list[int], data: st.DataObject, k: int) -> 
         }
     )
     out = suppress_small_counts(fact, admin, k=k)
-    assert out.loc[fact["value"] < k, "suppressed"].all()
+    assert out.loc[(fact["value"] > 0) & (fact["value"] < k), "suppressed"].all()
     assert _recoverable(out, fact, admin) == []
     assert out["suppressed"].sum() == 0 or out.loc[out["suppressed"], "value"].isna().all()
 

@@ -175,7 +175,8 @@ def _build(cfg: PipelineConfig, admin: gpd.GeoDataFrame, manifest: Any, checks: 
     tables.update(wide_by_level(fact, admin))
     for res in cfg.h3_resolutions:
         with timer.step(f"h3_r{res}"):
-            tables[f"h3_r{res}"] = _h3_table(admin, res, cfg, ids, cache)
+            cells = _h3_table(admin, res, cfg, ids, cache)
+            tables[f"h3_r{res}"], manifest.quality[f"suppression_h3_r{res}"] = suppress_cells(cells, fact, k=float(cfg.quality.get("k", 5)))
     reports["measure_cache"] = dict(sorted(cache.status.items()))
     return tables, reports, result.skipped
 
@@ -440,6 +441,39 @@ def compare_top_level(admin: gpd.GeoDataFrame, fact: pd.DataFrame, population: P
             rec["population_relative_difference"] = (rec["population_total_source_polygon"] - rec["population_total_finest"]) / rec["population_total_finest"] if rec["population_total_finest"] else None
         out[str(ucode)] = rec
     return out
+
+
+def suppress_cells(cells: gpd.GeoDataFrame, fact: pd.DataFrame, *, k: float = 5) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Small-number suppression for grid fragments, consistent with the published admin values.
+
+    Fragments are treated as the children of their admin unit (``ucode``), whose published values
+    (already suppressed at admin level in ``fact``) are their parent's: sensitive counts below ``k``
+    are hidden, and more fragments are hidden until no district total minus its published fragments
+    reveals a hidden one; ratios built on a hidden count are hidden too. Hidden values become null.
+    """
+    from .indicators.catalog import get_indicators
+    from .quality.privacy import suppress_small_counts
+
+    catalog = get_indicators()
+    cols = [c for c in cells.columns if c in catalog]
+    if not cols or cells.empty:
+        return cells, {"k": k, "total": 0}
+    frag = (cells["cell_id"].astype(str) + "@" + cells["ucode"].astype(str)).to_numpy()
+    date = cells["date"].iloc[0] if "date" in cells.columns else None
+    long = pd.DataFrame({"ucode": np.repeat(frag, len(cols)), "indicator_id": np.tile(cols, len(cells)), "value": cells[cols].to_numpy(dtype=float).ravel()})
+    long["date"], long["suppressed"] = date, False
+    parents = fact[fact["ucode"].isin(set(cells["ucode"])) & fact["indicator_id"].isin(cols)]
+    parents = parents[parents["date"] == date] if date is not None else parents
+    both = pd.concat([long, parents[["ucode", "indicator_id", "value", "date", "suppressed"]]], ignore_index=True)
+    districts = cells["ucode"].astype(str).unique()
+    tree = pd.DataFrame({"ucode": [*frag, *districts], "parent_ucode": [*cells["ucode"].astype(str), *([None] * len(districts))]})
+    done = suppress_small_counts(both, tree, k=k)
+    hidden = done["suppressed"].to_numpy()[: len(long)].reshape(len(cells), len(cols))
+    out = cells.copy()
+    values = np.array(out[cols].to_numpy(dtype=float), copy=True)
+    values[hidden] = np.nan
+    out[cols] = values
+    return out, {"k": k, "cells_hidden": int(hidden.any(axis=1).sum()), "values_hidden": int(hidden.sum())}
 
 
 def _h3_table(admin: gpd.GeoDataFrame, resolution: int, cfg: PipelineConfig, ids: list[str] | None, cache: MeasureCache | None = None) -> gpd.GeoDataFrame:
