@@ -2,7 +2,8 @@
 
 Run ``.venv/bin/python -m benchmarks.bench_zonal`` (or ``make bench``). Data are generated once into
 ``benchmarks/.data/zonal/`` (git-ignored): a 6,000 x 6,000 float32 raster of 100 m pixels in UTM 36S
-(tiled 256 x 256, DEFLATE), a 12,000 x 12,000 variant, ten rasters on the 6,000 grid for the
+(tiled 256 x 256, DEFLATE), a 12,000 x 12,000 variant of 50 m pixels over the same 600 x 600 km
+(4x the pixels under the same polygons), ten rasters on the 6,000 grid for the
 "k rasters" case, and 2,000 Voronoi polygons (edges densified to ~1 km) covering 96 % of the
 raster's width and height, so edge pixels on the outer border exist too.
 
@@ -43,10 +44,10 @@ BIG = os.environ.get("GEOPIPE_BENCH_BIG", "1") != "0"
 SLOW_PEERS = os.environ.get("GEOPIPE_BENCH_SLOW_PEERS", "1") != "0"
 
 
-def _write_raster(path: Path, size: int, seed: int) -> None:
+def _write_raster(path: Path, size: int, seed: int, pixel: float = PIXEL) -> None:
     """A smooth-ish positive float32 'population' raster with some nodata, written by strips."""
     rng = np.random.default_rng(seed)
-    transform = Affine(PIXEL, 0, ORIGIN[0], 0, -PIXEL, ORIGIN[1])
+    transform = Affine(pixel, 0, ORIGIN[0], 0, -pixel, ORIGIN[1])
     profile = {
         "driver": "GTiff",
         "height": size,
@@ -67,7 +68,10 @@ def _write_raster(path: Path, size: int, seed: int) -> None:
         cols = np.arange(size)
         for r0 in range(0, size, step):
             rows = np.arange(r0, min(r0 + step, size))
-            base = 5 + 4 * np.sin(rows[:, None] / 300.0) * np.cos(cols[None, :] / 450.0)
+            scale = pixel / PIXEL
+            base = 5 + 4 * np.sin(rows[:, None] * scale / 300.0) * np.cos(
+                cols[None, :] * scale / 450.0
+            )
             block = (base * rng.gamma(2.0, 1.0, (len(rows), size))).astype("float32")
             block[rng.random(block.shape) < 0.01] = -99999.0
             dst.write(block, 1, window=((r0, r0 + len(rows)), (0, size)))
@@ -101,12 +105,12 @@ def make_polygons() -> gpd.GeoDataFrame:
 def make_rasters() -> dict[str, Any]:
     """Paths of the cached rasters (generated on first use)."""
     DATA.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Any] = {"r6000": DATA / "r6000.tif", "r12000": DATA / "r12000.tif"}
+    out: dict[str, Any] = {"r6000": DATA / "r6000.tif", "r12000": DATA / "r12000_50m.tif"}
     out["k"] = [DATA / f"k{i:02d}.tif" for i in range(K_RASTERS)]
     if not out["r6000"].exists():
         _write_raster(out["r6000"], 6_000, 1)
     if BIG and not out["r12000"].exists():
-        _write_raster(out["r12000"], 12_000, 2)
+        _write_raster(out["r12000"], 12_000, 2, pixel=PIXEL / 2)
     for i, p in enumerate(out["k"]):
         if not p.exists():
             _write_raster(p, 6_000, 100 + i)

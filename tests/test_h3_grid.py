@@ -224,3 +224,11 @@ def test_errors():
         h3_grid(gpd.GeoDataFrame({"ucode": ["a"]}, geometry=[shapely.box(0, 0, 1, 1)]), 5)
     with pytest.raises(InputError):
         h3_grid(admin.iloc[:0], 5)
+
+
+def test_coordinates_outside_lonlat_are_refused():
+    admin = gpd.GeoDataFrame(
+        {"ucode": ["A"]}, geometry=[shapely.box(29e6, -3e6, 30e6, -2e6)], crs=4326
+    )
+    with pytest.raises(GeometryError, match="outside lon/lat"):
+        h3_grid(admin, 5)

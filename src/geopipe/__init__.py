@@ -28,8 +28,11 @@ _EXPORTS: dict[str, str] = {
     "read_tiles": ".io.tiles",
     "read_geoparquet": ".io.geoparquet",
     "raster_info": ".io.raster",
+    "build_vrt": ".io.raster",
     # units
     "h3_grid": ".grids.h3",
+    "h3_cells": ".grids.h3",
+    "raster_to_h3": ".zonal.raster_h3",
     "square_grid": ".grids.square",
     # aggregation
     "zonal_raster": ".zonal.raster",
@@ -44,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "write_parquet": ".io.geoparquet",
     "check_geoparquet": ".io.geoparquet",
     "write_duckdb": ".io.warehouse",
+    "load_spatial": ".io.warehouse",
     "write_geosight": ".io.geosight",
     "write_partitioned": ".io.partitioned",
     "RunManifest": ".manifest",
@@ -70,7 +74,7 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .config import load_config
     from .errors import GeopipeError, GeopipeWarning
-    from .grids.h3 import h3_grid
+    from .grids.h3 import h3_cells, h3_grid
     from .grids.square import square_grid
     from .indicators.catalog import indicator_catalog
     from .indicators.compute import compute_indicators
@@ -80,9 +84,9 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .io.geosight import write_geosight
     from .io.partitioned import write_partitioned
     from .io.points import read_points
-    from .io.raster import raster_info
+    from .io.raster import build_vrt, raster_info
     from .io.tiles import read_tiles
-    from .io.warehouse import write_duckdb
+    from .io.warehouse import load_spatial, write_duckdb
     from .manifest import RunManifest
     from .pipeline import run_pipeline
     from .quality.boundaries import check_admin
@@ -97,6 +101,7 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .zonal.lines import line_length
     from .zonal.points import count_points
     from .zonal.raster import pixel_weights, zonal_raster
+    from .zonal.raster_h3 import raster_to_h3
 
 
 def __getattr__(name: str) -> Any:

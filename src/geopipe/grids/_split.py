@@ -93,6 +93,20 @@ def finest_units(admin: gpd.GeoDataFrame, where: str) -> gpd.GeoDataFrame:
             GeopipeWarning,
             stacklevel=3,
         )
+    b = shapely.bounds(geoms)
+    outside = (b[:, 0] < -180) | (b[:, 2] > 180) | (b[:, 1] < -90) | (b[:, 3] > 90)
+    if outside.any():
+        raise GeometryError(
+            problem(
+                "admin geometry",
+                f"has coordinates outside lon/lat bounds in {int(outside.sum())} units "
+                f"(ucode {list(units['ucode'][outside][:5])}; e.g. bounds {b[outside][0].tolist()})",
+                "set the right CRS (e.g. admin.set_crs(32736, allow_override=True)) so geopipe "
+                "can reproject to EPSG:4326; units crossing the antimeridian must be split at "
+                "±180° (GeoJSON RFC 7946)",
+                where=where,
+            )
+        )
     types = shapely.get_type_id(geoms)
     if not np.isin(types, POLYGONAL).all():
         raise GeometryError(
@@ -170,7 +184,8 @@ def split_cells(
     if not split:
         # the unit with the largest share of each cell
         order = np.lexsort((-share, pc))
-        first = np.r_[True, pc[order][1:] != pc[order][:-1]]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = pc[order][1:] != pc[order][:-1]
         pick = order[first]
         pu, pc = pu[pick], pc[pick]
         frag, frag_area, share = cells[pc], cell_area[pc], np.ones(len(pc))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -22,7 +23,15 @@ from rasterio.windows import Window
 
 from geopipe.errors import FormatError, MissingFileError, RasterError, problem
 
-__all__ = ["build_vrt", "open_raster", "raster_info"]
+__all__ = [
+    "build_vrt",
+    "iter_blocks",
+    "open_raster",
+    "raster_info",
+    "read_block",
+    "read_block_raw",
+    "row_blocks",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -297,13 +306,14 @@ def _vrt_xml(ref, placements, crs_wkt, colorinterp, left, top, width, height) ->
     return "\n".join(lines) + "\n"
 
 
-def read_block(
+def read_block_raw(
     ds: rasterio.DatasetReader, row_start: int, row_stop: int, band: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read rows ``[row_start, row_stop)`` of a band as float64 with scale/offset applied.
+    """Read rows ``[row_start, row_stop)`` of a band in its own data type (no scale/offset).
 
-    Returns ``(values, valid)``: values with invalid pixels set to 0, and the validity mask
-    (not nodata, finite).
+    Returns ``(raw, valid)``: the pixel values with invalid pixels (nodata, NaN, inf) set to 0,
+    and the validity mask. Cheaper than :func:`read_block` (no float64 copy); apply
+    ``ds.scales`` / ``ds.offsets`` to what you compute from it.
     """
     window = Window(0, row_start, ds.width, row_stop - row_start)
     try:
@@ -317,25 +327,71 @@ def read_block(
                 where="read_block",
             )
         ) from exc
-    values = raw.astype(np.float64)
     nodata = ds.nodatavals[band - 1]
     if nodata is not None and not np.isnan(nodata):
         valid = raw != raw.dtype.type(nodata)
     else:
         valid = np.ones(raw.shape, dtype=bool)
+    if raw.dtype.kind == "f":
+        valid &= np.isfinite(raw)
+    np.copyto(raw, 0, where=~valid)
+    return raw, valid
+
+
+def read_block(
+    ds: rasterio.DatasetReader, row_start: int, row_stop: int, band: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read rows ``[row_start, row_stop)`` of a band as float64 with scale/offset applied.
+
+    Returns ``(values, valid)``: values with invalid pixels set to 0, and the validity mask
+    (not nodata, finite).
+    """
+    raw, valid = read_block_raw(ds, row_start, row_stop, band)
+    values = raw.astype(np.float64)
     scale, offset = ds.scales[band - 1], ds.offsets[band - 1]
     if scale != 1.0:
         values *= scale
     if offset != 0.0:
         values += offset
-    valid &= np.isfinite(values)
-    values[~valid] = 0.0
+    if scale != 1.0 or offset != 0.0:
+        valid &= np.isfinite(values)
+        np.copyto(values, 0.0, where=~valid)
     return values, valid
 
 
 def row_blocks(ds: rasterio.DatasetReader, max_bytes: int = 64 * 2**20) -> list[tuple[int, int]]:
     """Row ranges to read a raster in blocks of at most ~``max_bytes`` (float64), block-aligned."""
     bh = ds.block_shapes[0][0]
-    rows = max(1, max_bytes // (8 * max(ds.width, 1)))
+    rows = max(1, int(max_bytes) // (8 * max(ds.width, 1)))
     rows = max(bh, (rows // bh) * bh) if bh < ds.height else ds.height
     return [(r, min(r + rows, ds.height)) for r in range(0, ds.height, rows)]
+
+
+def _read_range(path: PathLike, r0: int, r1: int, band: int, raw: bool):
+    reader = read_block_raw if raw else read_block
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(os.fspath(path)) as ds:
+        return reader(ds, r0, r1, band)
+
+
+def iter_blocks(
+    path: PathLike, rows: list[tuple[int, int]], band: int = 1, *, raw: bool = False
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """Yield ``(row_start, row_stop, values, valid)`` for each row range, memory bounded.
+
+    The dataset is reopened for every range: closing it drops its blocks from GDAL's global
+    block cache, so reading a raster of any size never holds more than two ranges of it (GDAL's
+    default cache would otherwise grow to 5 % of RAM). The next range is read in a background
+    thread while the caller works on the current one; decoding uses all CPUs. With
+    ``raw=True`` the values come from :func:`read_block_raw` (native type, no scale/offset),
+    otherwise from :func:`read_block`.
+    """
+    if not rows:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_read_range, path, rows[0][0], rows[0][1], band, raw)
+        for i, (r0, r1) in enumerate(rows):
+            values, valid = pending.result()
+            if i + 1 < len(rows):
+                n0, n1 = rows[i + 1]
+                pending = pool.submit(_read_range, path, n0, n1, band, raw)
+            yield r0, r1, values, valid

@@ -137,7 +137,8 @@ def _accumulate(unit, row, col, pdv, um, height: int, width: int):
     keys = np.concatenate([key_area, key_cover])
     order = np.argsort(keys)
     sk = keys[order]
-    new = np.r_[True, sk[1:] != sk[:-1]]
+    new = np.ones(len(sk), dtype=bool)
+    new[1:] = sk[1:] != sk[:-1]
     inv = np.empty(len(keys), dtype=np.int64)
     inv[order] = np.cumsum(new) - 1
     uniq = sk[new]

@@ -38,7 +38,7 @@ from affine import Affine
 from pyproj import CRS, Transformer
 
 from geopipe.errors import GeometryError, GeopipeWarning, InputError, RasterError, problem
-from geopipe.io.raster import open_raster, raster_info, read_block, row_blocks
+from geopipe.io.raster import iter_blocks, open_raster, raster_info, row_blocks
 from geopipe.zonal._coverage import polygon_coverage
 
 __all__ = ["EDGES", "STATS", "PixelWeights", "pixel_weights", "zonal_raster"]
@@ -91,6 +91,17 @@ class PixelWeights:
         col = np.concatenate([self.edge_col, self.run_start[rep] + offs])
         cov = np.concatenate([self.edge_coverage, np.ones(len(rep))])
         return unit, row, col, cov
+
+    @cached_property
+    def _touched_edge_pixels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct edge pixels with some weight, sorted by row (each touched pixel once)."""
+        width = self.shape[1]
+        pos = self.edge_coverage > 0
+        key = np.sort(self.edge_row[pos] * width + self.edge_col[pos])
+        first = np.ones(len(key), dtype=bool)
+        first[1:] = key[1:] != key[:-1]
+        key = key[first]
+        return key // width, key % width
 
     @property
     def unit(self) -> np.ndarray:
@@ -189,7 +200,7 @@ def _weights_for_grid(
     if edge == "renormalize":
         e_cov = _renormalize(e_row, e_col, e_cov, ds.width)
     eo = np.argsort(e_row, kind="stable")
-    ro = np.argsort(r_row, kind="stable")
+    ro = np.lexsort((r_start, r_row))  # by row, then column: lets blocks sum runs in one pass
     epsg = ds.crs.to_epsg()
     return PixelWeights(
         transform=t,
@@ -226,7 +237,8 @@ def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct keys and the position of each input key among them (sort-based)."""
     order = np.argsort(key)
     sk = key[order]
-    new = np.r_[True, sk[1:] != sk[:-1]]
+    new = np.ones(len(sk), dtype=bool)
+    new[1:] = sk[1:] != sk[:-1]
     inv = np.empty(len(key), dtype=np.int64)
     inv[order] = np.cumsum(new) - 1
     return sk[new], inv
@@ -332,13 +344,34 @@ class _Acc:
         self.need_count = any(s in stats for s in ("count", "mean"))
 
 
-def _run_cumsum(a: np.ndarray) -> np.ndarray:
-    out = np.zeros((a.shape[0], a.shape[1] + 1))
-    np.cumsum(a, axis=1, out=out[:, 1:])
-    return out
+def _run_sums(a: np.ndarray, rr: np.ndarray, rs: np.ndarray, rt: np.ndarray) -> np.ndarray:
+    """Sum of ``a[r, s:t]`` for every run, in float64.
+
+    Runs sorted by (row, start) that do not overlap (any partition of units) are summed with
+    one ``np.add.reduceat`` over the block, read once and never converted; overlapping runs
+    (overlapping units) fall back to cumulative sums along the rows.
+    """
+    n = len(rr)
+    if n == 0:
+        return np.zeros(0)
+    width = a.shape[1]
+    fs = rr * width + rs
+    ft = rr * width + rt
+    if np.all(fs[1:] >= ft[:-1]):
+        idx = np.empty(2 * n, dtype=np.int64)
+        idx[0::2] = fs
+        idx[1::2] = ft
+        flat = a.reshape(-1)
+        if idx[-1] >= flat.size:
+            idx = idx[:-1]
+        return np.add.reduceat(flat, idx, dtype=np.float64)[0::2]
+    cs = np.zeros((a.shape[0], width + 1))
+    np.cumsum(a, axis=1, dtype=np.float64, out=cs[:, 1:])
+    return cs[rr, rt] - cs[rr, rs]
 
 
-def _accumulate_block(acc, pw, r0, r1, vals, valid, wvals, wvalid, touched):
+def _accumulate_block(acc, pw, r0, r1, raw, valid, scale, offset, wblock, touched):
+    """Add one block of rows ``[r0, r1)`` (raw values, invalid = 0) to the accumulators."""
     e0, e1 = np.searchsorted(pw.edge_row, [r0, r1])
     q0, q1 = np.searchsorted(pw.run_row, [r0, r1])
     eu, er, ec, ecov = (
@@ -350,32 +383,38 @@ def _accumulate_block(acc, pw, r0, r1, vals, valid, wvals, wvalid, touched):
     ru, rr = pw.run_unit[q0:q1], pw.run_row[q0:q1] - r0
     rs, rt = pw.run_start[q0:q1], pw.run_stop[q0:q1]
     n = acc.n
-    acc.raster_total += float(vals.sum())
-    ev = vals[er, ec]
+    shifted = offset != 0.0
+    acc.raster_total += scale * float(raw.sum(dtype=np.float64))
+    if shifted:
+        acc.raster_total += offset * float(valid.sum())
+    ev = raw[er, ec] * scale + offset
     eok = valid[er, ec]
     w = ecov * eok
     acc.sum += np.bincount(eu, weights=w * ev, minlength=n)
     acc.count += np.bincount(eu, weights=w, minlength=n)
-    cs = _run_cumsum(vals)
-    acc.sum += np.bincount(ru, weights=cs[rr, rt] - cs[rr, rs], minlength=n)
-    if acc.need_count:
-        cv = _run_cumsum(valid.astype(np.float64))
-        acc.count += np.bincount(ru, weights=cv[rr, rt] - cv[rr, rs], minlength=n)
+    run_sum = scale * _run_sums(raw, rr, rs, rt)
+    if acc.need_count or shifted:
+        run_count = _run_sums(valid, rr, rs, rt)
+        acc.count += np.bincount(ru, weights=run_count, minlength=n)
+        if shifted:
+            run_sum += offset * run_count
+    acc.sum += np.bincount(ru, weights=run_sum, minlength=n)
     if touched is not None:
         # run pixels are covered fully by one unit; edge pixels are added once each
         t0, t1 = np.searchsorted(touched[0], [r0, r1])
-        acc.touched_total += float(vals[touched[0][t0:t1] - r0, touched[1][t0:t1]].sum())
-        acc.touched_total += float((cs[rr, rt] - cs[rr, rs]).sum())
-    if wvals is not None:
+        tr, tc = touched[0][t0:t1] - r0, touched[1][t0:t1]
+        acc.touched_total += float(((raw[tr, tc] * scale + offset) * valid[tr, tc]).sum())
+        acc.touched_total += float(run_sum.sum())
+    if wblock is not None:
+        wvals, wvalid = wblock
         both = valid & wvalid
         wv = np.where(both, wvals, 0.0)
+        vals = raw * scale + offset
         ew = ecov * wv[er, ec]
         acc.wsum += np.bincount(eu, weights=ew * ev, minlength=n)
         acc.wden += np.bincount(eu, weights=ew, minlength=n)
-        cwv = _run_cumsum(wv * vals)
-        acc.wsum += np.bincount(ru, weights=cwv[rr, rt] - cwv[rr, rs], minlength=n)
-        cw = _run_cumsum(wv)
-        acc.wden += np.bincount(ru, weights=cw[rr, rt] - cw[rr, rs], minlength=n)
+        acc.wsum += np.bincount(ru, weights=_run_sums(wv * vals, rr, rs, rt), minlength=n)
+        acc.wden += np.bincount(ru, weights=_run_sums(wv, rr, rs, rt), minlength=n)
     if acc.need_values:
         lengths = rt - rs
         rep = np.repeat(np.arange(len(lengths)), lengths)
@@ -385,7 +424,8 @@ def _accumulate_block(acc, pw, r0, r1, vals, valid, wvals, wvalid, touched):
         pcol = np.concatenate([ec, rs[rep] + offs])
         pw_ = np.concatenate([ecov, np.ones(len(rep))])
         ok = valid[prow, pcol] & (pw_ > 0)
-        pu, pv, pw_ = pu[ok], vals[prow[ok], pcol[ok]], pw_[ok]
+        pu, pw_ = pu[ok], pw_[ok]
+        pv = raw[prow[ok], pcol[ok]] * scale + offset
         np.minimum.at(acc.min, pu, pv)
         np.maximum.at(acc.max, pu, pv)
         if "median" in acc.stats:
@@ -435,24 +475,18 @@ def _weighted_median(n: int, parts: list) -> np.ndarray:
     return out
 
 
-def _edge_pixels(pw: PixelWeights) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct edge pixels with some weight, sorted by row (to add each touched pixel once)."""
-    pos = pw.edge_coverage > 0
-    key = np.sort(pw.edge_row[pos] * pw.shape[1] + pw.edge_col[pos])
-    key = key[np.r_[True, key[1:] != key[:-1]]]
-    return key // pw.shape[1], key % pw.shape[1]
-
-
-def _reduce_raster(ds, wds, pw: PixelWeights, stats, report_touched: bool) -> _Acc:
+def _reduce_raster(path, ds, weights, pw: PixelWeights, stats, report_touched: bool) -> _Acc:
     acc = _Acc(pw.n_units, stats)
-    touched = _edge_pixels(pw) if report_touched else None
-    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=128):
-        for r0, r1 in row_blocks(ds):
-            vals, valid = read_block(ds, r0, r1)
-            wvals = wvalid = None
-            if wds is not None:
-                wvals, wvalid = read_block(wds, r0, r1)
-            _accumulate_block(acc, pw, r0, r1, vals, valid, wvals, wvalid, touched)
+    touched = pw._touched_edge_pixels if report_touched else None
+    rows = row_blocks(ds)
+    scale, offset = float(ds.scales[0]), float(ds.offsets[0])
+    wblocks = iter_blocks(weights, rows) if weights is not None else None
+    for r0, r1, raw, valid in iter_blocks(path, rows, raw=True):
+        wblock = None
+        if wblocks is not None:
+            _, _, wvals, wvalid = next(wblocks)
+            wblock = (wvals, wvalid)
+        _accumulate_block(acc, pw, r0, r1, raw, valid, scale, offset, wblock, touched)
     return acc
 
 
@@ -553,7 +587,7 @@ def zonal_raster(
                             stacklevel=2,
                         )
                 pw = cache[key]
-                acc = _reduce_raster(ds, wds, pw, stats, report_touched=True)
+                acc = _reduce_raster(path, ds, weights, pw, stats, report_touched=True)
             for col, values in _columns(acc, stats, pfx).items():
                 out[col] = values
             assigned = float(acc.sum.sum())

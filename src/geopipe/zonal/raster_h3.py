@@ -30,7 +30,7 @@ import rasterio
 from pyproj import CRS, Transformer
 
 from geopipe.errors import DependencyError, InputError, RasterError, problem
-from geopipe.io.raster import open_raster, raster_info, read_block
+from geopipe.io.raster import iter_blocks, open_raster, raster_info, row_blocks
 
 __all__ = ["raster_to_h3"]
 
@@ -226,7 +226,7 @@ def raster_to_h3(
     parts_s: list[np.ndarray] = []
     parts_n: list[np.ndarray] = []
     total = 0.0
-    with open_raster(raster) as ds, rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=128):
+    with open_raster(raster) as ds:
         if ds.transform.b != 0 or ds.transform.d != 0:
             raise RasterError(
                 problem(
@@ -237,22 +237,18 @@ def raster_to_h3(
                 )
             )
         loc = _Locator(ds, int(resolution))
-        bh = ds.block_shapes[0][0]
-        rows = max(1, block_pixels // max(ds.width, 1))
-        rows = max(bh, rows // bh * bh) if bh < ds.height else ds.height
-        for r0 in range(0, ds.height, rows):
-            r1 = min(r0 + rows, ds.height)
-            vals, valid = read_block(ds, r0, r1)
-            total += float(vals.sum())
-            if not valid.any():
-                continue
-            labels, uniq = _block_labels(loc, r0, r1 - r0, ds.width, valid)
-            lab = labels.ravel()
-            k = len(uniq) + 1
-            parts_c.append(uniq)
-            parts_s.append(np.bincount(lab, weights=vals.ravel(), minlength=k)[1:])
-            parts_n.append(np.bincount(lab, weights=valid.ravel(), minlength=k)[1:])
-        tile = loc.tile
+        rows = row_blocks(ds, max_bytes=8 * block_pixels)
+    for r0, r1, vals, valid in iter_blocks(raster, rows):
+        total += float(vals.sum())
+        if not valid.any():
+            continue
+        labels, uniq = _block_labels(loc, r0, r1 - r0, vals.shape[1], valid)
+        lab = labels.ravel()
+        k = len(uniq) + 1
+        parts_c.append(uniq)
+        parts_s.append(np.bincount(lab, weights=vals.ravel(), minlength=k)[1:])
+        parts_n.append(np.bincount(lab, weights=valid.ravel(), minlength=k)[1:])
+    tile = loc.tile
     out = _combine(parts_c, parts_s, parts_n, prefix)
     if geometry:
         import geopandas as gpd
