@@ -15,11 +15,7 @@ Cases (same inputs, same process; median of ``REPEATS`` runs, slow peers fewer t
 
 from __future__ import annotations
 
-import os
-import statistics
 import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,19 +23,12 @@ import rasterio
 import shapely
 from pyproj import Transformer
 
+from benchmarks._common import REPEATS, median_time
 from benchmarks.bench_zonal import make_polygons, make_rasters
 
-REPEATS = int(os.environ.get("GEOPIPE_BENCH_REPEATS", "3"))
 RES = 7
 
 
-def _time(fn: Callable[[], Any], repeats: int = REPEATS) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
 
 
 def _h3ronpy_cover(geoms: np.ndarray) -> np.ndarray:
@@ -89,9 +78,9 @@ def main() -> None:
         f"median of {REPEATS} (data ready in {time.perf_counter() - t0:.1f} s)"
     )
     rows: list[tuple[str, str, float, float, str]] = []
-    t_gp, ours = _time(lambda: h3_cells(polys, RES))
+    t_gp, ours = median_time(lambda: h3_cells(polys, RES))
     rows.append(("cover", "geopipe h3_cells", t_gp, 1.0, f"{len(ours):,} cells"))
-    t, ref = _time(lambda: _h3ronpy_cover(geoms))
+    t, ref = median_time(lambda: _h3ronpy_cover(geoms))
     rows.append(
         (
             "cover",
@@ -101,16 +90,16 @@ def main() -> None:
             "same cells" if len(ref) == len(ours) else f"{len(ref):,} cells",
         )
     )
-    t, loop = _time(lambda: _h3py_loop(geoms), max(1, REPEATS - 2))
+    t, loop = median_time(lambda: _h3py_loop(geoms), max(1, REPEATS - 2))
     same = len(loop ^ set(ours))
     rows.append(("cover", "h3-py loop (overlap)", t, t / t_gp, f"{same} cells differ"))
-    t, grid = _time(lambda: h3_grid(polys, RES), max(1, REPEATS - 2))
+    t, grid = median_time(lambda: h3_grid(polys, RES), max(1, REPEATS - 2))
     rows.append(("cover", "geopipe h3_grid (split, info)", t, t / t_gp, f"{len(grid):,} fragments"))
 
     path = rasters["r6000"]
-    t_gp, ours_r = _time(lambda: raster_to_h3(path, RES), max(1, REPEATS - 1))
+    t_gp, ours_r = median_time(lambda: raster_to_h3(path, RES), max(1, REPEATS - 1))
     rows.append(("raster->h3", "geopipe raster_to_h3", t_gp, 1.0, "reference"))
-    t, peer = _time(lambda: _centre_sampling(path), max(1, REPEATS - 2))
+    t, peer = median_time(lambda: _centre_sampling(path), max(1, REPEATS - 2))
     got = ours_r.set_index("cell_id")["sum"].to_numpy()
     exact = len(peer) == len(got) and np.allclose(np.sort(peer.to_numpy()), np.sort(got))
     rows.append(

@@ -22,8 +22,6 @@ file and its verdict printed.
 
 from __future__ import annotations
 
-import os
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 
+from benchmarks._common import REPEATS, median_time
 from geopipe.io.geoparquet import (
     _row_groups_for_bbox,
     check_geoparquet,
@@ -50,7 +49,6 @@ DATA = Path(__file__).resolve().parent / ".data" / "io"
 N_CELLS = 1_000_000
 RES = 8
 CENTRE = (-1.95, 30.06)  # Kigali
-REPEATS = int(os.environ.get("GEOPIPE_BENCH_REPEATS", "3"))
 INDICATORS = [
     "population_total",
     "population_u18",
@@ -98,13 +96,6 @@ def make_data() -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(frame, geometry=geoms, crs="EPSG:4326")
 
 
-def _median(fn: Callable[[], Any]) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
 
 
 def _duck_to_gdf(con: duckdb.DuckDBPyConnection, sql: str) -> gpd.GeoDataFrame:
@@ -171,7 +162,7 @@ def main() -> None:
     for tool, ops in tools.items():
         times[tool], rows[tool] = {}, {}
         for op, fn in ops.items():
-            seconds, result = _median(fn)
+            seconds, result = median_time(fn)
             times[tool][op] = seconds
             rows[tool][op] = len(result) if isinstance(result, pd.DataFrame) else len(gdf)
 

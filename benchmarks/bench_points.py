@@ -12,22 +12,20 @@ exactly on a border, so "within" and "intersects" agree).
 
 from __future__ import annotations
 
-import os
-import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import shapely
 
+from benchmarks._common import REPEATS, median_time
+
 DATA = Path(__file__).resolve().parent / ".data" / "points"
 N_POLYS = 2_000
 N_POINTS = 1_000_000
 N_FACILITIES = 50_000
 BOX = (29.0, -5.0, 35.0, 1.0)
-REPEATS = int(os.environ.get("GEOPIPE_BENCH_REPEATS", "3"))
 
 
 def make_data() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
@@ -64,13 +62,6 @@ def make_data() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
     return polys, pts, fac
 
 
-def _time(fn: Callable[[], object], repeats: int = REPEATS) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
 
 
 # --------------------------------------------------------------------------- count peers
@@ -156,7 +147,7 @@ def main() -> None:
     )
     con = _duckdb_connection()
     rows: list[tuple[str, str, float, str]] = []
-    t_ours, ref = _time(lambda: _geopipe_count(polys, pts))
+    t_ours, ref = median_time(lambda: _geopipe_count(polys, pts))
     rows.append(("count", "geopipe count_points", t_ours, "reference"))
     peers = {
         "geopandas sjoin(within)": lambda: _sjoin_count(polys, pts),
@@ -165,12 +156,12 @@ def main() -> None:
         "DuckDB spatial": lambda: _duckdb_count(polys, pts, con),
     }
     for label, fn in peers.items():
-        t, counts = _time(fn)
+        t, counts = median_time(fn)
         same = "identical" if np.array_equal(np.asarray(counts), ref) else "DIFFERENT"
         rows.append(("count", label, t, same))
-    t_near, d_ours = _time(lambda: _geopipe_nearest(pts, fac))
+    t_near, d_ours = median_time(lambda: _geopipe_nearest(pts, fac))
     rows.append(("nearest", "geopipe nearest_distance", t_near, "geodesic (reference)"))
-    t_sj, d_sj = _time(lambda: _sjoin_nearest(pts, fac), repeats=max(1, REPEATS - 1))
+    t_sj, d_sj = median_time(lambda: _sjoin_nearest(pts, fac), repeats=max(1, REPEATS - 1))
     rel = np.abs(np.asarray(d_sj) - np.asarray(d_ours)) / np.maximum(np.asarray(d_ours), 1.0)
     rows.append(
         (

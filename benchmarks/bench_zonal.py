@@ -20,10 +20,8 @@ rasterstats and geowrangler (they take ~10 s each per run).
 from __future__ import annotations
 
 import os
-import statistics
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +31,14 @@ import rasterio
 import shapely
 from affine import Affine
 
+from benchmarks._common import REPEATS, median_time
+
 DATA = Path(__file__).resolve().parent / ".data" / "zonal"
 CRS = "EPSG:32736"
 ORIGIN = (200_000.0, 9_800_000.0)  # top-left corner, UTM 36S metres
 PIXEL = 100.0
 N_POLYS = 2_000
 K_RASTERS = 10
-REPEATS = int(os.environ.get("GEOPIPE_BENCH_REPEATS", "3"))
 BIG = os.environ.get("GEOPIPE_BENCH_BIG", "1") != "0"
 SLOW_PEERS = os.environ.get("GEOPIPE_BENCH_SLOW_PEERS", "1") != "0"
 
@@ -117,13 +116,6 @@ def make_rasters() -> dict[str, Any]:
     return out
 
 
-def _time(fn: Callable[[], Any], repeats: int = REPEATS) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
 
 
 def _geopipe_sum(polys: gpd.GeoDataFrame, raster: Path) -> np.ndarray:
@@ -169,17 +161,17 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _case_single(polys, raster: Path, label: str, rows: list) -> None:
-    t_gp, ours = _time(lambda: _geopipe_sum(polys, raster))
+    t_gp, ours = median_time(lambda: _geopipe_sum(polys, raster))
     rows.append((label, "geopipe zonal_raster", t_gp, 1.0, "reference"))
-    t, ee = _time(lambda: _exactextract_sum(polys, raster))
+    t, ee = median_time(lambda: _exactextract_sum(polys, raster))
     rows.append((label, "exactextract", t, t / t_gp, f"max rel diff {_rel(ours, ee):.1e}"))
     if SLOW_PEERS:
         reps = max(1, REPEATS - 2)
-        t, rs = _time(lambda: _rasterstats_sum(polys, raster), reps)
+        t, rs = median_time(lambda: _rasterstats_sum(polys, raster), reps)
         rows.append(
             (label, "rasterstats (centres)", t, t / t_gp, f"total {rs.sum() / ours.sum() - 1:+.2%}")
         )
-        t, gw = _time(lambda: _geowrangler_sum(polys, raster), reps)
+        t, gw = median_time(lambda: _geowrangler_sum(polys, raster), reps)
         rows.append(
             (
                 label,
@@ -205,13 +197,13 @@ def main() -> None:
     _case_single(polys, rasters["r6000"], "sum 6000^2", rows)
     if BIG:
         _case_single(polys, rasters["r12000"], "sum 12000^2", rows)
-    t_gp, ours = _time(lambda: _geopipe_k(polys, rasters["k"]))
+    t_gp, ours = median_time(lambda: _geopipe_k(polys, rasters["k"]))
     rows.append((f"{K_RASTERS} rasters", "geopipe zonal_raster (1 call)", t_gp, 1.0, "reference"))
 
     def _ee_k() -> np.ndarray:
         return np.column_stack([_exactextract_sum(polys, p) for p in rasters["k"]])
 
-    t, ee = _time(_ee_k, max(1, REPEATS - 2))
+    t, ee = median_time(_ee_k, max(1, REPEATS - 2))
     rows.append(
         (
             f"{K_RASTERS} rasters",

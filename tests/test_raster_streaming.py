@@ -97,10 +97,12 @@ def test_projected_raster(tmp_path):
 
 STREAM_SCRIPT = textwrap.dedent(
     """
-    import json, resource, sys
+    import json, sys
     from geopipe.zonal.raster_h3 import raster_to_h3
     out = raster_to_h3(sys.argv[1], 7)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM is this process image's own peak; ru_maxrss would carry the parent's peak across exec
+    status = open("/proc/self/status").read().split("VmHWM:")[1]
+    peak = int(status.split()[0]) * 1024
     print(json.dumps({"peak": peak, "total": float(out["sum"].sum()),
                       "count": int(out["count"].sum()), "cells": list(out["cell_id"][:50]),
                       "n": len(out)}))

@@ -32,7 +32,7 @@ import pandas as pd
 import shapely
 
 from ..errors import InputError, MissingColumnError, RasterError, problem
-from ..io.raster import open_raster, read_block, row_blocks
+from ..io.raster import iter_blocks, open_raster, row_blocks
 
 __all__ = ["pixel_values", "zonal_layer"]
 
@@ -52,27 +52,31 @@ def pixel_values(weights: Any, raster: PathLike) -> tuple[np.ndarray, np.ndarray
     >>> pw = gp.pixel_weights(districts, "pop.tif")  # doctest: +SKIP
     >>> values, valid = pixel_values(pw, "pop.tif")  # doctest: +SKIP
     """
-    rows, cols = weights.row, weights.col
-    values = np.zeros(len(rows))
-    valid = np.zeros(len(rows), dtype=bool)
     ds = open_raster(raster)
     try:
-        if ds.shape != tuple(weights.shape) or not ds.transform.almost_equals(weights.transform):
-            raise RasterError(
-                problem(f"raster '{raster}'", f"is on another grid ({ds.shape}, {tuple(ds.transform)[:6]}) than the weights ({weights.shape})", "use rasters on one grid, or build weights per raster", where="pixel_values")
-            )
-        order = np.argsort(rows, kind="stable")
-        sorted_rows = rows[order]
-        for r0, r1 in row_blocks(ds):
-            lo, hi = np.searchsorted(sorted_rows, [r0, r1])
-            if lo == hi:
-                continue
-            idx = order[lo:hi]
-            block, ok = read_block(ds, r0, r1)
-            values[idx] = block[rows[idx] - r0, cols[idx]]
-            valid[idx] = ok[rows[idx] - r0, cols[idx]]
+        same = ds.shape == tuple(weights.shape) and ds.transform.almost_equals(weights.transform)
+        blocks = row_blocks(ds)
     finally:
         ds.close()
+    if not same:
+        raise RasterError(
+            problem(f"raster '{raster}'", f"is on another grid than the weights ({weights.shape})", "use rasters on one grid, or build weights per raster", where="pixel_values")
+        )
+    return _read_cells(raster, weights.row, weights.col, blocks)
+
+
+def _read_cells(raster: PathLike, rows: np.ndarray, cols: np.ndarray, blocks: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Band-1 values at (row, col) cells (all inside the raster), reading only the needed blocks."""
+    values = np.zeros(len(rows))
+    valid = np.zeros(len(rows), dtype=bool)
+    order = np.argsort(rows, kind="stable")
+    sorted_rows = rows[order]
+    needed = [(r0, r1) for r0, r1 in blocks if np.searchsorted(sorted_rows, r0) < np.searchsorted(sorted_rows, r1)]
+    for r0, r1, block, ok in iter_blocks(raster, needed):
+        lo, hi = np.searchsorted(sorted_rows, [r0, r1])
+        idx = order[lo:hi]
+        values[idx] = block[rows[idx] - r0, cols[idx]]
+        valid[idx] = ok[rows[idx] - r0, cols[idx]]
     return values, valid
 
 
@@ -200,21 +204,12 @@ def _raster_at(path: PathLike, lon: np.ndarray, lat: np.ndarray) -> tuple[np.nda
         col = np.floor(inv.a * x + inv.b * y + inv.c).astype(np.int64)
         row = np.floor(inv.d * x + inv.e * y + inv.f).astype(np.int64)
         inside = (row >= 0) & (row < ds.height) & (col >= 0) & (col < ds.width)
-        values = np.zeros(len(lon))
-        valid = np.zeros(len(lon), dtype=bool)
-        idx_in = np.flatnonzero(inside)
-        order = idx_in[np.argsort(row[idx_in], kind="stable")]
-        sorted_rows = row[order]
-        for r0, r1 in row_blocks(ds):
-            lo, hi = np.searchsorted(sorted_rows, [r0, r1])
-            if lo == hi:
-                continue
-            idx = order[lo:hi]
-            block, ok = read_block(ds, r0, r1)
-            values[idx] = block[row[idx] - r0, col[idx]]
-            valid[idx] = ok[row[idx] - r0, col[idx]]
+        blocks = row_blocks(ds)
     finally:
         ds.close()
+    values = np.zeros(len(lon))
+    valid = np.zeros(len(lon), dtype=bool)
+    values[inside], valid[inside] = _read_cells(path, row[inside], col[inside], blocks)
     return values, valid
 
 
