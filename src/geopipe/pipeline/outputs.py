@@ -1,0 +1,175 @@
+"""Tables and files of a run: wide per-level tables, grid suppression, checks, the run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from ._util import jsonable
+
+__all__ = ["append_history", "compare_top_level", "suppress_cells", "wide_by_level", "write_run"]
+
+
+def append_history(fact: pd.DataFrame, admin: pd.DataFrame, root: Path | str) -> list[Path]:
+    """Add this run's fact rows to a history dataset partitioned by ``iso3`` and ``date``.
+
+    A monthly refresh adds a partition; re-running the same month replaces that partition only
+    (atomically), so ``read_parquet('<root>/fact_indicator/**/*.parquet', hive_partitioning=true)``
+    always sees whole months.
+    """
+    from ..io.partitioned import write_partitioned
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    iso = admin.set_index("ucode")["iso3"]
+    rows = fact.assign(iso3=fact["ucode"].map(iso).to_numpy())
+    return write_partitioned(rows, root / "fact_indicator", ("iso3", "date"))
+
+
+def compare_top_level(admin: gpd.GeoDataFrame, fact: pd.DataFrame, population: Path | str | None) -> dict[str, Any]:
+    """Source polygon of each top-level unit vs the union of its finest descendants.
+
+    Parent figures are sums of the finest units; where the sources of the levels differ (Rwanda's
+    ADM0 is OSM, its ADM2 is NISR) the area and the population of the source's own polygon differ
+    from that sum. This reports both, per top-level ucode, for the manifest.
+    """
+    top_level, finest_level = int(admin["admin_level"].min()), int(admin["admin_level"].max())
+    if top_level == finest_level:
+        return {}
+    parent_of = admin.set_index("ucode")["parent_ucode"]
+    finest = admin[admin["admin_level"] == finest_level]
+    ancestor = finest["ucode"]
+    for _ in range(finest_level - top_level):
+        ancestor = ancestor.map(parent_of)
+    top = admin[admin["admin_level"] == top_level].reset_index(drop=True)
+    eq = top.to_crs("EPSG:6933")
+    union = finest.assign(_top=ancestor.to_numpy()).to_crs("EPSG:6933").dissolve("_top")
+    from .measures import add_raster_sums
+
+    pop_src = add_raster_sums(top, {"population_total": population})[0]["population_total"] if population else None
+    rolled = fact[(fact["indicator_id"] == "population_total") & (fact["admin_level"] == top_level)].set_index("ucode")["value"]
+    out: dict[str, Any] = {}
+    for i, ucode in enumerate(top["ucode"]):
+        src_area = float(eq.geometry.iloc[i].area) / 1e6
+        fin_area = float(union.geometry.loc[ucode].area) / 1e6 if ucode in union.index else 0.0
+        sym = float(eq.geometry.iloc[i].symmetric_difference(union.geometry.loc[ucode]).area) / 1e6 if ucode in union.index else src_area
+        rec: dict[str, Any] = {"area_km2_source": src_area, "area_km2_finest": fin_area, "area_km2_symmetric_difference": sym}
+        if pop_src is not None and ucode in rolled.index:
+            rec["population_total_source_polygon"] = float(pop_src.iloc[i])
+            rec["population_total_finest"] = float(rolled.loc[ucode])
+            rec["population_relative_difference"] = (rec["population_total_source_polygon"] - rec["population_total_finest"]) / rec["population_total_finest"] if rec["population_total_finest"] else None
+        out[str(ucode)] = rec
+    return out
+
+
+def suppress_cells(cells: gpd.GeoDataFrame, fact: pd.DataFrame, *, k: float = 5) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Small-number suppression for grid fragments, consistent with the published admin values.
+
+    Fragments are treated as the children of their admin unit (``ucode``), whose published values
+    (already suppressed at admin level in ``fact``) are their parent's: sensitive counts below ``k``
+    are hidden, and more fragments are hidden until no district total minus its published fragments
+    reveals a hidden one; ratios built on a hidden count are hidden too. Hidden values become null.
+    """
+    from ..indicators.catalog import get_indicators
+    from ..quality.privacy import suppress_small_counts
+
+    catalog = get_indicators()
+    cols = [c for c in cells.columns if c in catalog]
+    if not cols or cells.empty:
+        return cells, {"k": k, "total": 0}
+    frag = (cells["cell_id"].astype(str) + "@" + cells["ucode"].astype(str)).to_numpy()
+    date = cells["date"].iloc[0] if "date" in cells.columns else None
+    long = pd.DataFrame({"ucode": np.repeat(frag, len(cols)), "indicator_id": np.tile(cols, len(cells)), "value": cells[cols].to_numpy(dtype=float).ravel()})
+    long["date"], long["suppressed"] = date, False
+    parents = fact[fact["ucode"].isin(set(cells["ucode"])) & fact["indicator_id"].isin(cols)]
+    parents = parents[parents["date"] == date] if date is not None else parents
+    both = pd.concat([long, parents[["ucode", "indicator_id", "value", "date", "suppressed"]]], ignore_index=True)
+    districts = cells["ucode"].astype(str).unique()
+    tree = pd.DataFrame({"ucode": [*frag, *districts], "parent_ucode": [*cells["ucode"].astype(str), *([None] * len(districts))]})
+    done = suppress_small_counts(both, tree, k=k)
+    hidden = done["suppressed"].to_numpy()[: len(long)].reshape(len(cells), len(cols))
+    out = cells.copy()
+    values = np.array(out[cols].to_numpy(dtype=float), copy=True)
+    values[hidden] = np.nan
+    out[cols] = values
+    return out, {"k": k, "cells_hidden": int(hidden.any(axis=1).sum()), "values_hidden": int(hidden.sum())}
+
+
+def wide_by_level(fact: pd.DataFrame, admin: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
+    """One wide GeoDataFrame per admin level (``adm0``, ``adm1``, ...): unit columns + one column per indicator."""
+    out: dict[str, gpd.GeoDataFrame] = {}
+    if fact.empty:
+        return out
+    dates = sorted(fact["date"].unique())
+    latest = fact[fact["date"] == dates[-1]]
+    values = latest.pivot_table(index="ucode", columns="indicator_id", values="value", aggfunc="first", dropna=False)
+    from ..indicators.catalog import get_indicators
+
+    present = set(latest["indicator_id"])
+    order = [i for i in get_indicators() if i in present]  # catalog order
+    values = values.reindex(columns=order)
+    values.columns.name = None
+    for level, group in admin.groupby("admin_level", sort=True):
+        base = group[["ucode", "name", "admin_level", "parent_ucode", "iso3", "pcode", "geometry"]].reset_index(drop=True)
+        base.insert(len(base.columns) - 1, "date", dates[-1])
+        wide = base.merge(values, left_on="ucode", right_index=True, how="left")
+        wide = wide[[c for c in wide.columns if c != "geometry"] + ["geometry"]]
+        out[f"adm{int(level)}"] = gpd.GeoDataFrame(wide, geometry="geometry", crs=admin.crs)
+    return out
+
+
+def write_run(
+    out_dir: Path,
+    tables: dict[str, pd.DataFrame],
+    manifest: Any,
+    reports: dict[str, Any],
+    skipped: dict[str, str],
+    cache_dir: Path,
+    checks: list[Any],
+    quarantined: dict[str, pd.DataFrame],
+) -> dict[str, Any]:
+    import shutil
+
+    from ..io.atomic import atomic_dir
+    from ..io.geoparquet import write_geoparquet, write_parquet
+    from ..io.geosight import write_geosight
+    from ..io.warehouse import write_duckdb
+    from ..quality.quarantine import write_quarantine
+    from ..quality.report import quality_report, results_to_records
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(out_dir) as staging:
+        for name, table in tables.items():
+            path = staging / f"{name}.parquet"
+            if isinstance(table, gpd.GeoDataFrame):
+                write_geoparquet(table, path)
+            else:
+                write_parquet(table, path)
+            manifest.add_output(path.name, path, rows=len(table))
+        write_duckdb(tables, staging / "warehouse.duckdb")
+        manifest.add_output("warehouse.duckdb", staging / "warehouse.duckdb")
+        write_geosight(tables["fact_indicator"], staging / "geosight.csv")
+        manifest.add_output("geosight.csv", staging / "geosight.csv", rows=len(tables["fact_indicator"]))
+        counts = {k: len(v) for k, v in quarantined.items()}
+        if quarantined:
+            write_quarantine(quarantined, staging)
+        report = quality_report(checks, quarantined=counts)
+        (staging / "quality_report.md").write_text(report, encoding="utf-8")
+        manifest.add_output("quality_report.md", staging / "quality_report.md")
+        for rec in manifest.outputs.values():  # record paths relative to the run folder
+            rec["path"] = Path(rec["path"]).name if rec.get("path") else None
+        manifest.quality["checks"] = results_to_records(checks)
+        manifest.quality["quarantined_rows"] = counts
+        manifest.quality["rasters"] = jsonable(reports.get("rasters", {}))
+        manifest.quality["points"] = jsonable(reports.get("points", {}))
+        manifest.quality["layers"] = jsonable({k: v for k, v in reports.items() if k in ("wealth", "connectivity")})
+        manifest.quality["measure_cache"] = reports.get("measure_cache", {})
+        manifest.quality["skipped_indicators"] = dict(skipped)
+        manifest.finish().write(staging / "manifest.json")
+        if cache_dir.is_dir():
+            shutil.copytree(cache_dir, staging / ".cache")
+    return manifest.to_dict()
