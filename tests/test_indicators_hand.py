@@ -95,6 +95,10 @@ def test_connectivity(world):
     assert world.loc["B", "download_mbps_mean"] == pytest.approx(5)
     assert world.loc["C", "download_mbps_mean"] == pytest.approx((140 * 20 + 100 * 5) / 240)
     assert world.loc["C", "share_population_broadband"] == pytest.approx(140 / 360)
+    # tests-weighted: tile tests x area share; A holds the 5-test tile, B the 1-test tile
+    assert world.loc["A", "download_mbps_tests_mean"] == pytest.approx(20)
+    assert world.loc["B", "speed_tests"] == pytest.approx(1)
+    assert world.loc["C", "download_mbps_tests_mean"] == pytest.approx((5 * 20 + 1 * 5) / 6)
     assert world.loc["A", "children_without_connectivity"] == pytest.approx(0)
     assert world.loc["B", "children_without_connectivity"] == pytest.approx(110)
     assert world.loc["A", "schools_total"] == 3 and world.loc["B", "schools_total"] == 1

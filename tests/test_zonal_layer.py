@@ -100,3 +100,20 @@ def test_missing_value_column(districts, sample_dir):
     rwi = gp.read_tiles(sample_dir / "RWA_relative_wealth_index.csv")
     with pytest.raises(gp.GeopipeError, match="'nope'"):
         gp.zonal_layer(districts, sample_dir / U18, rwi, "nope")
+
+
+def test_tests_weighted_speed_per_sao_miguel_municipality(shared_real):
+    """Ookla tests-weighted mean download per municipality vs a direct geopandas overlay."""
+    from geopipe.pipeline.measures import _tests_weighted
+
+    units = gpd.read_file(shared_real / "prt_sao_miguel" / "sao_miguel_concelhos.geojson")
+    tiles = gp.read_tiles(shared_real / "prt_sao_miguel" / "ookla_fixed_2020Q1_sao_miguel.geojson")
+    out = _tests_weighted(units, tiles, {"value": "avg_d_kbps", "scale": 0.001})
+    ea = "EPSG:6933"
+    t = tiles.to_crs(ea).assign(tile_area=lambda f: f.area, tile=np.arange(len(tiles)))
+    u = units.to_crs(ea).assign(unit=np.arange(len(units)))
+    pieces = gpd.overlay(t, u, how="intersection", keep_geom_type=True)
+    w = pieces.area / pieces["tile_area"] * pieces["tests"]
+    ref = (w * pieces["avg_d_kbps"] / 1000).groupby(pieces["unit"]).sum() / w.groupby(pieces["unit"]).sum()
+    np.testing.assert_allclose(out["download_mbps_tests_mean"].to_numpy(), ref.reindex(range(len(units))).to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(out["speed_tests"].to_numpy(), w.groupby(pieces["unit"]).sum().reindex(range(len(units))).to_numpy(), rtol=1e-6)

@@ -166,9 +166,31 @@ def add_connectivity(units: gpd.GeoDataFrame, cfg: PipelineConfig) -> tuple[gpd.
     out = out.rename(columns={"_p_mean": "download_mbps_mean", "_p_at_least": "population_broadband", "_p_covered": "population_with_speed_data"})
     if "_c_below" in out.columns:
         out["children_without_connectivity"] = out["_c_below"] + out["_c_uncovered"]
+    if "tests" in tiles.columns:
+        out = _tests_weighted(out, tiles, spec)
     report = {"tiles": len(tiles), "population_without_speed_data": float(out["_p_uncovered"].sum())}
     out = out.drop(columns=[c for c in out.columns if c.startswith(("_p_", "_c_"))])
     return out, report
+
+
+def _tests_weighted(units: gpd.GeoDataFrame, tiles: gpd.GeoDataFrame, spec: dict[str, Any]) -> gpd.GeoDataFrame:
+    """``speed_tests`` (tests split by area share) and the tests-weighted mean speed per unit."""
+    from ..zonal.areal import overlay_table
+
+    pieces = overlay_table(tiles, units)
+    tests = pd.to_numeric(tiles["tests"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    speed = pd.to_numeric(tiles[spec["value"]], errors="coerce").to_numpy(dtype=float) * float(spec["scale"])
+    src, unit = pieces["source"].to_numpy(), pieces["unit"].to_numpy()
+    w = pieces["area_m2"].to_numpy() / pieces["source_area_m2"].to_numpy() * tests[src]
+    ok = np.isfinite(speed[src])
+    n = len(units)
+    weight = np.bincount(unit[ok], weights=w[ok], minlength=n)
+    total = np.bincount(unit[ok], weights=(w * np.nan_to_num(speed[src]))[ok], minlength=n)
+    out = units.copy()
+    out["speed_tests"] = weight
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["download_mbps_tests_mean"] = np.where(weight > 0, total / weight, np.nan)
+    return out
 
 
 def add_service_coverage(units: gpd.GeoDataFrame, cfg: PipelineConfig) -> gpd.GeoDataFrame:

@@ -159,6 +159,8 @@ def indicator_sources(cfg: PipelineConfig, ids: list[str]) -> dict[str, list[str
     if cfg.connectivity:
         for col in ("download_mbps_mean", "population_broadband", "population_with_speed_data"):
             cols[col] = ["connectivity_tiles", "raster_population_total"]
+        for col in ("speed_tests", "download_mbps_tests_mean"):
+            cols[col] = ["connectivity_tiles"]
         cols["children_without_connectivity"] = ["connectivity_tiles", "raster_population_u18"]
     if cfg.service:
         fac = f"points_{cfg.service['facilities']}"
