@@ -21,7 +21,7 @@ from geopipe.zonal.raster import zonal_raster
 GEOD = Geod(ellps="WGS84")
 VNM = Path(__file__).parent / "data" / "real" / "vnm"
 VNM_POP = VNM / "vnm_ppp_2020_1km_Aggregated_UNadj.tif"
-# a few provinces for the expensive resolution: Hà Nội area, a coastal one, an island one
+# a few provinces for the slower peer comparisons: Hà Nội area, a coastal one, an island one
 FEW = [0, 10, 30, 45]
 
 
@@ -86,20 +86,12 @@ def _check_population(grid: gpd.GeoDataFrame, admin: gpd.GeoDataFrame, raster) -
     assert frag["sum"].sum() == pytest.approx(total, rel=1e-4)
 
 
-@pytest.mark.parametrize("res", [6, pytest.param(7, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("res", [6, pytest.param(7, marks=pytest.mark.slow), pytest.param(8, marks=pytest.mark.slow)])
 def test_vnm_split_tiles_units(res):
     admin = vnm_adm1()
     grid = vnm_grid(res)
     assert list(grid.columns) == ["cell_id", "ucode", "area_km2", "cell_share", "geometry"]
     _check_cells(grid, res, admin)
-    _check_tiling(grid, admin)
-    _check_population(grid, admin, VNM_POP)
-
-
-def test_vnm_res8_few_provinces():
-    admin = vnm_adm1().iloc[FEW]
-    grid = vnm_grid(8, few=True)
-    _check_cells(grid, 8, admin)
     _check_tiling(grid, admin)
     _check_population(grid, admin, VNM_POP)
 
