@@ -133,6 +133,11 @@ def test_country_row_vs_the_source_country_polygon(run, wide, sample_dir):
     ref = exact_extract(str(load_config(CONFIG).rasters["population_total"]), wide[0][["ucode", "geometry"]], "sum", output="pandas")["sum"].item()
     assert diff["population_total_source_polygon"] == pytest.approx(ref, rel=1e-9)
     assert diff["population_total_finest"] == pytest.approx(wide[0]["population_total"].item(), rel=1e-12)
+    # the country row equals a direct computation on the union of the finest units (0.01 %)
+    union_gdf = gpd.GeoDataFrame({"ucode": ["union"]}, geometry=[wide[2].union_all()], crs=4326)
+    direct = exact_extract(str(load_config(CONFIG).rasters["population_total"]), union_gdf, "sum", output="pandas")["sum"].item()
+    assert wide[0]["population_total"].item() == pytest.approx(direct, rel=1e-4)
+    assert abs(diff["population_relative_difference"]) > 0  # the source's own ADM0 differs, and it is reported
 
 
 def test_outputs_read_back_identically(run):
