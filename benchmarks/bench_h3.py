@@ -29,8 +29,6 @@ from benchmarks.bench_zonal import make_polygons, make_rasters
 RES = 7
 
 
-
-
 def _h3ronpy_cover(geoms: np.ndarray) -> np.ndarray:
     import h3ronpy
     from h3ronpy.vector import wkb_to_cells

@@ -96,8 +96,6 @@ def make_data() -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(frame, geometry=geoms, crs="EPSG:4326")
 
 
-
-
 def _duck_to_gdf(con: duckdb.DuckDBPyConnection, sql: str) -> gpd.GeoDataFrame:
     table = con.sql(sql).arrow()
     if isinstance(table, pa.RecordBatchReader):

@@ -62,8 +62,6 @@ def make_data() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
     return polys, pts, fac
 
 
-
-
 # --------------------------------------------------------------------------- count peers
 def _geopipe_count(polys: gpd.GeoDataFrame, pts: gpd.GeoDataFrame) -> np.ndarray:
     from geopipe.zonal.points import count_points

@@ -116,8 +116,6 @@ def make_rasters() -> dict[str, Any]:
     return out
 
 
-
-
 def _geopipe_sum(polys: gpd.GeoDataFrame, raster: Path) -> np.ndarray:
     from geopipe.zonal.raster import zonal_raster
 

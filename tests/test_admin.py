@@ -36,7 +36,9 @@ def test_schema_and_counts(rwanda):
     assert rwanda.groupby("admin_level").size().to_dict() == {0: 1, 1: 5, 2: 30}
     assert rwanda["ucode"].is_unique
     assert rwanda["ucode"].map(bool).all() and rwanda["ucode"].str.match(UCODE).all()
-    assert rwanda["concept_ucode"].str.match(r"^#RWA_\d+$").all() and rwanda["concept_ucode"].is_unique
+    assert (
+        rwanda["concept_ucode"].str.match(r"^#RWA_\d+$").all() and rwanda["concept_ucode"].is_unique
+    )
     assert (rwanda["iso3"] == "RWA").all()
     assert shapely.is_valid(rwanda.geometry.to_numpy()).all()
     assert set(rwanda.geom_type) <= {"Polygon", "MultiPolygon"}
@@ -72,8 +74,15 @@ def test_inferred_parents_match_independent_labels(rwanda, sample_dir):
 
 def test_deterministic_and_topojson_equivalent(rwanda, sample_dir, shared_real):
     again = gp.read_admin({lv: sample_dir / f"rwa_adm{lv}.geojson" for lv in (0, 1, 2)})
-    pd.testing.assert_frame_equal(pd.DataFrame(rwanda.drop(columns="geometry")), pd.DataFrame(again.drop(columns="geometry")))
-    topo = gp.read_admin({lv: shared_real / "rwa" / f"geoBoundaries-RWA-ADM{lv}_simplified.topojson" for lv in (0, 1, 2)})
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(rwanda.drop(columns="geometry")), pd.DataFrame(again.drop(columns="geometry"))
+    )
+    topo = gp.read_admin(
+        {
+            lv: shared_real / "rwa" / f"geoBoundaries-RWA-ADM{lv}_simplified.topojson"
+            for lv in (0, 1, 2)
+        }
+    )
     assert topo["ucode"].tolist() == rwanda["ucode"].tolist()
     assert topo["parent_ucode"].fillna("").tolist() == rwanda["parent_ucode"].fillna("").tolist()
 
@@ -93,7 +102,10 @@ def formats(testdata):
     return {
         "codab": gp.read_admin(d / "codab_rwa.gpkg"),
         "gadm": gp.read_admin(d / "gadm_rwa.gpkg"),
-        "georepo": gp.read_admin({0: d / "georepo_api.json", 1: d / "georepo_api.json", 2: d / "georepo_export.geojson"}, valid_on="2021-06-30"),
+        "georepo": gp.read_admin(
+            {0: d / "georepo_api.json", 1: d / "georepo_api.json", 2: d / "georepo_export.geojson"},
+            valid_on="2021-06-30",
+        ),
     }
 
 
@@ -141,7 +153,9 @@ def test_georepo_keeps_source_codes_and_dates(formats, testdata):
 
 
 def test_explicit_mapping(sample_dir):
-    raw = gpd.read_file(sample_dir / "rwa_adm1.geojson").rename(columns={"shapeName": "prov", "shapeID": "code"})
+    raw = gpd.read_file(sample_dir / "rwa_adm1.geojson").rename(
+        columns={"shapeName": "prov", "shapeID": "code"}
+    )
     raw = raw[["prov", "code", "geometry"]]
     with pytest.raises(MissingColumnError, match="mapping"):
         gp.read_admin(raw, level=1)
@@ -174,7 +188,9 @@ def test_reprojects_and_requires_a_crs(sample_dir, tmp_path):
     raw = gpd.read_file(sample_dir / "rwa_adm1.geojson").to_crs(32735)
     back = gp.read_admin(raw)
     assert back.crs.to_epsg() == 4326
-    assert np.allclose(back.total_bounds, gpd.read_file(sample_dir / "rwa_adm1.geojson").total_bounds, atol=1e-6)
+    assert np.allclose(
+        back.total_bounds, gpd.read_file(sample_dir / "rwa_adm1.geojson").total_bounds, atol=1e-6
+    )
     no_crs = raw.set_crs(None, allow_override=True)
     with pytest.raises(GeometryError, match="no CRS"):
         gp.read_admin(no_crs)
@@ -189,7 +205,9 @@ def test_errors_name_the_file_and_the_fix(tmp_path):
     with pytest.raises(FormatError, match="empty"):
         gp.read_admin(empty)
     truncated = tmp_path / "cut.geojson"
-    truncated.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {"type": "Pol')
+    truncated.write_text(
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {"type": "Pol'
+    )
     with pytest.raises(FormatError, match="cut.geojson.*truncated"):
         gp.read_admin(truncated)
     with pytest.raises(InputError, match="admin levels"):

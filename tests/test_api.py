@@ -50,17 +50,31 @@ def test_indicator_docs_in_sync():
     from geopipe.indicators.catalog import catalog_markdown
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "indicators.md"
-    assert doc.read_text(encoding="utf-8") == catalog_markdown(), "run: python -m geopipe.indicators.catalog > docs/indicators.md"
+    assert doc.read_text(encoding="utf-8") == catalog_markdown(), (
+        "run: python -m geopipe.indicators.catalog > docs/indicators.md"
+    )
 
 
 def test_catalog_contract_ids():
     """The indicator ids of DESIGN.md are a contract with BI users."""
     ids = set(gp.indicator_catalog()["indicator_id"])
     contract = {
-        "population_total", "population_u18", "population_u5", "children_in_poverty", "child_poverty_rate",
-        "wealth_index_mean", "download_mbps_mean", "share_population_broadband", "schools_total",
-        "schools_connected", "schools_connected_share", "children_without_connectivity", "health_facilities",
-        "share_population_within_5km_health", "children_beyond_5km_health", "distance_to_health_km_mean",
+        "population_total",
+        "population_u18",
+        "population_u5",
+        "children_in_poverty",
+        "child_poverty_rate",
+        "wealth_index_mean",
+        "download_mbps_mean",
+        "share_population_broadband",
+        "schools_total",
+        "schools_connected",
+        "schools_connected_share",
+        "children_without_connectivity",
+        "health_facilities",
+        "share_population_within_5km_health",
+        "children_beyond_5km_health",
+        "distance_to_health_km_mean",
         "schools_per_10k_children",
     }
     assert contract <= ids
@@ -73,7 +87,9 @@ def test_readme_python_example_runs(monkeypatch):
 
     root = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(root)
-    code = re.search(r"```python\n(.*?)```", (root / "README.md").read_text(encoding="utf-8"), re.S).group(1)
+    code = re.search(
+        r"```python\n(.*?)```", (root / "README.md").read_text(encoding="utf-8"), re.S
+    ).group(1)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     rolled = namespace["fact_all_levels"]

@@ -86,7 +86,9 @@ def _check_population(grid: gpd.GeoDataFrame, admin: gpd.GeoDataFrame, raster) -
     assert frag["sum"].sum() == pytest.approx(total, rel=1e-4)
 
 
-@pytest.mark.parametrize("res", [6, pytest.param(7, marks=pytest.mark.slow), pytest.param(8, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "res", [6, pytest.param(7, marks=pytest.mark.slow), pytest.param(8, marks=pytest.mark.slow)]
+)
 def test_vnm_split_tiles_units(res):
     admin = vnm_adm1()
     grid = vnm_grid(res)

@@ -26,38 +26,114 @@ FACILITY = (0.005, 0.015)  # centre of pixel (row 0, col 0)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     d = tmp_path_factory.mktemp("world")
-    profile = {"driver": "GTiff", "width": 4, "height": 2, "count": 1, "dtype": "float32", "crs": "EPSG:4326", "transform": from_origin(0, 0.02, 0.01, 0.01), "nodata": -1}
+    profile = {
+        "driver": "GTiff",
+        "width": 4,
+        "height": 2,
+        "count": 1,
+        "dtype": "float32",
+        "crs": "EPSG:4326",
+        "transform": from_origin(0, 0.02, 0.01, 0.01),
+        "nodata": -1,
+    }
     for name, factor in (("pop", 1.0), ("u18", 0.5), ("u5", 0.1)):
         with rasterio.open(d / f"{name}.tif", "w", **profile) as dst:
             dst.write(POP * factor, 1)
     import geopandas as gpd
 
     admin = gpd.GeoDataFrame(
-        {"ucode": ["XXX_V1", "XXX_0001_V1", "XXX_0002_V1"], "name": ["C", "A", "B"], "admin_level": [0, 1, 1], "parent": [None, "XXX_V1", "XXX_V1"]},
-        geometry=[shapely.box(0, 0, 0.04, 0.02), shapely.box(0, 0, 0.02, 0.02), shapely.box(0.02, 0, 0.04, 0.02)], crs=4326,
+        {
+            "ucode": ["XXX_V1", "XXX_0001_V1", "XXX_0002_V1"],
+            "name": ["C", "A", "B"],
+            "admin_level": [0, 1, 1],
+            "parent": [None, "XXX_V1", "XXX_V1"],
+        },
+        geometry=[
+            shapely.box(0, 0, 0.04, 0.02),
+            shapely.box(0, 0, 0.02, 0.02),
+            shapely.box(0.02, 0, 0.04, 0.02),
+        ],
+        crs=4326,
     )
     admin.to_file(d / "admin.geojson")
-    wealth = gpd.GeoDataFrame({"rwi": [-0.5, 0.2]}, geometry=[shapely.box(0, 0, 0.01, 0.02), shapely.box(0.01, 0, 0.03, 0.02)], crs=4326)
+    wealth = gpd.GeoDataFrame(
+        {"rwi": [-0.5, 0.2]},
+        geometry=[shapely.box(0, 0, 0.01, 0.02), shapely.box(0.01, 0, 0.03, 0.02)],
+        crs=4326,
+    )
     wealth.to_file(d / "wealth.geojson")
-    speed = gpd.GeoDataFrame({"avg_d_kbps": [20000, 5000, 90000], "tests": [5, 1, 0]}, geometry=[shapely.box(0, 0, 0.02, 0.02), shapely.box(0.02, 0, 0.03, 0.02), shapely.box(0.03, 0, 0.04, 0.02)], crs=4326)
+    speed = gpd.GeoDataFrame(
+        {"avg_d_kbps": [20000, 5000, 90000], "tests": [5, 1, 0]},
+        geometry=[
+            shapely.box(0, 0, 0.02, 0.02),
+            shapely.box(0.02, 0, 0.03, 0.02),
+            shapely.box(0.03, 0, 0.04, 0.02),
+        ],
+        crs=4326,
+    )
     speed.to_file(d / "speed.geojson")
-    pd.DataFrame({"lon": [FACILITY[0]], "lat": [FACILITY[1]], "name": ["clinic"]}).to_csv(d / "health.csv", index=False)
-    pd.DataFrame({"school_id_giga": ["s1", "s2", "s3", "s4"], "connectivity": ["Yes", "Yes", "No", "No"], "lon": [0.001, 0.012, 0.018, 0.035], "lat": [0.001, 0.004, 0.019, 0.011]}).to_csv(d / "schools.csv", index=False)
-    cfg = load_config({
-        "name": "hand", "date": "2024-06-30", "output": str(d / "out"),
-        "admin": {"source": str(d / "admin.geojson"), "mapping": {"name": "name", "id": "ucode", "ucode": "ucode", "level": "admin_level", "parent_id": "parent"}, "iso3": "XXX"},
-        "rasters": {"population_total": str(d / "pop.tif"), "population_u18": str(d / "u18.tif"), "population_u5": str(d / "u5.tif")},
-        "points": {"health_facilities": {"source": str(d / "health.csv")}, "schools_total": {"source": str(d / "schools.csv"), "subsets": {"schools_connected": {"column": "connectivity", "values": ["Yes"]}}}},
-        "wealth": {"tiles": str(d / "wealth.geojson"), "value": "rwi", "poverty_threshold": 0.0},
-        "connectivity": {"tiles": str(d / "speed.geojson"), "value": "avg_d_kbps", "scale": 0.001, "broadband_mbps": 10, "min_tests": 1},
-        "service": {"facilities": "health_facilities", "distance_km": 1.2},
-    })
+    pd.DataFrame({"lon": [FACILITY[0]], "lat": [FACILITY[1]], "name": ["clinic"]}).to_csv(
+        d / "health.csv", index=False
+    )
+    pd.DataFrame(
+        {
+            "school_id_giga": ["s1", "s2", "s3", "s4"],
+            "connectivity": ["Yes", "Yes", "No", "No"],
+            "lon": [0.001, 0.012, 0.018, 0.035],
+            "lat": [0.001, 0.004, 0.019, 0.011],
+        }
+    ).to_csv(d / "schools.csv", index=False)
+    cfg = load_config(
+        {
+            "name": "hand",
+            "date": "2024-06-30",
+            "output": str(d / "out"),
+            "admin": {
+                "source": str(d / "admin.geojson"),
+                "mapping": {
+                    "name": "name",
+                    "id": "ucode",
+                    "ucode": "ucode",
+                    "level": "admin_level",
+                    "parent_id": "parent",
+                },
+                "iso3": "XXX",
+            },
+            "rasters": {
+                "population_total": str(d / "pop.tif"),
+                "population_u18": str(d / "u18.tif"),
+                "population_u5": str(d / "u5.tif"),
+            },
+            "points": {
+                "health_facilities": {"source": str(d / "health.csv")},
+                "schools_total": {
+                    "source": str(d / "schools.csv"),
+                    "subsets": {"schools_connected": {"column": "connectivity", "values": ["Yes"]}},
+                },
+            },
+            "wealth": {
+                "tiles": str(d / "wealth.geojson"),
+                "value": "rwi",
+                "poverty_threshold": 0.0,
+            },
+            "connectivity": {
+                "tiles": str(d / "speed.geojson"),
+                "value": "avg_d_kbps",
+                "scale": 0.001,
+                "broadband_mbps": 10,
+                "min_tests": 1,
+            },
+            "service": {"facilities": "health_facilities", "distance_km": 1.2},
+        }
+    )
     admin_table = gp.read_admin(cfg.admin_source, **cfg.admin_options)
     units = admin_table[admin_table.admin_level == 1].reset_index(drop=True)
     units, _ = add_measures(units, cfg)
     fact = gp.compute_indicators(units, date=cfg.date).fact
     rolled = gp.rollup(fact, admin_table)
-    return rolled.pivot_table(index="ucode", columns="indicator_id", values="value").rename(index={"XXX_V1": "C", "XXX_0001_V1": "A", "XXX_0002_V1": "B"})
+    return rolled.pivot_table(index="ucode", columns="indicator_id", values="value").rename(
+        index={"XXX_V1": "C", "XXX_0001_V1": "A", "XXX_0002_V1": "B"}
+    )
 
 
 def _pixel_distances_km():
@@ -65,7 +141,9 @@ def _pixel_distances_km():
     cx = np.array([0.005, 0.015, 0.025, 0.035])
     cy = np.array([0.015, 0.005])
     lon, lat = np.meshgrid(cx, cy)
-    _, _, d = geod.inv(np.full(lon.size, FACILITY[0]), np.full(lon.size, FACILITY[1]), lon.ravel(), lat.ravel())
+    _, _, d = geod.inv(
+        np.full(lon.size, FACILITY[0]), np.full(lon.size, FACILITY[1]), lon.ravel(), lat.ravel()
+    )
     return d.reshape(lon.shape) / 1000.0
 
 
@@ -112,10 +190,18 @@ def test_service_coverage(world):
     assert within.sum() == 3  # the facility's pixel and its two direct neighbours
     a, b = np.s_[:, :2], np.s_[:, 2:]
     assert world.loc["A", "health_facilities"] == 1 and world.loc["B", "health_facilities"] == 0
-    assert world.loc["A", "share_population_within_5km_health"] == pytest.approx(POP[a][within[a]].sum() / 140)
+    assert world.loc["A", "share_population_within_5km_health"] == pytest.approx(
+        POP[a][within[a]].sum() / 140
+    )
     assert world.loc["B", "share_population_within_5km_health"] == pytest.approx(0)
     assert world.loc["C", "children_beyond_5km_health"] == pytest.approx(0.5 * POP[~within].sum())
-    assert world.loc["A", "distance_to_health_km_mean"] == pytest.approx((POP[a] * d[a]).sum() / 140, rel=1e-9)
-    assert world.loc["B", "distance_to_health_km_mean"] == pytest.approx((POP[b] * d[b]).sum() / 220, rel=1e-9)
-    assert world.loc["C", "distance_to_health_km_mean"] == pytest.approx((POP * d).sum() / 360, rel=1e-9)
+    assert world.loc["A", "distance_to_health_km_mean"] == pytest.approx(
+        (POP[a] * d[a]).sum() / 140, rel=1e-9
+    )
+    assert world.loc["B", "distance_to_health_km_mean"] == pytest.approx(
+        (POP[b] * d[b]).sum() / 220, rel=1e-9
+    )
+    assert world.loc["C", "distance_to_health_km_mean"] == pytest.approx(
+        (POP * d).sum() / 360, rel=1e-9
+    )
     assert world.loc["A", "schools_per_10k_children"] == pytest.approx(3 / 70 * 1e4)

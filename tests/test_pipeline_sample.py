@@ -27,7 +27,16 @@ from geopipe.pipeline import run_pipeline
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "pipelines" / "sample.yaml"
-TABLES = ["dim_admin", "dim_indicator", "fact_indicator", "fact_lineage", "adm0", "adm1", "adm2", "h3_r7"]
+TABLES = [
+    "dim_admin",
+    "dim_indicator",
+    "fact_indicator",
+    "fact_lineage",
+    "adm0",
+    "adm1",
+    "adm2",
+    "h3_r7",
+]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +53,15 @@ def wide(run):
 
 def test_layout(run):
     names = sorted(p.name for p in run.output.iterdir() if not p.name.startswith("."))
-    assert names == sorted([*(f"{t}.parquet" for t in TABLES), "warehouse.duckdb", "manifest.json", "geosight.csv", "quality_report.md"])
+    assert names == sorted(
+        [
+            *(f"{t}.parquet" for t in TABLES),
+            "warehouse.duckdb",
+            "manifest.json",
+            "geosight.csv",
+            "quality_report.md",
+        ]
+    )
     assert not list(run.output.parent.glob(".*tmp*"))  # no staging folder left behind
 
 
@@ -52,7 +69,9 @@ def test_population_matches_exactextract(wide, sample_dir):
     adm2 = wide[2]
     cfg = load_config(CONFIG)
     for column, raster in cfg.rasters.items():
-        ref = exact_extract(str(raster), adm2[["ucode", "geometry"]], "sum", include_cols=["ucode"], output="pandas")
+        ref = exact_extract(
+            str(raster), adm2[["ucode", "geometry"]], "sum", include_cols=["ucode"], output="pandas"
+        )
         mine = adm2.set_index("ucode")[column]
         theirs = ref.set_index("ucode")["sum"].reindex(mine.index)
         np.testing.assert_allclose(mine.to_numpy(), theirs.to_numpy(), rtol=1e-9)
@@ -62,7 +81,11 @@ def test_counts_match_sjoin(wide, sample_dir):
     adm2 = wide[2][["ucode", "geometry", "health_facilities", "schools_total", "schools_connected"]]
     health = gp.read_points(sample_dir / "rwa_who_public_health_facilities.csv")
     schools = gp.read_points(sample_dir / "rwa_schools_modelled.csv")
-    for points, column in ((health, "health_facilities"), (schools, "schools_total"), (schools[schools.connectivity == "Yes"], "schools_connected")):
+    for points, column in (
+        (health, "health_facilities"),
+        (schools, "schools_total"),
+        (schools[schools.connectivity == "Yes"], "schools_connected"),
+    ):
         joined = gpd.sjoin(points[["geometry"]], adm2[["ucode", "geometry"]], predicate="within")
         ref = joined.groupby("ucode").size().reindex(adm2["ucode"], fill_value=0)
         assert adm2.set_index("ucode")[column].astype(int).tolist() == ref.tolist(), column
@@ -71,7 +94,9 @@ def test_counts_match_sjoin(wide, sample_dir):
 def test_every_family_is_produced(run, wide):
     cfg = load_config(CONFIG)
     for level in (0, 1, 2):
-        missing = [i for i in cfg.indicators if i not in wide[level].columns or wide[level][i].isna().all()]
+        missing = [
+            i for i in cfg.indicators if i not in wide[level].columns or wide[level][i].isna().all()
+        ]
         assert missing == [], (level, missing)
     families = set(pd.read_parquet(run.output / "dim_indicator.parquet")["family"])
     assert families == {"population", "child_poverty", "connectivity", "service_coverage"}
@@ -88,32 +113,48 @@ def test_rollup_invariants(run, wide):
         child = wide[child_level]
         parent = wide[child_level - 1].set_index("ucode")
         grouped = child.groupby("parent_ucode")[sums].sum()
-        np.testing.assert_allclose(grouped.to_numpy(), parent.loc[grouped.index, sums].to_numpy(), rtol=1e-12)
+        np.testing.assert_allclose(
+            grouped.to_numpy(), parent.loc[grouped.index, sums].to_numpy(), rtol=1e-12
+        )
         for ind in ratios:  # recomputed from the rolled-up parts, never a mean of ratios
             num, den, scale = catalog.loc[ind, ["numerator", "denominator", "scale"]]
             np.testing.assert_allclose(parent[ind], parent[num] / parent[den] * scale, rtol=1e-12)
         for ind in means:  # re-weighted by the rolled-up weight
             w = catalog.loc[ind, "weight"]
             ok = child[ind].notna()
-            expected = (child.loc[ok, ind] * child.loc[ok, w]).groupby(child.loc[ok, "parent_ucode"]).sum() / child.loc[ok, w].groupby(child.loc[ok, "parent_ucode"]).sum()
+            expected = (child.loc[ok, ind] * child.loc[ok, w]).groupby(
+                child.loc[ok, "parent_ucode"]
+            ).sum() / child.loc[ok, w].groupby(child.loc[ok, "parent_ucode"]).sum()
             np.testing.assert_allclose(parent.loc[expected.index, ind], expected, rtol=1e-12)
     # country = sum over the 30 districts
-    assert wide[0]["population_total"].item() == pytest.approx(wide[2]["population_total"].sum(), rel=1e-12)
+    assert wide[0]["population_total"].item() == pytest.approx(
+        wide[2]["population_total"].sum(), rel=1e-12
+    )
 
 
 def test_h3_fragments_add_up_to_the_districts(run, wide):
     cells = gpd.read_parquet(run.output / "h3_r7.parquet")
     assert cells["cell_id"].str.fullmatch(r"[0-9a-f]{15}").all()
     assert set(cells["ucode"]) == set(wide[2]["ucode"])
-    sums = ["population_total", "population_broadband", "population_within_health", "schools_total", "health_facilities"]
+    sums = [
+        "population_total",
+        "population_broadband",
+        "population_within_health",
+        "schools_total",
+        "health_facilities",
+    ]
     per_unit = cells.groupby("ucode")[sums].sum()
     district = wide[2].set_index("ucode").loc[per_unit.index, sums]
-    np.testing.assert_allclose(per_unit.to_numpy(), district.to_numpy(), rtol=1e-4, atol=1e-6)  # 0.01 %
+    np.testing.assert_allclose(
+        per_unit.to_numpy(), district.to_numpy(), rtol=1e-4, atol=1e-6
+    )  # 0.01 %
     # sensitive child counts: small fragment values are suppressed (null), so the published
     # fragments add up to at most the district, and no district has exactly one hidden fragment
     for col in ("population_u18", "children_in_poverty", "children_beyond_5km_health"):
         published = cells.groupby("ucode")[col].sum()
-        assert (published <= wide[2].set_index("ucode").loc[published.index, col] * (1 + 1e-9) + 1e-6).all()
+        assert (
+            published <= wide[2].set_index("ucode").loc[published.index, col] * (1 + 1e-9) + 1e-6
+        ).all()
         hidden = cells[col].isna().groupby(cells["ucode"]).sum()
         assert not (hidden == 1).any(), col
         assert cells.loc[cells[col].notna(), col].pipe(lambda v: ((v == 0) | (v >= 5)).all())
@@ -130,14 +171,25 @@ def test_country_row_vs_the_source_country_polygon(run, wide, sample_dir):
     union = wide[2].to_crs("EPSG:6933").union_all().area / 1e6
     assert diff["area_km2_source"] == pytest.approx(adm0, rel=1e-9)
     assert diff["area_km2_finest"] == pytest.approx(union, rel=1e-9)
-    ref = exact_extract(str(load_config(CONFIG).rasters["population_total"]), wide[0][["ucode", "geometry"]], "sum", output="pandas")["sum"].item()
+    ref = exact_extract(
+        str(load_config(CONFIG).rasters["population_total"]),
+        wide[0][["ucode", "geometry"]],
+        "sum",
+        output="pandas",
+    )["sum"].item()
     assert diff["population_total_source_polygon"] == pytest.approx(ref, rel=1e-9)
-    assert diff["population_total_finest"] == pytest.approx(wide[0]["population_total"].item(), rel=1e-12)
+    assert diff["population_total_finest"] == pytest.approx(
+        wide[0]["population_total"].item(), rel=1e-12
+    )
     # the country row equals a direct computation on the union of the finest units (0.01 %)
     union_gdf = gpd.GeoDataFrame({"ucode": ["union"]}, geometry=[wide[2].union_all()], crs=4326)
-    direct = exact_extract(str(load_config(CONFIG).rasters["population_total"]), union_gdf, "sum", output="pandas")["sum"].item()
+    direct = exact_extract(
+        str(load_config(CONFIG).rasters["population_total"]), union_gdf, "sum", output="pandas"
+    )["sum"].item()
     assert wide[0]["population_total"].item() == pytest.approx(direct, rel=1e-4)
-    assert abs(diff["population_relative_difference"]) > 0  # the source's own ADM0 differs, and it is reported
+    assert (
+        abs(diff["population_relative_difference"]) > 0
+    )  # the source's own ADM0 differs, and it is reported
 
 
 def test_outputs_read_back_identically(run):
@@ -153,18 +205,34 @@ def test_outputs_read_back_identically(run):
             assert gdf.crs.to_epsg() == 4326
             assert gdf.geometry.is_valid.all()
     fact = pd.read_parquet(run.output / "fact_indicator.parquet")
-    assert list(fact.columns) == ["ucode", "admin_level", "indicator_id", "date", "value", "unit", "suppressed"]
+    assert list(fact.columns) == [
+        "ucode",
+        "admin_level",
+        "indicator_id",
+        "date",
+        "value",
+        "unit",
+        "suppressed",
+    ]
     assert not fact.duplicated(["ucode", "indicator_id", "date"]).any()
-    db_fact = con.sql("select ucode, indicator_id, value from fact_indicator order by ucode, indicator_id").df()
-    pq_fact = fact.sort_values(["ucode", "indicator_id"])[["ucode", "indicator_id", "value"]].reset_index(drop=True)
+    db_fact = con.sql(
+        "select ucode, indicator_id, value from fact_indicator order by ucode, indicator_id"
+    ).df()
+    pq_fact = fact.sort_values(["ucode", "indicator_id"])[
+        ["ucode", "indicator_id", "value"]
+    ].reset_index(drop=True)
     pd.testing.assert_frame_equal(db_fact, pq_fact, check_dtype=False)
     # DuckDB (spatial extension loaded offline from its PyPI package) reads the geometry directly
     from geopipe.io.warehouse import load_spatial
 
     assert load_spatial(con)
     parquet_path = str(run.output / "adm2.parquet")
-    area = con.sql(f"select sum(ST_Area(geometry)) from read_parquet('{parquet_path}')").fetchone()[0]
-    assert area == pytest.approx(float(shapely.area(gpd.read_parquet(parquet_path).geometry.to_numpy()).sum()), rel=1e-9)
+    area = con.sql(f"select sum(ST_Area(geometry)) from read_parquet('{parquet_path}')").fetchone()[
+        0
+    ]
+    assert area == pytest.approx(
+        float(shapely.area(gpd.read_parquet(parquet_path).geometry.to_numpy()).sum()), rel=1e-9
+    )
 
 
 def test_warehouse_opens_without_geopipe(run):
@@ -184,8 +252,14 @@ def test_lineage(run):
     manifest = json.loads((run.output / "manifest.json").read_text())
     assert set(lineage["run_id"]) == {manifest["run_id"]}
     by = lineage.groupby("indicator_id")["source_id"].apply(set)
-    assert "raster_population_u18" in by["child_poverty_rate"] and "wealth_tiles" in by["child_poverty_rate"]
-    assert "points_schools_total" in by["schools_connected_share"] and "raster_population_total" not in by["schools_connected_share"]
+    assert (
+        "raster_population_u18" in by["child_poverty_rate"]
+        and "wealth_tiles" in by["child_poverty_rate"]
+    )
+    assert (
+        "points_schools_total" in by["schools_connected_share"]
+        and "raster_population_total" not in by["schools_connected_share"]
+    )
     assert by["health_facilities"] >= {"points_health_facilities", "admin_adm2"}
     for row in lineage.itertuples():
         assert row.source_version == "sha256:" + manifest["inputs"][row.source_id]["sha256"]
@@ -193,9 +267,16 @@ def test_lineage(run):
 
 def test_manifest(run):
     manifest = json.loads((run.output / "manifest.json").read_text())
-    assert set(manifest["outputs"]) == {*(f"{t}.parquet" for t in TABLES), "warehouse.duckdb", "geosight.csv", "quality_report.md"}
+    assert set(manifest["outputs"]) == {
+        *(f"{t}.parquet" for t in TABLES),
+        "warehouse.duckdb",
+        "geosight.csv",
+        "quality_report.md",
+    }
     assert manifest["outputs"]["adm2.parquet"]["rows"] == 30
-    assert {"raster_population_total", "points_health_facilities", "admin_adm2"} <= set(manifest["inputs"])
+    assert {"raster_population_total", "points_health_facilities", "admin_adm2"} <= set(
+        manifest["inputs"]
+    )
     for rec in manifest["inputs"].values():
         assert len(rec["sha256"]) == 64
     assert manifest["packages"]["geopipe"] == gp.__version__
@@ -208,7 +289,9 @@ def test_rerun_is_up_to_date_and_reproducible(run, tmp_path):
     assert again.up_to_date
     other = run_pipeline(CONFIG, output=tmp_path / "again")
     for name in TABLES:
-        assert (run.output / f"{name}.parquet").read_bytes() == (other.output / f"{name}.parquet").read_bytes(), name
+        assert (run.output / f"{name}.parquet").read_bytes() == (
+            other.output / f"{name}.parquet"
+        ).read_bytes(), name
     forced = run_pipeline(CONFIG, output=tmp_path / "again", force=True)
     assert not forced.up_to_date
 
@@ -220,7 +303,9 @@ def test_failed_run_leaves_previous_outputs(run, tmp_path):
     cfg = load_config(CONFIG)
     broken = tmp_path / "broken.csv"
     broken.write_text("name,value\nx,1\n")  # no coordinates: read_points fails mid-run
-    bad = type(cfg)(**{**cfg.__dict__, "points": (type(cfg.points[0])("health_facilities", broken),)})
+    bad = type(cfg)(
+        **{**cfg.__dict__, "points": (type(cfg.points[0])("health_facilities", broken),)}
+    )
     with pytest.raises(gp.GeopipeError):
         run_pipeline(bad, output=out, force=True)
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
@@ -236,7 +321,9 @@ def test_cli(tmp_path):
     assert second.stdout.startswith("up to date")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ndate: 2020-13-01\nadmin: {source: nowhere.geojson}\n")
-    failed = subprocess.run([sys.executable, "-m", "geopipe.cli", "run", str(bad)], capture_output=True, text=True)
+    failed = subprocess.run(
+        [sys.executable, "-m", "geopipe.cli", "run", str(bad)], capture_output=True, text=True
+    )
     assert failed.returncode == 2
     assert "Traceback" not in failed.stderr
     assert "not an ISO date" in failed.stderr and "nowhere.geojson" in failed.stderr
@@ -246,7 +333,11 @@ def test_incremental_rerun_recomputes_only_what_changed(tmp_path, sample_dir):
     """One changed input: only the measures that depend on it are recomputed; the rest is reused."""
     data = tmp_path / "data"
     shutil.copytree(sample_dir, data)
-    text = CONFIG.read_text().replace("../data/sample/", f"{data}/").replace("../out/sample", str(tmp_path / "out"))
+    text = (
+        CONFIG.read_text()
+        .replace("../data/sample/", f"{data}/")
+        .replace("../out/sample", str(tmp_path / "out"))
+    )
     config = tmp_path / "sample.yaml"
     config.write_text(text)
     first = run_pipeline(config)
@@ -256,7 +347,13 @@ def test_incremental_rerun_recomputes_only_what_changed(tmp_path, sample_dir):
     second = run_pipeline(config)
     status = second.manifest["quality"]["measure_cache"]
     assert {k for k, v in status.items() if v == "computed"} == {"adm2/points", "h3_r7/points"}
-    assert {k for k, v in status.items() if v == "reused"} >= {"adm2/rasters", "adm2/wealth", "adm2/connectivity", "adm2/service", "h3_r7/rasters"}
+    assert {k for k, v in status.items() if v == "reused"} >= {
+        "adm2/rasters",
+        "adm2/wealth",
+        "adm2/connectivity",
+        "adm2/service",
+        "h3_r7/rasters",
+    }
     before, after = first.tables["adm0"].iloc[0], second.tables["adm0"].iloc[0]
     assert after["schools_total"] == before["schools_total"] - 100
     assert after["population_total"] == before["population_total"]
@@ -264,7 +361,9 @@ def test_incremental_rerun_recomputes_only_what_changed(tmp_path, sample_dir):
     # the reused measures give the very same tables as a full rebuild
     full = run_pipeline(config, output=tmp_path / "full", force=True)
     for name in ("fact_indicator", "adm2", "h3_r7"):
-        assert (tmp_path / "out" / f"{name}.parquet").read_bytes() == (tmp_path / "full" / f"{name}.parquet").read_bytes(), name
+        assert (tmp_path / "out" / f"{name}.parquet").read_bytes() == (
+            tmp_path / "full" / f"{name}.parquet"
+        ).read_bytes(), name
     assert set(full.manifest["quality"]["measure_cache"].values()) == {"computed"}
 
 
@@ -277,12 +376,19 @@ def test_history_partitions_append_and_replace(tmp_path):
     run_pipeline(jan, output=tmp_path / "jan")
     run_pipeline(feb, output=tmp_path / "feb")
     parts = sorted(p.relative_to(history).as_posix() for p in history.rglob("*.parquet"))
-    assert parts == ["fact_indicator/iso3=RWA/date=2020-01-01/part-0.parquet", "fact_indicator/iso3=RWA/date=2020-02-01/part-0.parquet"]
+    assert parts == [
+        "fact_indicator/iso3=RWA/date=2020-01-01/part-0.parquet",
+        "fact_indicator/iso3=RWA/date=2020-02-01/part-0.parquet",
+    ]
     feb_file = history / parts[1]
     feb_bytes, feb_mtime = feb_file.read_bytes(), feb_file.stat().st_mtime_ns
     run_pipeline(jan, output=tmp_path / "jan", force=True)
-    assert feb_file.read_bytes() == feb_bytes and feb_file.stat().st_mtime_ns == feb_mtime  # untouched
+    assert (
+        feb_file.read_bytes() == feb_bytes and feb_file.stat().st_mtime_ns == feb_mtime
+    )  # untouched
     con = duckdb.connect()
-    got = con.sql(f"select date::varchar as d, count(*) from read_parquet('{history}/fact_indicator/**/*.parquet', hive_partitioning=true) group by 1 order by 1").fetchall()
+    got = con.sql(
+        f"select date::varchar as d, count(*) from read_parquet('{history}/fact_indicator/**/*.parquet', hive_partitioning=true) group by 1 order by 1"
+    ).fetchall()
     n = len(pd.read_parquet(tmp_path / "jan" / "fact_indicator.parquet"))
     assert got == [("2020-01-01", n), ("2020-02-01", n)]

@@ -19,18 +19,30 @@ def test_who_csv_and_geojson_agree(sample_dir, shared_real):
     assert len(csv) == 572 == len(geo)
     raw = pd.read_csv(sample_dir / "rwa_who_public_health_facilities.csv")
     assert np.allclose(csv.geometry.x, raw["Long"]) and np.allclose(csv.geometry.y, raw["Lat"])
-    assert np.allclose(csv.geometry.x, geo.geometry.x) and np.allclose(csv.geometry.y, geo.geometry.y)
+    assert np.allclose(csv.geometry.x, geo.geometry.x) and np.allclose(
+        csv.geometry.y, geo.geometry.y
+    )
     assert csv["name"].tolist() == raw["Facility name"].tolist()
     assert csv["category"].value_counts()["Health Centre"] == 486
-    assert csv["point_id"].is_unique and csv["point_id"].iloc[0].startswith("rwa-who-public-health-facilities-")
-    assert list(csv.columns[:3]) == ["point_id", "name", "category"] and csv.columns[-1] == "geometry"
+    assert csv["point_id"].is_unique and csv["point_id"].iloc[0].startswith(
+        "rwa-who-public-health-facilities-"
+    )
+    assert (
+        list(csv.columns[:3]) == ["point_id", "name", "category"] and csv.columns[-1] == "geometry"
+    )
     assert csv.crs.to_epsg() == 4326
 
 
 def test_healthsites_and_osm_profiles(sample_dir):
     hs = gp.read_points(sample_dir / "rwa_healthsites_2020.geojson")
     assert hs.attrs["geopipe"]["profile"] == "healthsites" and len(hs) == 119
-    assert hs["category"].value_counts().to_dict() == {"hospital": 75, "pharmacy": 24, "clinic": 16, "doctors": 2, "dentist": 2}
+    assert hs["category"].value_counts().to_dict() == {
+        "hospital": 75,
+        "pharmacy": 24,
+        "clinic": 16,
+        "doctors": 2,
+        "dentist": 2,
+    }
     assert not hs["point_id"].str.contains(r"\.0$").any()  # "491234029.0" -> "491234029"
     osm = gp.read_points(sample_dir / "rwa_osm_education_nodes_2019.geojson")
     assert osm.attrs["geopipe"]["profile"] == "osm_nodes" and len(osm) == 71
@@ -56,11 +68,13 @@ def test_modelled_schools(sample_dir):
 
 
 def test_bad_coordinates_reported_not_dropped_silently(tmp_path):
-    table = pd.DataFrame({
-        "id": ["a", "b", "c", "d", "e", "f"],
-        "Longitude": ["30.1", "", "200", "0", "abc", "29.9"],
-        "Latitude": ["-1.9", "-2.0", "-1.5", "0", "-1.0", "-2.1"],
-    })
+    table = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d", "e", "f"],
+            "Longitude": ["30.1", "", "200", "0", "abc", "29.9"],
+            "Latitude": ["-1.9", "-2.0", "-1.5", "0", "-1.0", "-2.1"],
+        }
+    )
     path = tmp_path / "pts.csv"
     table.to_csv(path, index=False)
     with pytest.warns(gp.GeopipeWarning, match="4 of 6 rows left out"):
@@ -78,7 +92,9 @@ def test_bad_coordinates_reported_not_dropped_silently(tmp_path):
 
 
 def test_latin1_bom_excel_json_and_projected(tmp_path):
-    frame = pd.DataFrame({"nom": ["École A", "Poste de santé"], "x": [30.06, 29.74], "y": [-1.95, -2.60]})
+    frame = pd.DataFrame(
+        {"nom": ["École A", "Poste de santé"], "x": [30.06, 29.74], "y": [-1.95, -2.60]}
+    )
     latin = tmp_path / "latin.csv"
     latin.write_bytes(frame.to_csv(index=False).encode("latin-1"))
     with pytest.warns(gp.GeopipeWarning, match="Latin-1"):
@@ -94,15 +110,23 @@ def test_latin1_bom_excel_json_and_projected(tmp_path):
     frame.to_json(js, orient="records")
     assert np.allclose(gp.read_points(js).geometry.y, frame["y"])
     # a table in UTM 35S: coordinates are reprojected to lon/lat
-    utm = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame.x, frame.y), crs=4326).to_crs(32735)
+    utm = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame.x, frame.y), crs=4326).to_crs(
+        32735
+    )
     table = pd.DataFrame({"E": utm.geometry.x, "N": utm.geometry.y})
     back = gp.read_points(table, lon="E", lat="N", crs="EPSG:32735")
-    assert np.allclose(back.geometry.x, frame["x"], atol=1e-7) and np.allclose(back.geometry.y, frame["y"], atol=1e-7)
+    assert np.allclose(back.geometry.x, frame["x"], atol=1e-7) and np.allclose(
+        back.geometry.y, frame["y"], atol=1e-7
+    )
 
 
 def test_vector_points_reprojected_and_checked(tmp_path):
-    pts = gpd.GeoDataFrame({"id": [1, 2]}, geometry=[shapely.Point(30.0, -2.0), shapely.Point(0, 0)], crs=4326)
-    with pytest.warns(gp.GeopipeWarning, match=r"1 of 2 rows left out \(1 coordinates are \(0, 0\)\)"):
+    pts = gpd.GeoDataFrame(
+        {"id": [1, 2]}, geometry=[shapely.Point(30.0, -2.0), shapely.Point(0, 0)], crs=4326
+    )
+    with pytest.warns(
+        gp.GeopipeWarning, match=r"1 of 2 rows left out \(1 coordinates are \(0, 0\)\)"
+    ):
         out = gp.read_points(pts.to_crs(3857))
     assert np.allclose([out.geometry.x.item(), out.geometry.y.item()], [30.0, -2.0])
     polys = gpd.GeoDataFrame({"id": [1]}, geometry=[shapely.box(0, 0, 1, 1)], crs=4326)
@@ -126,6 +150,8 @@ def test_errors(tmp_path):
 
 
 def test_drop_personal_columns(tmp_path):
-    frame = pd.DataFrame({"lon": [30.0], "lat": [-2.0], "phone": ["+250 788 000 000"], "head_name": ["X"]})
+    frame = pd.DataFrame(
+        {"lon": [30.0], "lat": [-2.0], "phone": ["+250 788 000 000"], "head_name": ["X"]}
+    )
     out = gp.read_points(frame, drop_columns=["phone", "head_name"])
     assert "phone" not in out.columns and "head_name" not in out.columns

@@ -31,12 +31,22 @@ def trees(draw):
     poor = np.floor(u18 * np.array(draw(st.lists(st.floats(0, 1), min_size=n, max_size=n))))
     wealth = np.array(draw(st.lists(st.floats(-2, 2), min_size=n, max_size=n)))
     schools = np.array(draw(counts), dtype=float) % 50
-    connected = np.floor(schools * np.array(draw(st.lists(st.floats(0, 1), min_size=n, max_size=n))))
-    units = pd.DataFrame({
-        "ucode": finest, "admin_level": 2, "population_total": pop, "population_u18": u18,
-        "children_in_poverty": poor, "children_with_wealth_data": u18, "wealth_index_mean": wealth,
-        "schools_total": schools, "schools_connected": connected,
-    })
+    connected = np.floor(
+        schools * np.array(draw(st.lists(st.floats(0, 1), min_size=n, max_size=n)))
+    )
+    units = pd.DataFrame(
+        {
+            "ucode": finest,
+            "admin_level": 2,
+            "population_total": pop,
+            "population_u18": u18,
+            "children_in_poverty": poor,
+            "children_with_wealth_data": u18,
+            "wealth_index_mean": wealth,
+            "schools_total": schools,
+            "schools_connected": connected,
+        }
+    )
     return pd.DataFrame(admin), units
 
 
@@ -44,7 +54,13 @@ def trees(draw):
 @given(trees())
 def test_rollup_invariants(tree):
     admin, units = tree
-    ids = ["population_total", "child_poverty_rate", "wealth_index_mean", "schools_connected_share", "schools_per_10k_children"]
+    ids = [
+        "population_total",
+        "child_poverty_rate",
+        "wealth_index_mean",
+        "schools_connected_share",
+        "schools_per_10k_children",
+    ]
     fact = gp.compute_indicators(units, ids, date="2024-01-01").fact
     rolled = gp.rollup(fact, admin)
     wide = rolled.pivot_table(index="ucode", columns="indicator_id", values="value", dropna=False)
@@ -53,22 +69,39 @@ def test_rollup_invariants(tree):
         for p in admin.loc[admin.admin_level == level, "ucode"]:
             kids = admin.loc[admin.parent_ucode == p, "ucode"]
             k = wide.loc[kids]
-            for s in ("population_total", "population_u18", "children_in_poverty", "schools_total", "schools_connected", "children_with_wealth_data"):
+            for s in (
+                "population_total",
+                "population_u18",
+                "children_in_poverty",
+                "schools_total",
+                "schools_connected",
+                "children_with_wealth_data",
+            ):
                 assert wide.loc[p, s] == pytest.approx(k[s].sum(), rel=1e-12, abs=1e-9)
             # ratios: sum(numerator) / sum(denominator), never the mean of the children's ratios
             den = k["population_u18"].sum()
             expected = k["children_in_poverty"].sum() / den if den > 0 else np.nan
-            assert wide.loc[p, "child_poverty_rate"] == pytest.approx(expected, rel=1e-12, nan_ok=True)
+            assert wide.loc[p, "child_poverty_rate"] == pytest.approx(
+                expected, rel=1e-12, nan_ok=True
+            )
             den = k["schools_total"].sum()
             expected = k["schools_connected"].sum() / den if den > 0 else np.nan
-            assert wide.loc[p, "schools_connected_share"] == pytest.approx(expected, rel=1e-12, nan_ok=True)
+            assert wide.loc[p, "schools_connected_share"] == pytest.approx(
+                expected, rel=1e-12, nan_ok=True
+            )
             # weighted means: re-weighted by the rolled-up weight
             w = k["children_with_wealth_data"].fillna(0)
             ok = k["wealth_index_mean"].notna() & (w > 0)
-            expected = (k.loc[ok, "wealth_index_mean"] * w[ok]).sum() / w[ok].sum() if ok.any() else np.nan
-            assert wide.loc[p, "wealth_index_mean"] == pytest.approx(expected, rel=1e-9, abs=1e-12, nan_ok=True)
+            expected = (
+                (k.loc[ok, "wealth_index_mean"] * w[ok]).sum() / w[ok].sum() if ok.any() else np.nan
+            )
+            assert wide.loc[p, "wealth_index_mean"] == pytest.approx(
+                expected, rel=1e-9, abs=1e-12, nan_ok=True
+            )
     # the country equals a direct computation on all the finest units
-    assert wide.loc["ZZZ_V1", "population_total"] == pytest.approx(units["population_total"].sum(), rel=1e-12, abs=1e-9)
+    assert wide.loc["ZZZ_V1", "population_total"] == pytest.approx(
+        units["population_total"].sum(), rel=1e-12, abs=1e-9
+    )
     assert pd.isna(parent.loc["ZZZ_V1"])
 
 
@@ -78,13 +111,21 @@ def test_child_counts_from_an_age_share_table(sample_dir):
 
     admin = gp.read_admin({lv: sample_dir / f"rwa_adm{lv}.geojson" for lv in (0, 1, 2)})
     districts = admin[admin.admin_level == 2].reset_index(drop=True)
-    units, _ = add_raster_sums(districts, {"population_total": sample_dir / "rwa_population_2020_modelled_232m.tif"})
+    units, _ = add_raster_sums(
+        districts, {"population_total": sample_dir / "rwa_population_2020_modelled_232m.tif"}
+    )
     units = add_age_shares(units, sample_dir / "rwa_age_shares_adm2_modelled.csv")
     result = gp.compute_indicators(units, ["population_u18", "population_u5"], date="2020-01-01")
     assert result.skipped == {}
     shares = pd.read_csv(sample_dir / "rwa_age_shares_adm2_modelled.csv").set_index("shapeID")
     wide = result.wide.set_index("source_id")
-    np.testing.assert_allclose(wide["population_u18"], wide["population_total"] * shares.loc[wide.index, "share_u18"], rtol=1e-12)
+    np.testing.assert_allclose(
+        wide["population_u18"],
+        wide["population_total"] * shares.loc[wide.index, "share_u18"],
+        rtol=1e-12,
+    )
     # the modelled shares were made from the modelled age rasters: the two routes agree to rounding
-    direct, _ = add_raster_sums(districts, {"u18": sample_dir / "rwa_population_u18_2020_modelled_232m.tif"})
+    direct, _ = add_raster_sums(
+        districts, {"u18": sample_dir / "rwa_population_u18_2020_modelled_232m.tif"}
+    )
     np.testing.assert_allclose(result.wide["population_u18"], direct["u18"], rtol=2e-3)

@@ -25,10 +25,26 @@ def districts(sample_dir):
 @pytest.fixture(scope="module")
 def pixels(districts, sample_dir):
     """Independent per-pixel table from exactextract: unit, coverage, centre, value."""
-    res = exact_extract(str(sample_dir / U18), districts[["ucode", "geometry"]], ["coverage", "center_x", "center_y", "values"], include_cols=["ucode"], output="pandas")
+    res = exact_extract(
+        str(sample_dir / U18),
+        districts[["ucode", "geometry"]],
+        ["coverage", "center_x", "center_y", "values"],
+        include_cols=["ucode"],
+        output="pandas",
+    )
     rows = []
     for r in res.itertuples():
-        rows.append(pd.DataFrame({"ucode": r.ucode, "coverage": r.coverage, "x": r.center_x, "y": r.center_y, "value": r.values}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "ucode": r.ucode,
+                    "coverage": r.coverage,
+                    "x": r.center_x,
+                    "y": r.center_y,
+                    "value": r.values,
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -40,18 +56,22 @@ def test_tiles_vs_pixel_join(districts, pixels, sample_dir):
     joined = joined[~joined.index.duplicated(keep="first")]
     w = joined["coverage"] * joined["value"]
     has = joined["rwi"].notna()
-    ref = pd.DataFrame({
-        "covered": w.where(has, 0).groupby(joined["ucode"]).sum(),
-        "below": w.where(has & (joined["rwi"] < 0), 0).groupby(joined["ucode"]).sum(),
-        "wsum": (w * joined["rwi"]).where(has, 0).groupby(joined["ucode"]).sum(),
-        "uncovered": w.where(~has, 0).groupby(joined["ucode"]).sum(),
-    }).reindex(out["ucode"])
+    ref = pd.DataFrame(
+        {
+            "covered": w.where(has, 0).groupby(joined["ucode"]).sum(),
+            "below": w.where(has & (joined["rwi"] < 0), 0).groupby(joined["ucode"]).sum(),
+            "wsum": (w * joined["rwi"]).where(has, 0).groupby(joined["ucode"]).sum(),
+            "uncovered": w.where(~has, 0).groupby(joined["ucode"]).sum(),
+        }
+    ).reindex(out["ucode"])
     # exactextract stores coverage fractions in float32: agreement to ~1e-6
     np.testing.assert_allclose(out["w_covered"], ref["covered"], rtol=1e-5)
     np.testing.assert_allclose(out["w_below"], ref["below"], rtol=1e-5)
     np.testing.assert_allclose(out["w_mean"], ref["wsum"] / ref["covered"], rtol=1e-5)
     np.testing.assert_allclose(out["w_uncovered"], ref["uncovered"], rtol=1e-5, atol=1e-3)
-    total = exact_extract(str(sample_dir / U18), districts[["ucode", "geometry"]], "sum", output="pandas")["sum"]
+    total = exact_extract(
+        str(sample_dir / U18), districts[["ucode", "geometry"]], "sum", output="pandas"
+    )["sum"]
     np.testing.assert_allclose(out["w_covered"] + out["w_uncovered"], total, rtol=1e-6)
 
 
@@ -61,29 +81,54 @@ def test_raster_layer_vs_rasterio_sample(districts, pixels, sample_dir, tmp_path
     values = rng.normal(size=(260, 260)).astype("float32")
     values[:5, :] = -9999  # nodata rows
     path = tmp_path / "wealth.tif"
-    profile = {"driver": "GTiff", "width": 260, "height": 260, "count": 1, "dtype": "float32", "crs": "EPSG:4326", "transform": from_origin(28.7, -0.9, 0.01, 0.01), "nodata": -9999}
+    profile = {
+        "driver": "GTiff",
+        "width": 260,
+        "height": 260,
+        "count": 1,
+        "dtype": "float32",
+        "crs": "EPSG:4326",
+        "transform": from_origin(28.7, -0.9, 0.01, 0.01),
+        "nodata": -9999,
+    }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(values, 1)
     out = gp.zonal_layer(districts, sample_dir / U18, path, below=0.0, prefix="w")
     with rasterio.open(path) as src:
-        sampled = np.array([v[0] for v in src.sample(zip(pixels.x, pixels.y, strict=True))], dtype=float)
+        sampled = np.array(
+            [v[0] for v in src.sample(zip(pixels.x, pixels.y, strict=True))], dtype=float
+        )
     has = sampled != -9999
     w = pixels["coverage"] * pixels["value"]
     ref_cov = w.where(has, 0).groupby(pixels["ucode"]).sum().reindex(out["ucode"])
-    ref_mean = (w * sampled).where(has, 0).groupby(pixels["ucode"]).sum().reindex(out["ucode"]) / ref_cov
+    ref_mean = (w * sampled).where(has, 0).groupby(pixels["ucode"]).sum().reindex(
+        out["ucode"]
+    ) / ref_cov
     np.testing.assert_allclose(out["w_covered"], ref_cov, rtol=1e-5)
     np.testing.assert_allclose(out["w_mean"], ref_mean, rtol=1e-4, atol=1e-6)
 
 
 def test_point_layer_nearest_within_radius(districts, pixels, sample_dir):
     rng = np.random.default_rng(3)
-    clusters = gpd.GeoDataFrame({"score": rng.normal(size=40)}, geometry=gpd.points_from_xy(rng.uniform(29.8, 30.4, 40), rng.uniform(-2.2, -1.4, 40)), crs=4326)
+    clusters = gpd.GeoDataFrame(
+        {"score": rng.normal(size=40)},
+        geometry=gpd.points_from_xy(rng.uniform(29.8, 30.4, 40), rng.uniform(-2.2, -1.4, 40)),
+        crs=4326,
+    )
     radius = 6000.0
-    out = gp.zonal_layer(districts, sample_dir / U18, clusters, "score", max_distance=radius, below=0.0, prefix="w")
+    out = gp.zonal_layer(
+        districts, sample_dir / U18, clusters, "score", max_distance=radius, below=0.0, prefix="w"
+    )
     # brute force: every pixel against every cluster with pyproj
     geod = Geod(ellps="WGS84")
     px, py = pixels["x"].to_numpy(), pixels["y"].to_numpy()
-    d = np.stack([geod.inv(px, py, np.full(len(px), cx), np.full(len(px), cy))[2] for cx, cy in zip(clusters.geometry.x, clusters.geometry.y, strict=True)], axis=1)
+    d = np.stack(
+        [
+            geod.inv(px, py, np.full(len(px), cx), np.full(len(px), cy))[2]
+            for cx, cy in zip(clusters.geometry.x, clusters.geometry.y, strict=True)
+        ],
+        axis=1,
+    )
     nearest = d.argmin(axis=1)
     has = d.min(axis=1) <= radius
     score = clusters["score"].to_numpy()[nearest]
@@ -114,6 +159,16 @@ def test_tests_weighted_speed_per_sao_miguel_municipality(shared_real):
     u = units.to_crs(ea).assign(unit=np.arange(len(units)))
     pieces = gpd.overlay(t, u, how="intersection", keep_geom_type=True)
     w = pieces.area / pieces["tile_area"] * pieces["tests"]
-    ref = (w * pieces["avg_d_kbps"] / 1000).groupby(pieces["unit"]).sum() / w.groupby(pieces["unit"]).sum()
-    np.testing.assert_allclose(out["download_mbps_tests_mean"].to_numpy(), ref.reindex(range(len(units))).to_numpy(), rtol=1e-6)
-    np.testing.assert_allclose(out["speed_tests"].to_numpy(), w.groupby(pieces["unit"]).sum().reindex(range(len(units))).to_numpy(), rtol=1e-6)
+    ref = (w * pieces["avg_d_kbps"] / 1000).groupby(pieces["unit"]).sum() / w.groupby(
+        pieces["unit"]
+    ).sum()
+    np.testing.assert_allclose(
+        out["download_mbps_tests_mean"].to_numpy(),
+        ref.reindex(range(len(units))).to_numpy(),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        out["speed_tests"].to_numpy(),
+        w.groupby(pieces["unit"]).sum().reindex(range(len(units))).to_numpy(),
+        rtol=1e-6,
+    )

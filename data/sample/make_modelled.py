@@ -61,13 +61,19 @@ def main() -> None:
     cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
     lon = ft.c + cols * ft.a
     lat = ft.f + rows * ft.e
-    pixel_km2 = (np.radians(abs(ft.a)) * EARTH_R**2 * np.abs(np.sin(np.radians(lat + ft.e / 2)) - np.sin(np.radians(lat - ft.e / 2)))) / 1e6
+    pixel_km2 = (
+        np.radians(abs(ft.a))
+        * EARTH_R**2
+        * np.abs(np.sin(np.radians(lat + ft.e / 2)) - np.sin(np.radians(lat - ft.e / 2)))
+    ) / 1e6
 
     intensity = _settlement_intensity(lon, lat, who, rng)
     # conserve each coarse cell: people = density (per km²) × km² of the cell inside Rwanda
     cell = (rows.astype(int) // FACTOR) * density.shape[1] + (cols.astype(int) // FACTOR)
     weight = np.where(inside, intensity, 0.0)
-    area_in = np.bincount(cell.ravel(), weights=np.where(inside, pixel_km2, 0.0).ravel(), minlength=density.size)
+    area_in = np.bincount(
+        cell.ravel(), weights=np.where(inside, pixel_km2, 0.0).ravel(), minlength=density.size
+    )
     w_sum = np.bincount(cell.ravel(), weights=weight.ravel(), minlength=density.size)
     people = density.ravel() * area_in
     scale = np.divide(people, w_sum, out=np.zeros_like(people), where=w_sum > 0)
@@ -80,23 +86,41 @@ def main() -> None:
     u5 = pop * share_u5
 
     profile = {
-        "driver": "GTiff", "dtype": "float32", "width": w, "height": h, "count": 1, "crs": "EPSG:4326",
-        "transform": ft, "nodata": NODATA, "tiled": True, "blockxsize": 256, "blockysize": 256,
-        "compress": "deflate", "predictor": 3, "zlevel": 9,
+        "driver": "GTiff",
+        "dtype": "float32",
+        "width": w,
+        "height": h,
+        "count": 1,
+        "crs": "EPSG:4326",
+        "transform": ft,
+        "nodata": NODATA,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "predictor": 3,
+        "zlevel": 9,
     }
     for name, arr in (("population", pop), ("population_u18", u18), ("population_u5", u5)):
         out = np.where(inside, arr, NODATA).astype("float32")
         with rasterio.open(HERE / f"rwa_{name}_2020_modelled_232m.tif", "w", **profile) as dst:
             dst.write(out, 1)
-            dst.update_tags(source="modelled by data/sample/make_modelled.py from WorldPop 2020 20 km", units="people per pixel")
+            dst.update_tags(
+                source="modelled by data/sample/make_modelled.py from WorldPop 2020 20 km",
+                units="people per pixel",
+            )
 
     _age_share_table(adm2, inside, pop, u18, u5, ft)
     _schools(u18, inside, ft, pop / pixel_km2, rng)
     _ookla_tiles(lon, lat, pop, inside, rng)
-    print(f"population {pop[inside].sum():,.0f}; under-18 {u18[inside].sum():,.0f}; under-5 {u5[inside].sum():,.0f}")
+    print(
+        f"population {pop[inside].sum():,.0f}; under-18 {u18[inside].sum():,.0f}; under-5 {u5[inside].sum():,.0f}"
+    )
 
 
-def _settlement_intensity(lon: np.ndarray, lat: np.ndarray, who: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+def _settlement_intensity(
+    lon: np.ndarray, lat: np.ndarray, who: pd.DataFrame, rng: np.random.Generator
+) -> np.ndarray:
     """Base level + Gaussian kernels around real health facilities + smooth multiplicative noise."""
     km_per_deg = 111.32
     intensity = np.full(lon.shape, 0.25)
@@ -124,20 +148,42 @@ def _settlement_intensity(lon: np.ndarray, lat: np.ndarray, who: pd.DataFrame, r
     return intensity * np.exp(0.35 * noise)
 
 
-def _age_share_table(adm2: gpd.GeoDataFrame, inside: np.ndarray, pop: np.ndarray, u18: np.ndarray, u5: np.ndarray, ft: Affine) -> None:
+def _age_share_table(
+    adm2: gpd.GeoDataFrame,
+    inside: np.ndarray,
+    pop: np.ndarray,
+    u18: np.ndarray,
+    u5: np.ndarray,
+    ft: Affine,
+) -> None:
     from rasterio.features import rasterize
 
-    labels = rasterize(((g, i + 1) for i, g in enumerate(adm2.geometry)), out_shape=inside.shape, transform=ft, fill=0, dtype="int32")
+    labels = rasterize(
+        ((g, i + 1) for i, g in enumerate(adm2.geometry)),
+        out_shape=inside.shape,
+        transform=ft,
+        fill=0,
+        dtype="int32",
+    )
     labels = np.where(inside, labels, 0).ravel()
     n = len(adm2) + 1
     tot = np.bincount(labels, weights=pop.ravel(), minlength=n)[1:]
     s18 = np.bincount(labels, weights=u18.ravel(), minlength=n)[1:] / tot
     s5 = np.bincount(labels, weights=u5.ravel(), minlength=n)[1:] / tot
-    table = pd.DataFrame({"shapeID": adm2["shapeID"], "shapeName": adm2["shapeName"], "share_u18": s18.round(4), "share_u5": s5.round(4)})
+    table = pd.DataFrame(
+        {
+            "shapeID": adm2["shapeID"],
+            "shapeName": adm2["shapeName"],
+            "share_u18": s18.round(4),
+            "share_u5": s5.round(4),
+        }
+    )
     table.to_csv(HERE / "rwa_age_shares_adm2_modelled.csv", index=False)
 
 
-def _schools(u18: np.ndarray, inside: np.ndarray, ft: Affine, density: np.ndarray, rng: np.random.Generator) -> None:
+def _schools(
+    u18: np.ndarray, inside: np.ndarray, ft: Affine, density: np.ndarray, rng: np.random.Generator
+) -> None:
     children = np.where(inside, u18, 0.0).ravel()
     n = int(round(children.sum() / 1900))  # roughly one school per 1,900 children
     pick = rng.choice(children.size, size=n, replace=True, p=children / children.sum())
@@ -149,14 +195,16 @@ def _schools(u18: np.ndarray, inside: np.ndarray, ft: Affine, density: np.ndarra
     connected = rng.uniform(size=n) < p_conn
     level = rng.choice(["Primary", "Secondary", "Pre-Primary"], size=n, p=[0.62, 0.30, 0.08])
     ids = [f"MOD-RWA-{i:05d}" for i in range(1, n + 1)]
-    table = pd.DataFrame({
-        "school_id_giga": ids,
-        "school_name": [f"Modelled school {i:05d}" for i in range(1, n + 1)],
-        "education_level": level,
-        "connectivity": np.where(connected, "Yes", "No"),
-        "lat": lat.round(6),
-        "lon": lon.round(6),
-    })
+    table = pd.DataFrame(
+        {
+            "school_id_giga": ids,
+            "school_name": [f"Modelled school {i:05d}" for i in range(1, n + 1)],
+            "education_level": level,
+            "connectivity": np.where(connected, "Yes", "No"),
+            "lat": lat.round(6),
+            "lon": lon.round(6),
+        }
+    )
     table.to_csv(HERE / "rwa_schools_modelled.csv", index=False)
 
 
@@ -168,12 +216,16 @@ def _quadkeys(x: np.ndarray, y: np.ndarray, zoom: int) -> list[str]:
     return ["".join(map(str, row)) for row in digits]
 
 
-def _ookla_tiles(lon: np.ndarray, lat: np.ndarray, pop: np.ndarray, inside: np.ndarray, rng: np.random.Generator) -> None:
+def _ookla_tiles(
+    lon: np.ndarray, lat: np.ndarray, pop: np.ndarray, inside: np.ndarray, rng: np.random.Generator
+) -> None:
     zoom = 14
     n = 2**zoom
     tx = np.floor((lon + 180.0) / 360.0 * n).astype(np.int64)
     lat_r = np.radians(lat)
-    ty = np.floor((1.0 - np.log(np.tan(lat_r) + 1 / np.cos(lat_r)) / np.pi) / 2.0 * n).astype(np.int64)
+    ty = np.floor((1.0 - np.log(np.tan(lat_r) + 1 / np.cos(lat_r)) / np.pi) / 2.0 * n).astype(
+        np.int64
+    )
     key = (tx * n + ty)[inside]
     people = pd.Series(pop[inside]).groupby(key).sum()
     people = people[people > 300]
@@ -185,16 +237,23 @@ def _ookla_tiles(lon: np.ndarray, lat: np.ndarray, pop: np.ndarray, inside: np.n
     east = (tiles_x + 1) / n * 360 - 180
     north = np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * tiles_y / n))))
     south = np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * (tiles_y + 1) / n))))
-    wkt = [f"POLYGON(({w} {s}, {e} {s}, {e} {nn}, {w} {nn}, {w} {s}))" for w, s, e, nn in zip(west, south, east, north, strict=True)]
-    table = pa.table({
-        "quadkey": _quadkeys(tiles_x, tiles_y, zoom),
-        "tile": wkt,
-        "avg_d_kbps": down.round().astype(np.int64),
-        "avg_u_kbps": (down * rng.uniform(0.3, 0.9, size=len(down))).round().astype(np.int64),
-        "avg_lat_ms": rng.integers(8, 90, size=len(down)),
-        "tests": tests.astype(np.int64),
-        "devices": np.maximum(1, (tests * rng.uniform(0.3, 0.9, size=len(tests))).round()).astype(np.int64),
-    })
+    wkt = [
+        f"POLYGON(({w} {s}, {e} {s}, {e} {nn}, {w} {nn}, {w} {s}))"
+        for w, s, e, nn in zip(west, south, east, north, strict=True)
+    ]
+    table = pa.table(
+        {
+            "quadkey": _quadkeys(tiles_x, tiles_y, zoom),
+            "tile": wkt,
+            "avg_d_kbps": down.round().astype(np.int64),
+            "avg_u_kbps": (down * rng.uniform(0.3, 0.9, size=len(down))).round().astype(np.int64),
+            "avg_lat_ms": rng.integers(8, 90, size=len(down)),
+            "tests": tests.astype(np.int64),
+            "devices": np.maximum(
+                1, (tests * rng.uniform(0.3, 0.9, size=len(tests))).round()
+            ).astype(np.int64),
+        }
+    )
     table = table.sort_by("quadkey")
     pq.write_table(table, HERE / "rwa_ookla_fixed_2020q1_modelled.parquet", compression="zstd")
 

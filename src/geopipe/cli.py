@@ -15,7 +15,10 @@ from .errors import GeopipeError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="geopipe", description="Geospatial indicator pipelines: boundaries, rasters and facilities -> indicator tables.")
+    parser = argparse.ArgumentParser(
+        prog="geopipe",
+        description="Geospatial indicator pipelines: boundaries, rasters and facilities -> indicator tables.",
+    )
     parser.add_argument("--version", action="version", version=f"geopipe {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -39,7 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         print(f"geopipe: error: {exc}", file=sys.stderr)
-        print("hint: rerun with --verbose for the traceback; the previous outputs were left untouched.", file=sys.stderr)
+        print(
+            "hint: rerun with --verbose for the traceback; the previous outputs were left untouched.",
+            file=sys.stderr,
+        )
         return 2
 
 
@@ -49,7 +55,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         result = run_pipeline(args.config, output=args.output, force=args.force)
         if result.up_to_date:
-            print(f"up to date: {result.output} (inputs and parameters unchanged; --force rebuilds)")
+            print(
+                f"up to date: {result.output} (inputs and parameters unchanged; --force rebuilds)"
+            )
             return 0
         print(f"wrote {result.output}/")
         for name, rec in result.manifest["outputs"].items():
@@ -65,7 +73,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .config import load_config
 
         cfg = load_config(args.config)
-        print(f"ok: {args.config} (run '{cfg.name}', {len(cfg.input_files())} input files, output {cfg.output})")
+        print(
+            f"ok: {args.config} (run '{cfg.name}', {len(cfg.input_files())} input files, output {cfg.output})"
+        )
         return 0
     from .indicators.catalog import indicator_catalog
 

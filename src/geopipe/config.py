@@ -35,11 +35,40 @@ from .errors import ConfigError, MissingFileError, problem
 
 __all__ = ["PipelineConfig", "PointLayer", "load_config"]
 
-_TOP_KEYS = {"name", "date", "output", "admin", "rasters", "points", "indicators", "grids", "age_shares", "description", "wealth", "connectivity", "service", "quality", "history"}
+_TOP_KEYS = {
+    "name",
+    "date",
+    "output",
+    "admin",
+    "rasters",
+    "points",
+    "indicators",
+    "grids",
+    "age_shares",
+    "description",
+    "wealth",
+    "connectivity",
+    "service",
+    "quality",
+    "history",
+}
 _LAYER_SOURCES = ("tiles", "raster", "points")
 _SERVICE_KEYS = {"facilities", "distance_km"}
 _ADMIN_KEYS = {"source", "iso3", "mapping", "valid_on", "layer", "crs", "version"}
-_POINT_KEYS = {"source", "lon", "lat", "crs", "id_col", "name_col", "category_col", "layer", "sheet", "encoding", "drop_columns", "subsets"}
+_POINT_KEYS = {
+    "source",
+    "lon",
+    "lat",
+    "crs",
+    "id_col",
+    "name_col",
+    "category_col",
+    "layer",
+    "sheet",
+    "encoding",
+    "drop_columns",
+    "subsets",
+}
 
 
 @dataclass(frozen=True)
@@ -91,7 +120,9 @@ class PipelineConfig:
         return files
 
 
-def load_config(source: str | Path | Mapping[str, Any], *, base: str | Path | None = None) -> PipelineConfig:
+def load_config(
+    source: str | Path | Mapping[str, Any], *, base: str | Path | None = None
+) -> PipelineConfig:
     """Read and validate a pipeline configuration.
 
     Parameters
@@ -116,13 +147,34 @@ def load_config(source: str | Path | Mapping[str, Any], *, base: str | Path | No
     else:
         config_path = Path(source)
         if not config_path.is_file():
-            raise MissingFileError(problem(f"config '{config_path}'", "does not exist", "check the path", where="load_config"))
+            raise MissingFileError(
+                problem(
+                    f"config '{config_path}'",
+                    "does not exist",
+                    "check the path",
+                    where="load_config",
+                )
+            )
         try:
             data = yaml.load(config_path.read_text(encoding="utf-8"), Loader=_Loader)
         except yaml.YAMLError as exc:
-            raise ConfigError(problem(f"config '{config_path}'", f"is not valid YAML ({exc})", "fix the syntax", where="load_config")) from exc
+            raise ConfigError(
+                problem(
+                    f"config '{config_path}'",
+                    f"is not valid YAML ({exc})",
+                    "fix the syntax",
+                    where="load_config",
+                )
+            ) from exc
         if not isinstance(data, dict):
-            raise ConfigError(problem(f"config '{config_path}'", "is not a mapping of keys", "start from pipelines/sample.yaml", where="load_config"))
+            raise ConfigError(
+                problem(
+                    f"config '{config_path}'",
+                    "is not a mapping of keys",
+                    "start from pipelines/sample.yaml",
+                    where="load_config",
+                )
+            )
         root = Path(base) if base is not None else config_path.parent
     errors: list[str] = []
     label = str(config_path) if config_path else "config"
@@ -132,7 +184,9 @@ def load_config(source: str | Path | Mapping[str, Any], *, base: str | Path | No
         errors.append(f"unknown keys {sorted(unknown)} (allowed: {sorted(_TOP_KEYS)})")
     name = str(data.get("name") or (config_path.stem if config_path else ""))
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        errors.append(f"'name' {name!r} must be letters, digits, '_', '-' or '.' (it names the output folder)")
+        errors.append(
+            f"'name' {name!r} must be letters, digits, '_', '-' or '.' (it names the output folder)"
+        )
     try:
         date = _date(data.get("date"))
     except ValueError as exc:
@@ -173,15 +227,26 @@ def load_config(source: str | Path | Mapping[str, Any], *, base: str | Path | No
             continue
         bad = set(spec) - _POINT_KEYS
         if bad:
-            errors.append(f"points.{key}: unknown keys {sorted(bad)} (allowed: {sorted(_POINT_KEYS)})")
+            errors.append(
+                f"points.{key}: unknown keys {sorted(bad)} (allowed: {sorted(_POINT_KEYS)})"
+            )
         subsets: dict[str, tuple[str, tuple[str, ...]]] = {}
         for sub, rule in (spec.get("subsets") or {}).items():
             if not isinstance(rule, dict) or "column" not in rule or "values" not in rule:
                 errors.append(f"points.{key}.subsets.{sub}: needs 'column' and 'values'")
                 continue
             subsets[str(sub)] = (str(rule["column"]), tuple(str(v) for v in rule["values"]))
-        options = {k: v for k, v in spec.items() if k not in {"source", "subsets"} and k in _POINT_KEYS}
-        points.append(PointLayer(str(key), _file(root, spec["source"], f"points.{key}.source", errors), options, subsets))
+        options = {
+            k: v for k, v in spec.items() if k not in {"source", "subsets"} and k in _POINT_KEYS
+        }
+        points.append(
+            PointLayer(
+                str(key),
+                _file(root, spec["source"], f"points.{key}.source", errors),
+                options,
+                subsets,
+            )
+        )
 
     indicators = data.get("indicators")
     if indicators is not None:
@@ -207,10 +272,36 @@ def load_config(source: str | Path | Mapping[str, Any], *, base: str | Path | No
         else:
             h3_res = tuple(res)
 
-    age_shares = _file(root, data["age_shares"], "age_shares", errors) if data.get("age_shares") else None
+    age_shares = (
+        _file(root, data["age_shares"], "age_shares", errors) if data.get("age_shares") else None
+    )
 
-    wealth = _layer(data.get("wealth"), "wealth", root, errors, {"value": "rwi", "scale": 1.0, "poverty_threshold": 0.0, "zoom": None, "max_distance_km": None})
-    connectivity = _layer(data.get("connectivity"), "connectivity", root, errors, {"value": "avg_d_kbps", "scale": 0.001, "broadband_mbps": 10.0, "min_tests": 1, "zoom": None})
+    wealth = _layer(
+        data.get("wealth"),
+        "wealth",
+        root,
+        errors,
+        {
+            "value": "rwi",
+            "scale": 1.0,
+            "poverty_threshold": 0.0,
+            "zoom": None,
+            "max_distance_km": None,
+        },
+    )
+    connectivity = _layer(
+        data.get("connectivity"),
+        "connectivity",
+        root,
+        errors,
+        {
+            "value": "avg_d_kbps",
+            "scale": 0.001,
+            "broadband_mbps": 10.0,
+            "min_tests": 1,
+            "zoom": None,
+        },
+    )
     for section, needs in (("wealth", "population_u18"), ("connectivity", "population_total")):
         if data.get(section) and needs not in rasters:
             errors.append(f"{section}: needs a '{needs}' raster under 'rasters'")
@@ -218,37 +309,69 @@ def load_config(source: str | Path | Mapping[str, Any], *, base: str | Path | No
     if data.get("service"):
         spec = data["service"]
         if not isinstance(spec, dict) or "facilities" not in spec:
-            errors.append("service: needs 'facilities' (the name of a points layer, e.g. health_facilities)")
+            errors.append(
+                "service: needs 'facilities' (the name of a points layer, e.g. health_facilities)"
+            )
         else:
             bad = set(spec) - _SERVICE_KEYS
             if bad:
-                errors.append(f"service: unknown keys {sorted(bad)} (allowed: {sorted(_SERVICE_KEYS)})")
+                errors.append(
+                    f"service: unknown keys {sorted(bad)} (allowed: {sorted(_SERVICE_KEYS)})"
+                )
             if spec["facilities"] not in {p.name for p in points}:
-                errors.append(f"service.facilities {spec['facilities']!r} is not a layer under 'points'")
+                errors.append(
+                    f"service.facilities {spec['facilities']!r} is not a layer under 'points'"
+                )
             if "population_total" not in rasters:
                 errors.append("service: needs a 'population_total' raster under 'rasters'")
-            service = {"facilities": str(spec["facilities"]), "distance_km": float(spec.get("distance_km", 5.0))}
+            service = {
+                "facilities": str(spec["facilities"]),
+                "distance_km": float(spec.get("distance_km", 5.0)),
+            }
     quality = dict(data.get("quality") or {})
     history = (root / str(data["history"])).resolve() if data.get("history") else None
 
     if errors:
-        raise ConfigError(problem(f"'{label}'", "has problems: " + "; ".join(errors), "fix them (see pipelines/sample.yaml for a working example)", where="load_config"))
+        raise ConfigError(
+            problem(
+                f"'{label}'",
+                "has problems: " + "; ".join(errors),
+                "fix them (see pipelines/sample.yaml for a working example)",
+                where="load_config",
+            )
+        )
     return PipelineConfig(
-        name=name, date=date, output=output, admin_source=admin_source, admin_options=admin_options,
-        rasters=rasters, points=tuple(points), indicators=indicators, h3_resolutions=h3_res,
-        age_shares=age_shares, wealth=wealth, connectivity=connectivity, service=service,
-        quality=quality, history=history, config_path=config_path,
+        name=name,
+        date=date,
+        output=output,
+        admin_source=admin_source,
+        admin_options=admin_options,
+        rasters=rasters,
+        points=tuple(points),
+        indicators=indicators,
+        h3_resolutions=h3_res,
+        age_shares=age_shares,
+        wealth=wealth,
+        connectivity=connectivity,
+        service=service,
+        quality=quality,
+        history=history,
+        config_path=config_path,
     )
 
 
-def _layer(spec: Any, section: str, root: Path, errors: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
+def _layer(
+    spec: Any, section: str, root: Path, errors: list[str], defaults: dict[str, Any]
+) -> dict[str, Any]:
     """A tile layer section (``wealth`` / ``connectivity``): tiles path + parameters with defaults."""
     if not spec:
         return {}
     allowed_sources = _LAYER_SOURCES if section == "wealth" else ("tiles",)
     given = [k for k in allowed_sources if isinstance(spec, dict) and k in spec]
     if len(given) != 1:
-        errors.append(f"{section}: needs exactly one of {list(allowed_sources)} (a tile file, a value raster or a point layer)")
+        errors.append(
+            f"{section}: needs exactly one of {list(allowed_sources)} (a tile file, a value raster or a point layer)"
+        )
         return {}
     allowed = {*allowed_sources, *defaults}
     bad = set(spec) - allowed
@@ -260,7 +383,9 @@ def _layer(spec: Any, section: str, root: Path, errors: list[str], defaults: dic
     out.pop("raster", None)
     out.pop("points", None)
     if given[0] == "points" and not out.get("max_distance_km"):
-        errors.append(f"{section}: a point layer needs max_distance_km (the radius a point speaks for)")
+        errors.append(
+            f"{section}: a point layer needs max_distance_km (the radius a point speaks for)"
+        )
     return out
 
 

@@ -13,13 +13,30 @@ import yaml
 
 from ..errors import ConfigError, InputError, problem
 
-__all__ = ["DIM_INDICATOR_COLUMNS", "FAMILIES", "Indicator", "catalog_markdown", "get_indicators", "indicator_catalog"]
+__all__ = [
+    "DIM_INDICATOR_COLUMNS",
+    "FAMILIES",
+    "Indicator",
+    "catalog_markdown",
+    "get_indicators",
+    "indicator_catalog",
+]
 
 Aggregation = Literal["sum", "ratio", "weighted_mean"]
 FAMILIES = ("population", "child_poverty", "connectivity", "service_coverage")
 DIM_INDICATOR_COLUMNS = [
-    "indicator_id", "name", "unit", "description", "family", "aggregation", "numerator",
-    "denominator", "weight", "scale", "sensitive", "params",
+    "indicator_id",
+    "name",
+    "unit",
+    "description",
+    "family",
+    "aggregation",
+    "numerator",
+    "denominator",
+    "weight",
+    "scale",
+    "sensitive",
+    "params",
 ]
 
 
@@ -55,13 +72,22 @@ class Indicator:
 
 @cache
 def _load() -> dict[str, Indicator]:
-    text = resources.files("geopipe.indicators").joinpath("catalog.yaml").read_text(encoding="utf-8")
+    text = (
+        resources.files("geopipe.indicators").joinpath("catalog.yaml").read_text(encoding="utf-8")
+    )
     entries = yaml.safe_load(text)
     out: dict[str, Indicator] = {}
     for entry in entries:
         ind = Indicator(**entry)
         if ind.id in out:
-            raise ConfigError(problem("catalog.yaml", f"lists {ind.id!r} twice", "keep one entry", where="indicator_catalog"))
+            raise ConfigError(
+                problem(
+                    "catalog.yaml",
+                    f"lists {ind.id!r} twice",
+                    "keep one entry",
+                    where="indicator_catalog",
+                )
+            )
         out[ind.id] = ind
     _validate(out)
     return out
@@ -80,7 +106,14 @@ def _validate(catalog: dict[str, Indicator]) -> None:
             if ref not in catalog or catalog[ref].aggregation != "sum":
                 errors.append(f"{ind.id}: {ref!r} must be a sum indicator of the catalog")
     if errors:
-        raise ConfigError(problem("catalog.yaml", "is inconsistent: " + "; ".join(errors), "fix the entries", where="indicator_catalog"))
+        raise ConfigError(
+            problem(
+                "catalog.yaml",
+                "is inconsistent: " + "; ".join(errors),
+                "fix the entries",
+                where="indicator_catalog",
+            )
+        )
 
 
 def get_indicators(ids: list[str] | tuple[str, ...] | None = None) -> dict[str, Indicator]:
@@ -90,7 +123,14 @@ def get_indicators(ids: list[str] | tuple[str, ...] | None = None) -> dict[str, 
         return dict(catalog)
     unknown = [i for i in ids if i not in catalog]
     if unknown:
-        raise InputError(problem("indicator ids", f"{unknown} are not in the catalog", f"use ids from gp.indicator_catalog(): {sorted(catalog)}", where="indicators"))
+        raise InputError(
+            problem(
+                "indicator ids",
+                f"{unknown} are not in the catalog",
+                f"use ids from gp.indicator_catalog(): {sorted(catalog)}",
+                where="indicators",
+            )
+        )
     wanted = set(ids)
     return {k: v for k, v in catalog.items() if k in wanted}
 
@@ -111,7 +151,11 @@ def indicator_catalog(family: str | None = None) -> pd.DataFrame:
     'ratio'
     """
     if family is not None and family not in FAMILIES:
-        raise InputError(problem("family", f"was {family!r}", f"use one of {FAMILIES}", where="indicator_catalog"))
+        raise InputError(
+            problem(
+                "family", f"was {family!r}", f"use one of {FAMILIES}", where="indicator_catalog"
+            )
+        )
     rows = [
         {
             "indicator_id": ind.id,
@@ -165,7 +209,12 @@ def catalog_markdown() -> str:
     ]
     catalog = _load()
     for family in FAMILIES:
-        lines += [f"## {_FAMILY_TITLES[family]}", "", "| id | name | unit | formula | roll-up | parameters | sensitive |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {_FAMILY_TITLES[family]}",
+            "",
+            "| id | name | unit | formula | roll-up | parameters | sensitive |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for ind in catalog.values():
             if ind.family != family:
                 continue
@@ -173,7 +222,9 @@ def catalog_markdown() -> str:
             rollup = _ROLLUP_WORDS[ind.aggregation]
             if ind.aggregation == "weighted_mean":
                 rollup += f" (weight `{ind.weight}`)"
-            lines.append(f"| `{ind.id}` | {ind.name} | {ind.unit} | {ind.description} | {rollup} | {params} | {'yes' if ind.sensitive else 'no'} |")
+            lines.append(
+                f"| `{ind.id}` | {ind.name} | {ind.unit} | {ind.description} | {rollup} | {params} | {'yes' if ind.sensitive else 'no'} |"
+            )
         lines.append("")
     return "\n".join(lines)
 

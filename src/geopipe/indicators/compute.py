@@ -65,11 +65,27 @@ def compute_indicators(
     >>> wide["schools_connected_share"].tolist()
     [0.25, nan]
     """
-    key = key or ("ucode" if "ucode" in units.columns else "cell_id" if "cell_id" in units.columns else None)
+    key = key or (
+        "ucode" if "ucode" in units.columns else "cell_id" if "cell_id" in units.columns else None
+    )
     if key is None or key not in units.columns:
-        raise MissingColumnError(problem("units", f"have no key column (columns: {list(map(str, units.columns))})", "add 'ucode' or 'cell_id', or pass key=", where=WHERE))
+        raise MissingColumnError(
+            problem(
+                "units",
+                f"have no key column (columns: {list(map(str, units.columns))})",
+                "add 'ucode' or 'cell_id', or pass key=",
+                where=WHERE,
+            )
+        )
     if units[key].duplicated().any():
-        raise InputError(problem(f"units[{key!r}]", "has duplicate values", "aggregate fragments first (gp.rollup) or pass a unique key", where=WHERE))
+        raise InputError(
+            problem(
+                f"units[{key!r}]",
+                "has duplicate values",
+                "aggregate fragments first (gp.rollup) or pass a unique key",
+                where=WHERE,
+            )
+        )
     day = _as_date(date)
     wanted = get_indicators(ids)
     needed = _with_dependencies(wanted)
@@ -84,13 +100,19 @@ def compute_indicators(
     asked = [i for i in skipped if i in wanted]
     if ids is not None and asked:  # with ids=None, skipping what has no input is expected
         msg = "; ".join(f"{i}: {skipped[i]}" for i in asked)
-        warnings.warn(f"{WHERE}: skipped {len(asked)} indicators whose inputs are missing — {msg}", GeopipeWarning, stacklevel=2)
+        warnings.warn(
+            f"{WHERE}: skipped {len(asked)} indicators whose inputs are missing — {msg}",
+            GeopipeWarning,
+            stacklevel=2,
+        )
 
     wide = units.copy()
     for ind_id, arr in values.items():
         wide[ind_id] = arr
     fact = _to_fact(units, key, values, needed, day)
-    return IndicatorResult(fact=fact, wide=wide, skipped={k: v for k, v in skipped.items() if k in wanted})
+    return IndicatorResult(
+        fact=fact, wide=wide, skipped={k: v for k, v in skipped.items() if k in wanted}
+    )
 
 
 def _with_dependencies(wanted: dict[str, Indicator]) -> dict[str, Indicator]:
@@ -98,7 +120,9 @@ def _with_dependencies(wanted: dict[str, Indicator]) -> dict[str, Indicator]:
     return get_indicators([*wanted, *sorted(deps - set(wanted))])
 
 
-def _compute_one(ind: Indicator, units: pd.DataFrame, done: dict[str, np.ndarray]) -> np.ndarray | str:
+def _compute_one(
+    ind: Indicator, units: pd.DataFrame, done: dict[str, np.ndarray]
+) -> np.ndarray | str:
     if ind.aggregation == "sum":
         col = ind.source_column
         if col in units.columns:
@@ -132,7 +156,14 @@ def _numeric(series: pd.Series, col: str) -> np.ndarray:
     values = pd.to_numeric(series, errors="coerce")
     bad = values.isna() & series.notna()
     if bad.any():
-        raise InputError(problem(f"column {col!r}", f"has {int(bad.sum())} non-numeric values (e.g. {series[bad].iloc[0]!r})", "clean the measure", where=WHERE))
+        raise InputError(
+            problem(
+                f"column {col!r}",
+                f"has {int(bad.sum())} non-numeric values (e.g. {series[bad].iloc[0]!r})",
+                "clean the measure",
+                where=WHERE,
+            )
+        )
     return values.to_numpy(dtype="float64")
 
 
@@ -142,26 +173,44 @@ def _as_date(date: str | dt.date | None) -> dt.date:
     try:
         return pd.Timestamp(date).date()
     except (ValueError, TypeError) as exc:
-        raise InputError(problem("date", f"was {date!r}", "use an ISO date like '2024-01-31'", where=WHERE)) from exc
+        raise InputError(
+            problem("date", f"was {date!r}", "use an ISO date like '2024-01-31'", where=WHERE)
+        ) from exc
 
 
-def _to_fact(units: pd.DataFrame, key: str, values: dict[str, np.ndarray], catalog: dict[str, Indicator], day: dt.date) -> pd.DataFrame:
+def _to_fact(
+    units: pd.DataFrame,
+    key: str,
+    values: dict[str, np.ndarray],
+    catalog: dict[str, Indicator],
+    day: dt.date,
+) -> pd.DataFrame:
     if not values:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _fact_dtypes().items()})
     ids = list(values)
     n = len(units)
     levels = units["admin_level"].to_numpy() if "admin_level" in units.columns else np.full(n, -1)
-    fact = pd.DataFrame({
-        "ucode": np.tile(units[key].astype(str).to_numpy(), len(ids)),
-        "admin_level": np.tile(np.asarray(levels, dtype="int64"), len(ids)),
-        "indicator_id": np.repeat(ids, n),
-        "date": [day] * (n * len(ids)),
-        "value": np.concatenate([values[i] for i in ids]),
-        "unit": np.repeat([catalog[i].unit for i in ids], n),
-        "suppressed": np.zeros(n * len(ids), dtype=bool),
-    })
+    fact = pd.DataFrame(
+        {
+            "ucode": np.tile(units[key].astype(str).to_numpy(), len(ids)),
+            "admin_level": np.tile(np.asarray(levels, dtype="int64"), len(ids)),
+            "indicator_id": np.repeat(ids, n),
+            "date": [day] * (n * len(ids)),
+            "value": np.concatenate([values[i] for i in ids]),
+            "unit": np.repeat([catalog[i].unit for i in ids], n),
+            "suppressed": np.zeros(n * len(ids), dtype=bool),
+        }
+    )
     return fact.astype(_fact_dtypes())
 
 
 def _fact_dtypes() -> dict[str, Any]:
-    return {"ucode": "str", "admin_level": "int64", "indicator_id": "str", "date": "object", "value": "float64", "unit": "str", "suppressed": "bool"}
+    return {
+        "ucode": "str",
+        "admin_level": "int64",
+        "indicator_id": "str",
+        "date": "object",
+        "value": "float64",
+        "unit": "str",
+        "suppressed": "bool",
+    }

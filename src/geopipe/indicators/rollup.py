@@ -57,10 +57,24 @@ def rollup(fact: pd.DataFrame, admin: pd.DataFrame, *, to_level: int = 0) -> pd.
     """
     missing = [c for c in ("ucode", "indicator_id", "date", "value") if c not in fact.columns]
     if missing:
-        raise MissingColumnError(problem("fact", f"has no column(s) {missing}", f"pass fact_indicator rows with {FACT_COLUMNS}", where=WHERE))
+        raise MissingColumnError(
+            problem(
+                "fact",
+                f"has no column(s) {missing}",
+                f"pass fact_indicator rows with {FACT_COLUMNS}",
+                where=WHERE,
+            )
+        )
     for col in ("ucode", "admin_level", "parent_ucode"):
         if col not in admin.columns:
-            raise MissingColumnError(problem("admin", f"has no {col!r} column", "pass the dim_admin table from gp.read_admin", where=WHERE))
+            raise MissingColumnError(
+                problem(
+                    "admin",
+                    f"has no {col!r} column",
+                    "pass the dim_admin table from gp.read_admin",
+                    where=WHERE,
+                )
+            )
     catalog = get_indicators(sorted(fact["indicator_id"].unique()))
     _check_dependencies(catalog)
 
@@ -68,13 +82,27 @@ def rollup(fact: pd.DataFrame, admin: pd.DataFrame, *, to_level: int = 0) -> pd.
     parent_of = pd.Series(admin["parent_ucode"].to_numpy(), index=admin["ucode"].to_numpy())
     unknown = ~fact["ucode"].isin(level_of.index)
     if unknown.any():
-        raise InputError(problem("fact", f"has {fact.loc[unknown, 'ucode'].nunique()} ucodes not in admin (e.g. {fact.loc[unknown, 'ucode'].iloc[0]!r})", "pass the admin table the units came from", where=WHERE))
+        raise InputError(
+            problem(
+                "fact",
+                f"has {fact.loc[unknown, 'ucode'].nunique()} ucodes not in admin (e.g. {fact.loc[unknown, 'ucode'].iloc[0]!r})",
+                "pass the admin table the units came from",
+                where=WHERE,
+            )
+        )
 
     current = combine_units(fact, catalog)
     current["admin_level"] = current["ucode"].map(level_of).astype("int64")
     levels = sorted(current["admin_level"].unique())
     if len(levels) != 1:
-        raise InputError(problem("fact", f"mixes admin levels {levels}", "pass the rows of the finest level only", where=WHERE))
+        raise InputError(
+            problem(
+                "fact",
+                f"mixes admin levels {levels}",
+                "pass the rows of the finest level only",
+                where=WHERE,
+            )
+        )
     out = [current]
     level = int(levels[0])
     while level > to_level:
@@ -82,17 +110,30 @@ def rollup(fact: pd.DataFrame, admin: pd.DataFrame, *, to_level: int = 0) -> pd.
         orphan = parents.isna()
         if orphan.any():
             names = sorted(current.loc[orphan, "ucode"].unique())[:5]
-            raise InputError(problem("admin", f"has level-{level} units without a parent ({names})", "fix parent_ucode (gp.read_admin infers it by area overlap when the parent level is read)", where=WHERE))
-        current = combine_units(current.assign(_parent=parents.to_numpy()), catalog, target="_parent")
+            raise InputError(
+                problem(
+                    "admin",
+                    f"has level-{level} units without a parent ({names})",
+                    "fix parent_ucode (gp.read_admin infers it by area overlap when the parent level is read)",
+                    where=WHERE,
+                )
+            )
+        current = combine_units(
+            current.assign(_parent=parents.to_numpy()), catalog, target="_parent"
+        )
         level -= 1
         current["admin_level"] = level
         out.append(current)
     result = pd.concat(out, ignore_index=True)
-    result = result.sort_values(["admin_level", "ucode", "indicator_id", "date"], kind="stable").reset_index(drop=True)
+    result = result.sort_values(
+        ["admin_level", "ucode", "indicator_id", "date"], kind="stable"
+    ).reset_index(drop=True)
     return result[[c for c in FACT_COLUMNS if c in result.columns]]
 
 
-def combine_units(fact: pd.DataFrame, catalog: dict[str, Indicator] | None = None, *, target: str = "ucode") -> pd.DataFrame:
+def combine_units(
+    fact: pd.DataFrame, catalog: dict[str, Indicator] | None = None, *, target: str = "ucode"
+) -> pd.DataFrame:
     """Combine all rows that share (``target``, indicator_id, date) by the catalog's aggregation rules.
 
     This is one step of :func:`rollup` (children carry their parent's ucode in ``target``); alone,
@@ -105,7 +146,11 @@ def combine_units(fact: pd.DataFrame, catalog: dict[str, Indicator] | None = Non
     pieces = []
     sums = [i for i, ind in catalog.items() if ind.aggregation == "sum"]
     part = fact[fact["indicator_id"].isin(sums)]
-    summed = part.groupby([*keys, "indicator_id"], sort=False, dropna=False)["value"].agg(_nan_sum).reset_index()
+    summed = (
+        part.groupby([*keys, "indicator_id"], sort=False, dropna=False)["value"]
+        .agg(_nan_sum)
+        .reset_index()
+    )
     pieces.append(summed)
     by_id = {i: g.set_index(keys)["value"] for i, g in summed.groupby("indicator_id", sort=False)}
 
@@ -117,7 +162,11 @@ def combine_units(fact: pd.DataFrame, catalog: dict[str, Indicator] | None = Non
             num, den = num.align(den, join="outer")
             with np.errstate(divide="ignore", invalid="ignore"):
                 value = np.where(den > 0, num / den * ind.scale, np.nan)
-            pieces.append(pd.DataFrame({**_keys_frame(num.index, keys), "indicator_id": ind.id, "value": value}))
+            pieces.append(
+                pd.DataFrame(
+                    {**_keys_frame(num.index, keys), "indicator_id": ind.id, "value": value}
+                )
+            )
         elif ind.aggregation == "weighted_mean":
             rows = fact[fact["indicator_id"] == ind.id]
             weights = fact[fact["indicator_id"] == ind.weight]
@@ -130,7 +179,9 @@ def combine_units(fact: pd.DataFrame, catalog: dict[str, Indicator] | None = Non
             g = merged.groupby(keys, sort=False, dropna=False)[["vw", "w"]].sum()
             with np.errstate(divide="ignore", invalid="ignore"):
                 value = np.where(g["w"] > 0, g["vw"] / g["w"], np.nan)
-            pieces.append(pd.DataFrame({**_keys_frame(g.index, keys), "indicator_id": ind.id, "value": value}))
+            pieces.append(
+                pd.DataFrame({**_keys_frame(g.index, keys), "indicator_id": ind.id, "value": value})
+            )
     out = pd.concat(pieces, ignore_index=True).rename(columns={target: "ucode"})
     out["unit"] = out["indicator_id"].map({i: ind.unit for i, ind in catalog.items()})
     out["suppressed"] = False
@@ -142,7 +193,11 @@ def _attach_weight(rows: pd.DataFrame, weights: pd.DataFrame) -> pd.DataFrame:
     own = ["ucode", "date"]
     rows = rows.assign(_n=rows.groupby(own, sort=False).cumcount())
     weights = weights.assign(_n=weights.groupby(own, sort=False).cumcount())
-    return rows.merge(weights[[*own, "_n", "value"]].rename(columns={"value": "weight"}), on=[*own, "_n"], how="left")
+    return rows.merge(
+        weights[[*own, "_n", "value"]].rename(columns={"value": "weight"}),
+        on=[*own, "_n"],
+        how="left",
+    )
 
 
 def _keys_frame(index: pd.Index, keys: list[str]) -> dict[str, np.ndarray]:
@@ -159,4 +214,11 @@ def _check_dependencies(catalog: dict[str, Indicator]) -> None:
     missing = sorted({d for ind in catalog.values() for d in ind.depends_on} - set(catalog))
     if missing:
         users = sorted(i for i, ind in catalog.items() if set(ind.depends_on) & set(missing))
-        raise InputError(problem("fact", f"lacks {missing}, needed to roll up {users}", "compute the indicators with gp.compute_indicators (it adds the dependencies)", where=WHERE))
+        raise InputError(
+            problem(
+                "fact",
+                f"lacks {missing}, needed to roll up {users}",
+                "compute the indicators with gp.compute_indicators (it adds the dependencies)",
+                where=WHERE,
+            )
+        )

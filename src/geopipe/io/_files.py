@@ -18,8 +18,17 @@ from ..errors import FormatError, GeometryError, GeopipeWarning, MissingFileErro
 PathLike = str | os.PathLike[str]
 
 VECTOR_SUFFIXES = {
-    ".geojson", ".json", ".topojson", ".gpkg", ".shp", ".parquet", ".geoparquet", ".fgb",
-    ".gml", ".kml", ".zip",
+    ".geojson",
+    ".json",
+    ".topojson",
+    ".gpkg",
+    ".shp",
+    ".parquet",
+    ".geoparquet",
+    ".fgb",
+    ".gml",
+    ".kml",
+    ".zip",
 }
 
 
@@ -27,12 +36,21 @@ def existing_path(path: PathLike, *, what: str, where: str) -> Path:
     """Return ``path`` as a Path, or raise MissingFileError naming it."""
     p = Path(path)
     if not p.exists():
-        hint = "check the path (relative paths are resolved from the current folder: " f"{Path.cwd()})"
+        hint = f"check the path (relative paths are resolved from the current folder: {Path.cwd()})"
         raise MissingFileError(problem(f"{what} file '{p}'", "does not exist", hint, where=where))
     if p.is_dir() and p.suffix.lower() not in {".gdb"}:
-        raise FormatError(problem(f"{what} path '{p}'", "is a folder, not a file", "name the file", where=where))
+        raise FormatError(
+            problem(f"{what} path '{p}'", "is a folder, not a file", "name the file", where=where)
+        )
     if p.is_file() and p.stat().st_size == 0:
-        raise FormatError(problem(f"{what} file '{p}'", "is empty (0 bytes)", "re-export or re-download it", where=where))
+        raise FormatError(
+            problem(
+                f"{what} file '{p}'",
+                "is empty (0 bytes)",
+                "re-export or re-download it",
+                where=where,
+            )
+        )
     return p
 
 
@@ -46,7 +64,9 @@ def list_layers(path: Path) -> list[str]:
         return []
 
 
-def read_vector(path: Path, *, layer: str | int | None = None, what: str, where: str) -> gpd.GeoDataFrame:
+def read_vector(
+    path: Path, *, layer: str | int | None = None, what: str, where: str
+) -> gpd.GeoDataFrame:
     """Read a vector file (anything GDAL reads, plus GeoParquet) into a GeoDataFrame.
 
     Failures from the underlying libraries are turned into :class:`FormatError` naming the file.
@@ -76,9 +96,23 @@ def read_vector(path: Path, *, layer: str | int | None = None, what: str, where:
             )
         ) from exc
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
-        raise GeometryError(problem(f"{what} file '{path}'", "has no geometry column", "use a spatial format", where=where))
+        raise GeometryError(
+            problem(
+                f"{what} file '{path}'",
+                "has no geometry column",
+                "use a spatial format",
+                where=where,
+            )
+        )
     if len(gdf) == 0:
-        raise FormatError(problem(f"{what} file '{path}'", "has no features (empty layer)", "check the layer name and the export", where=where))
+        raise FormatError(
+            problem(
+                f"{what} file '{path}'",
+                "has no features (empty layer)",
+                "check the layer name and the export",
+                where=where,
+            )
+        )
     if gdf.crs is None and suffix == ".topojson":
         gdf = gdf.set_crs(4326)
     return gdf
@@ -91,7 +125,12 @@ def read_json(path: Path, *, what: str, where: str) -> Any:
             return json.load(fh)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FormatError(
-            problem(f"{what} file '{path}'", f"is not valid JSON ({exc})", "re-export it; a truncated download looks like this", where=where)
+            problem(
+                f"{what} file '{path}'",
+                f"is not valid JSON ({exc})",
+                "re-export it; a truncated download looks like this",
+                where=where,
+            )
         ) from exc
 
 

@@ -54,17 +54,48 @@ WHERE = "read_admin"
 EQUAL_AREA = "EPSG:6933"  # World Cylindrical Equal Area: areas for overlap shares
 
 DIM_ADMIN_COLUMNS = [
-    "ucode", "concept_ucode", "name", "admin_level", "parent_ucode", "iso3", "pcode",
-    "start_date", "end_date", "source", "source_id", "parent_overlap", "geometry",
+    "ucode",
+    "concept_ucode",
+    "name",
+    "admin_level",
+    "parent_ucode",
+    "iso3",
+    "pcode",
+    "start_date",
+    "end_date",
+    "source",
+    "source_id",
+    "parent_overlap",
+    "geometry",
 ]
 
 # Intermediate columns every schema adapter produces (``_parent_id`` is the parent's source_id).
-_NORMAL = ["level", "name", "source_id", "_parent_id", "ucode", "concept_ucode", "pcode", "iso3",
-           "start_date", "end_date"]
+_NORMAL = [
+    "level",
+    "name",
+    "source_id",
+    "_parent_id",
+    "ucode",
+    "concept_ucode",
+    "pcode",
+    "iso3",
+    "start_date",
+    "end_date",
+]
 
 _UCODE_RE = re.compile(r"^(?P<base>[A-Z]{3}(?:_\d{4})*)_V(?P<version>\d+)$")
-_MAPPING_KEYS = {"name", "id", "parent_id", "level", "ucode", "concept_ucode", "pcode", "iso3",
-                 "start_date", "end_date"}
+_MAPPING_KEYS = {
+    "name",
+    "id",
+    "parent_id",
+    "level",
+    "ucode",
+    "concept_ucode",
+    "pcode",
+    "iso3",
+    "start_date",
+    "end_date",
+}
 
 
 @dataclass(frozen=True)
@@ -134,13 +165,16 @@ def read_admin(
             raise InputError(
                 problem(
                     "mapping",
-                    f"has keys {sorted(mapping)}" + (f" (unknown: {sorted(unknown)})" if unknown else " but no 'name'"),
+                    f"has keys {sorted(mapping)}"
+                    + (f" (unknown: {sorted(unknown)})" if unknown else " but no 'name'"),
                     f"use keys from {sorted(_MAPPING_KEYS)}; 'name' is required",
                     where=WHERE,
                 )
             )
     if version < 1:
-        raise InputError(problem("version", f"was {version}", "use a positive integer", where=WHERE))
+        raise InputError(
+            problem("version", f"was {version}", "use a positive integer", where=WHERE)
+        )
 
     raws = _read_sources(source, level, layer)
     parts: list[pd.DataFrame] = []
@@ -154,7 +188,14 @@ def read_admin(
 
     if iso3 is not None:
         if not re.fullmatch(r"[A-Za-z]{3}", iso3):
-            raise InputError(problem("iso3", f"was {iso3!r}", "use a 3-letter ISO 3166-1 code like 'RWA'", where=WHERE))
+            raise InputError(
+                problem(
+                    "iso3",
+                    f"was {iso3!r}",
+                    "use a 3-letter ISO 3166-1 code like 'RWA'",
+                    where=WHERE,
+                )
+            )
         table["iso3"] = iso3.upper()
     _require_iso3(table)
 
@@ -168,7 +209,9 @@ def read_admin(
     table = _assign_ucodes(table, version)
     table = _finish(table)
     report["rows"] = len(table)
-    report["units_per_level"] = {int(k): int(v) for k, v in table.groupby("admin_level").size().items()}
+    report["units_per_level"] = {
+        int(k): int(v) for k, v in table.groupby("admin_level").size().items()
+    }
     table.attrs["geopipe"] = report
     return table
 
@@ -177,14 +220,35 @@ def read_admin(
 def _read_sources(source: Any, level: int | None, layer: str | int | None) -> list[_Raw]:
     if isinstance(source, gpd.GeoDataFrame):
         if len(source) == 0:
-            raise InputError(problem("source", "is an empty GeoDataFrame", "pass boundaries with at least one row", where=WHERE))
+            raise InputError(
+                problem(
+                    "source",
+                    "is an empty GeoDataFrame",
+                    "pass boundaries with at least one row",
+                    where=WHERE,
+                )
+            )
         return [_Raw(source.copy(), "<GeoDataFrame>", level)]
     if isinstance(source, Mapping):
         if level is not None:
-            raise InputError(problem("level", "was given together with a {level: path} mapping", "drop level=", where=WHERE))
+            raise InputError(
+                problem(
+                    "level",
+                    "was given together with a {level: path} mapping",
+                    "drop level=",
+                    where=WHERE,
+                )
+            )
         bad = [k for k in source if isinstance(k, bool) or not str(k).isdigit()]
         if bad:
-            raise InputError(problem("source", f"has keys {bad!r}", "use admin levels 0, 1, 2, ... as keys", where=WHERE))
+            raise InputError(
+                problem(
+                    "source",
+                    f"has keys {bad!r}",
+                    "use admin levels 0, 1, 2, ... as keys",
+                    where=WHERE,
+                )
+            )
         out: list[_Raw] = []
         for key, path in sorted(source.items(), key=lambda kv: int(kv[0])):
             out.extend(_read_one(path, int(key), layer))
@@ -207,7 +271,11 @@ def _read_one(path_like: PathLike, level: int | None, layer: str | int | None) -
             if level is not None:
                 levelled = [(lyr, lvl) for lyr, lvl in levelled if lvl == level]
             return [
-                _Raw(read_vector(path, layer=lyr, what="admin boundary", where=WHERE), f"{path}:{lyr}", lvl)
+                _Raw(
+                    read_vector(path, layer=lyr, what="admin boundary", where=WHERE),
+                    f"{path}:{lyr}",
+                    lvl,
+                )
                 for lyr, lvl in levelled
             ]
     frame = read_vector(path, layer=layer, what="admin boundary", where=WHERE)
@@ -224,13 +292,27 @@ def _georepo_api_frame(data: Any, path: Path) -> gpd.GeoDataFrame:
     """GeoRepo API JSON (``{"results": [...]}`` pages, or a list of entities) -> GeoDataFrame."""
     records = data["results"] if isinstance(data, dict) else data
     if not records:
-        raise GeometryError(problem(f"GeoRepo file '{path}'", "has no entities in 'results'", "check the view and level", where=WHERE))
+        raise GeometryError(
+            problem(
+                f"GeoRepo file '{path}'",
+                "has no entities in 'results'",
+                "check the view and level",
+                where=WHERE,
+            )
+        )
     geoms = [r.get("geometry") or r.get("geom") for r in records]
     if any(g is None for g in geoms):
         raise GeometryError(
-            problem(f"GeoRepo file '{path}'", "has entities without geometry", "request the API with geom=full_geom (or use the GeoJSON export)", where=WHERE)
+            problem(
+                f"GeoRepo file '{path}'",
+                "has entities without geometry",
+                "request the API with geom=full_geom (or use the GeoJSON export)",
+                where=WHERE,
+            )
         )
-    props = pd.DataFrame([{k: v for k, v in r.items() if k not in ("geometry", "geom")} for r in records])
+    props = pd.DataFrame(
+        [{k: v for k, v in r.items() if k not in ("geometry", "geom")} for r in records]
+    )
     geometry = shapely.from_geojson([_as_json(g) for g in geoms])
     return gpd.GeoDataFrame(props, geometry=geometry, crs=4326)
 
@@ -242,7 +324,9 @@ def _as_json(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- schema adapters
-def _normalise(frame: gpd.GeoDataFrame, raw: _Raw, mapping: Mapping[str, str] | None) -> tuple[pd.DataFrame, str]:
+def _normalise(
+    frame: gpd.GeoDataFrame, raw: _Raw, mapping: Mapping[str, str] | None
+) -> tuple[pd.DataFrame, str]:
     cols = set(frame.columns)
     if mapping is not None:
         out, schema = _from_mapping(frame, raw, mapping), "column mapping"
@@ -274,16 +358,32 @@ def _normalise(frame: gpd.GeoDataFrame, raw: _Raw, mapping: Mapping[str, str] | 
         found = sorted(table["level"].unique().tolist())
         table = table[table["level"] == raw.level]
         if table.empty:
-            raise InputError(problem(f"'{raw.label}'", f"has no units of level {raw.level} (levels in the file: {found})", "fix the level given for this file", where=WHERE))
+            raise InputError(
+                problem(
+                    f"'{raw.label}'",
+                    f"has no units of level {raw.level} (levels in the file: {found})",
+                    "fix the level given for this file",
+                    where=WHERE,
+                )
+            )
     return table, schema
 
 
-def _fixed_level(frame: pd.DataFrame, raw: _Raw, inferred: pd.Series | int | None, what: str) -> pd.Series:
+def _fixed_level(
+    frame: pd.DataFrame, raw: _Raw, inferred: pd.Series | int | None, what: str
+) -> pd.Series:
     """Levels from the data when it has them (the caller's level then selects rows, see
     :func:`_normalise`); otherwise the caller's level; otherwise an error."""
     if inferred is None:
         if raw.level is None:
-            raise InputError(problem(f"'{raw.label}'", f"does not say its admin level ({what})", "pass level=N or {N: path}", where=WHERE))
+            raise InputError(
+                problem(
+                    f"'{raw.label}'",
+                    f"does not say its admin level ({what})",
+                    "pass level=N or {N: path}",
+                    where=WHERE,
+                )
+            )
         return pd.Series(raw.level, index=frame.index)
     if isinstance(inferred, int):
         return pd.Series(inferred, index=frame.index)
@@ -291,14 +391,23 @@ def _fixed_level(frame: pd.DataFrame, raw: _Raw, inferred: pd.Series | int | Non
         if raw.level is not None:
             return inferred.fillna(raw.level).astype(int)
         bad = int(inferred.isna().sum())
-        raise InputError(problem(f"'{raw.label}'", f"has {bad} rows whose level cannot be read from {what}", "pass level=N", where=WHERE))
+        raise InputError(
+            problem(
+                f"'{raw.label}'",
+                f"has {bad} rows whose level cannot be read from {what}",
+                "pass level=N",
+                where=WHERE,
+            )
+        )
     return inferred.astype(int)
 
 
 def _from_geoboundaries(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
     inferred = None
     if "shapeType" in frame:
-        inferred = pd.to_numeric(frame["shapeType"].astype(str).str.extract(r"ADM(\d)", expand=False), errors="coerce")
+        inferred = pd.to_numeric(
+            frame["shapeType"].astype(str).str.extract(r"ADM(\d)", expand=False), errors="coerce"
+        )
     return {
         "level": _fixed_level(frame, raw, inferred, "geoBoundaries shapeType"),
         "name": frame["shapeName"],
@@ -313,7 +422,10 @@ def _from_georepo(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
     level = _fixed_level(frame, raw, inferred, f"GeoRepo '{level_col}'")
     parent = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     if "parents" in frame:  # API JSON: parents = [{"ucode": ..., "admin_level": n}, ...]
-        parent = pd.Series([_parent_from_list(p, lv) for p, lv in zip(frame["parents"], level, strict=True)], index=frame.index)
+        parent = pd.Series(
+            [_parent_from_list(p, lv) for p, lv in zip(frame["parents"], level, strict=True)],
+            index=frame.index,
+        )
     for lv in range(1, int(level.max()) + 1 if len(level) else 1):
         col = f"adm{lv - 1}_ucode"
         if col in frame:
@@ -375,13 +487,22 @@ def _from_gadm(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
     levels = sorted(int(c[4:]) for c in frame.columns if re.fullmatch(r"GID_\d", c))
     lv = raw.level if raw.level is not None else levels[-1]
     if f"GID_{lv}" not in frame:
-        raise MissingColumnError(problem(f"'{raw.label}'", f"has no GID_{lv} column for level {lv}", f"pass the GADM layer of level {lv}", where=WHERE))
+        raise MissingColumnError(
+            problem(
+                f"'{raw.label}'",
+                f"has no GID_{lv} column for level {lv}",
+                f"pass the GADM layer of level {lv}",
+                where=WHERE,
+            )
+        )
     name_col = f"NAME_{lv}" if lv > 0 else ("COUNTRY" if "COUNTRY" in frame else "NAME_0")
     return {
         "level": _fixed_level(frame, raw, lv, "GADM GID_n"),
         "name": frame[name_col] if name_col in frame else frame[f"GID_{lv}"],
         "source_id": frame[f"GID_{lv}"].astype(str),
-        "_parent_id": frame[f"GID_{lv - 1}"].astype(str) if lv > 0 and f"GID_{lv - 1}" in frame else None,
+        "_parent_id": frame[f"GID_{lv - 1}"].astype(str)
+        if lv > 0 and f"GID_{lv - 1}" in frame
+        else None,
         "iso3": frame["GID_0"] if "GID_0" in frame else None,
     }
 
@@ -392,8 +513,29 @@ def _from_codab(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
     lv = raw.level if raw.level is not None else levels[-1]
     pcode_col = upper.get(f"ADM{lv}_PCODE")
     if pcode_col is None:
-        raise MissingColumnError(problem(f"'{raw.label}'", f"has no ADM{lv}_PCODE column", f"pass the COD-AB layer of level {lv}", where=WHERE))
-    name_col = next((upper[k] for k in (f"ADM{lv}_EN", f"ADM{lv}_FR", f"ADM{lv}_ES", f"ADM{lv}_PT", f"ADM{lv}_REF", f"ADM{lv}_NAME") if k in upper), pcode_col)
+        raise MissingColumnError(
+            problem(
+                f"'{raw.label}'",
+                f"has no ADM{lv}_PCODE column",
+                f"pass the COD-AB layer of level {lv}",
+                where=WHERE,
+            )
+        )
+    name_col = next(
+        (
+            upper[k]
+            for k in (
+                f"ADM{lv}_EN",
+                f"ADM{lv}_FR",
+                f"ADM{lv}_ES",
+                f"ADM{lv}_PT",
+                f"ADM{lv}_REF",
+                f"ADM{lv}_NAME",
+            )
+            if k in upper
+        ),
+        pcode_col,
+    )
     parent_col = upper.get(f"ADM{lv - 1}_PCODE") if lv > 0 else None
     iso = None
     if "ISO3" in upper:
@@ -429,7 +571,12 @@ def _from_mapping(frame: pd.DataFrame, raw: _Raw, mapping: Mapping[str, str]) ->
     missing = [f"{key}={col!r}" for key, col in mapping.items() if col not in frame.columns]
     if missing:
         raise MissingColumnError(
-            problem(f"'{raw.label}'", f"has no column for {', '.join(missing)} (columns: {sorted(map(str, frame.columns))})", "fix the mapping", where=WHERE)
+            problem(
+                f"'{raw.label}'",
+                f"has no column for {', '.join(missing)} (columns: {sorted(map(str, frame.columns))})",
+                "fix the mapping",
+                where=WHERE,
+            )
         )
     out: dict[str, Any] = {}
     for key in ("name", "ucode", "concept_ucode", "pcode", "iso3", "start_date", "end_date"):
@@ -437,7 +584,9 @@ def _from_mapping(frame: pd.DataFrame, raw: _Raw, mapping: Mapping[str, str]) ->
             out[key] = frame[mapping[key]]
     out["source_id"] = frame[mapping["id"]].astype(str) if "id" in mapping else None
     out["_parent_id"] = frame[mapping["parent_id"]].astype(str) if "parent_id" in mapping else None
-    inferred = pd.to_numeric(frame[mapping["level"]], errors="coerce") if "level" in mapping else None
+    inferred = (
+        pd.to_numeric(frame[mapping["level"]], errors="coerce") if "level" in mapping else None
+    )
     out["level"] = _fixed_level(frame, raw, inferred, "the mapping's 'level' column")
     return out
 
@@ -449,26 +598,44 @@ def _require_iso3(table: pd.DataFrame) -> None:
     if bad.any():
         sample = table.loc[bad, "source"].iloc[0]
         raise InputError(
-            problem(f"'{sample}'", f"has {int(bad.sum())} units without a 3-letter country code", "pass iso3='XXX'", where=WHERE)
+            problem(
+                f"'{sample}'",
+                f"has {int(bad.sum())} units without a 3-letter country code",
+                "pass iso3='XXX'",
+                where=WHERE,
+            )
         )
     table["iso3"] = iso.astype(str).str.upper()
 
 
 def _to_date(values: pd.Series) -> pd.Series:
     parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-    return pd.Series([d.date() if not pd.isna(d) else None for d in parsed], index=values.index, dtype=object)
+    return pd.Series(
+        [d.date() if not pd.isna(d) else None for d in parsed], index=values.index, dtype=object
+    )
 
 
 def _select_valid(table: gpd.GeoDataFrame, valid_on: str | dt.date) -> gpd.GeoDataFrame:
     try:
         day = pd.Timestamp(valid_on).date()
     except (ValueError, TypeError) as exc:
-        raise InputError(problem("valid_on", f"was {valid_on!r}", "use an ISO date like '2024-01-31'", where=WHERE)) from exc
+        raise InputError(
+            problem(
+                "valid_on", f"was {valid_on!r}", "use an ISO date like '2024-01-31'", where=WHERE
+            )
+        ) from exc
     start = _to_date(table["start_date"])
     end = _to_date(table["end_date"])
     ok = start.map(lambda s: s is None or s <= day) & end.map(lambda e: e is None or day < e)
     if not ok.any():
-        raise InputError(problem("valid_on", f"({day}) matches no version of any unit", "pick a date inside the start/end dates of the source", where=WHERE))
+        raise InputError(
+            problem(
+                "valid_on",
+                f"({day}) matches no version of any unit",
+                "pick a date inside the start/end dates of the source",
+                where=WHERE,
+            )
+        )
     return table.loc[ok.to_numpy()].reset_index(drop=True)
 
 
@@ -478,28 +645,46 @@ def _repair(table: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, int, int]:
     bad = pd.isna(geoms) | shapely.is_empty(geoms) | ~np.isin(types, (3, 6))
     table = table.set_geometry(geoms, crs=4326)
     if n_repaired:
-        warn(f"{WHERE}: repaired {n_repaired} invalid boundary geometries with make_valid (kept their polygonal part)")
+        warn(
+            f"{WHERE}: repaired {n_repaired} invalid boundary geometries with make_valid (kept their polygonal part)"
+        )
     n_bad = int(bad.sum())
     if n_bad:
-        names = ", ".join(f"{n!r} ({s})" for n, s in table.loc[bad, ["name", "source"]].head(5).itertuples(index=False))
+        names = ", ".join(
+            f"{n!r} ({s})"
+            for n, s in table.loc[bad, ["name", "source"]].head(5).itertuples(index=False)
+        )
         warn(f"{WHERE}: rejected {n_bad} units with empty or non-polygon geometry: {names}")
         table = table.loc[~bad].reset_index(drop=True)
     if len(table) == 0:
-        raise GeometryError(problem("source", "has no unit with a usable polygon", "check the geometries", where=WHERE))
+        raise GeometryError(
+            problem(
+                "source", "has no unit with a usable polygon", "check the geometries", where=WHERE
+            )
+        )
     return table, n_repaired, n_bad
 
 
 def _check_levels(table: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     levels = table["level"].astype(int)
     if (levels < 0).any() or (levels > 9).any():
-        raise InputError(problem("admin level", f"values {sorted(levels.unique())} are out of range", "use levels 0 to 9", where=WHERE))
+        raise InputError(
+            problem(
+                "admin level",
+                f"values {sorted(levels.unique())} are out of range",
+                "use levels 0 to 9",
+                where=WHERE,
+            )
+        )
     table["level"] = levels
     if table["name"].isna().any():
         table["name"] = table["name"].fillna(table["source_id"])
     table["name"] = table["name"].astype(str).str.strip()
     if table["source_id"].isna().any():
         # no id in the source: the name is the id within (iso3, level)
-        table["source_id"] = table["source_id"].fillna(table["iso3"] + ":" + table["level"].astype(str) + ":" + table["name"])
+        table["source_id"] = table["source_id"].fillna(
+            table["iso3"] + ":" + table["level"].astype(str) + ":" + table["name"]
+        )
     return table
 
 
@@ -509,7 +694,12 @@ def _link_parents(table: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict[str, 
     n = len(table)
     parent_pos = np.full(n, -1, dtype=np.int64)
     overlap = np.full(n, np.nan)
-    report: dict[str, Any] = {"from_source": 0, "inferred": 0, "missing": 0, "min_inferred_overlap": None}
+    report: dict[str, Any] = {
+        "from_source": 0,
+        "inferred": 0,
+        "missing": 0,
+        "min_inferred_overlap": None,
+    }
     levels = table["level"].to_numpy()
     key = table["iso3"] + "|" + table["level"].astype(str) + "|" + table["source_id"].astype(str)
     lookup = pd.Series(np.arange(n), index=key.to_numpy())
@@ -517,7 +707,13 @@ def _link_parents(table: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict[str, 
 
     given = table["_parent_id"].notna().to_numpy() & (levels > 0)
     if given.any():
-        pkey = (table["iso3"] + "|" + (table["level"] - 1).astype(str) + "|" + table["_parent_id"].astype(str))[given]
+        pkey = (
+            table["iso3"]
+            + "|"
+            + (table["level"] - 1).astype(str)
+            + "|"
+            + table["_parent_id"].astype(str)
+        )[given]
         pos = lookup.reindex(pkey.to_numpy()).to_numpy()
         found = ~np.isnan(pos)
         idx = np.flatnonzero(given)[found]
@@ -537,8 +733,12 @@ def _link_parents(table: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict[str, 
             report["min_inferred_overlap"] = round(float(share[ok].min()), 6)
         if (~ok).any():
             names = ", ".join(table["name"].to_numpy()[todo[~ok]][:5])
-            warn(f"{WHERE}: {int((~ok).sum())} units overlap no unit one level up and have no parent: {names}")
-    report["missing"] = int(((parent_pos < 0) & (levels > 0) & np.isin(levels - 1, list(present))).sum())
+            warn(
+                f"{WHERE}: {int((~ok).sum())} units overlap no unit one level up and have no parent: {names}"
+            )
+    report["missing"] = int(
+        ((parent_pos < 0) & (levels > 0) & np.isin(levels - 1, list(present))).sum()
+    )
     table = table.assign(_parent_pos=parent_pos, parent_overlap=overlap)
     table.loc[levels == 0, "parent_overlap"] = np.nan
     return table, report
@@ -562,7 +762,9 @@ def _largest_overlap(table: gpd.GeoDataFrame, todo: np.ndarray) -> tuple[np.ndar
         ci, pj = ci[same_country], pj[same_country]
         inter = shapely.area(shapely.intersection(geoms[rows[ci]], geoms[cand[pj]]))
         pairs = pd.DataFrame({"child": ci, "parent": cand[pj], "area": inter})
-        pairs = pairs.sort_values(["child", "area", "parent"], ascending=[True, False, True]).drop_duplicates("child")
+        pairs = pairs.sort_values(
+            ["child", "area", "parent"], ascending=[True, False, True]
+        ).drop_duplicates("child")
         pairs = pairs[pairs["area"] > 0]
         child_area = shapely.area(geoms[rows[pairs["child"].to_numpy()]])
         where_in_todo = np.searchsorted(todo, rows[pairs["child"].to_numpy()])
@@ -574,7 +776,9 @@ def _largest_overlap(table: gpd.GeoDataFrame, todo: np.ndarray) -> tuple[np.ndar
 # --------------------------------------------------------------------------- ucodes
 def _assign_ucodes(table: gpd.GeoDataFrame, version: int) -> gpd.GeoDataFrame:
     """Keep source ucodes; generate GeoRepo-form ucodes top-down where missing."""
-    ucode = np.array(table["ucode"].astype(object).where(table["ucode"].notna(), None), dtype=object)
+    ucode = np.array(
+        table["ucode"].astype(object).where(table["ucode"].notna(), None), dtype=object
+    )
     parent_pos = table["_parent_pos"].to_numpy()
     levels = table["level"].to_numpy()
     names = table["name"].astype(str).to_numpy()
@@ -584,17 +788,32 @@ def _assign_ucodes(table: gpd.GeoDataFrame, version: int) -> gpd.GeoDataFrame:
         rows = np.flatnonzero((levels == lv) & pd.isna(ucode))
         if not len(rows):
             continue
-        bases = np.array([_base_of(ucode[p]) if p >= 0 and ucode[p] else iso[r] for r, p in zip(rows, parent_pos[rows], strict=True)], dtype=object)
+        bases = np.array(
+            [
+                _base_of(ucode[p]) if p >= 0 and ucode[p] else iso[r]
+                for r, p in zip(rows, parent_pos[rows], strict=True)
+            ],
+            dtype=object,
+        )
         if lv == 0:
             # one country unit per iso3: the code is the iso3 itself
             for r in rows:
                 ucode[r] = f"{iso[r]}_V{version}"
             continue
-        order = pd.DataFrame({"row": rows, "base": bases, "name": names[rows], "sid": source_ids[rows]})
+        order = pd.DataFrame(
+            {"row": rows, "base": bases, "name": names[rows], "sid": source_ids[rows]}
+        )
         order = order.sort_values(["base", "name", "sid"], kind="stable")
         seq = order.groupby("base").cumcount().to_numpy() + 1
         if seq.max() > 9999:
-            raise InputError(problem("admin units", f"have more than 9,999 siblings under one parent at level {lv}", "split the source", where=WHERE))
+            raise InputError(
+                problem(
+                    "admin units",
+                    f"have more than 9,999 siblings under one parent at level {lv}",
+                    "split the source",
+                    where=WHERE,
+                )
+            )
         for r, b, s in zip(order["row"].to_numpy(), order["base"].to_numpy(), seq, strict=True):
             ucode[r] = f"{b}_{s:04d}_V{version}"
     table = table.assign(ucode=ucode)
@@ -603,7 +822,12 @@ def _assign_ucodes(table: gpd.GeoDataFrame, version: int) -> gpd.GeoDataFrame:
         shown = ", ".join(sorted(set(table.loc[dup, "ucode"]))[:5])
         files = ", ".join(sorted({f"'{s}'" for s in table.loc[dup, "source"]}))
         raise InputError(
-            problem(f"ucode in {files}", f"is not unique ({shown})", "select one version per unit with valid_on=, or remove duplicate rows", where=WHERE)
+            problem(
+                f"ucode in {files}",
+                f"is not unique ({shown})",
+                "select one version per unit with valid_on=, or remove duplicate rows",
+                where=WHERE,
+            )
         )
     # parent ucodes from positions
     parent = np.array([ucode[p] if p >= 0 else None for p in parent_pos], dtype=object)

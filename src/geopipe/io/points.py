@@ -34,8 +34,28 @@ from ._files import PathLike, existing_path, read_vector, to_wgs84, warn
 __all__ = ["POINT_PROFILES", "read_points"]
 
 WHERE = "read_points"
-_LON_NAMES = ("lon", "long", "lng", "longitude", "x", "xcoord", "lon_dd", "longitude_dd", "gps_longitude", "_gps_longitude")
-_LAT_NAMES = ("lat", "latitude", "y", "ycoord", "lat_dd", "latitude_dd", "gps_latitude", "_gps_latitude")
+_LON_NAMES = (
+    "lon",
+    "long",
+    "lng",
+    "longitude",
+    "x",
+    "xcoord",
+    "lon_dd",
+    "longitude_dd",
+    "gps_longitude",
+    "_gps_longitude",
+)
+_LAT_NAMES = (
+    "lat",
+    "latitude",
+    "y",
+    "ycoord",
+    "lat_dd",
+    "latitude_dd",
+    "gps_latitude",
+    "_gps_latitude",
+)
 
 
 @dataclass(frozen=True)
@@ -51,9 +71,29 @@ class Profile:
 
 
 POINT_PROFILES: tuple[Profile, ...] = (
-    Profile("giga", ("school_id_giga", "connectivity"), "school_id_giga", "school_name", "education_level", True),
-    Profile("giga", ("giga_id_school", "connectivity"), "giga_id_school", "school_name", "education_level", True),
-    Profile("who_facilities", ("Facility name", "Facility type", "Lat", "Long"), None, "Facility name", "Facility type"),
+    Profile(
+        "giga",
+        ("school_id_giga", "connectivity"),
+        "school_id_giga",
+        "school_name",
+        "education_level",
+        True,
+    ),
+    Profile(
+        "giga",
+        ("giga_id_school", "connectivity"),
+        "giga_id_school",
+        "school_name",
+        "education_level",
+        True,
+    ),
+    Profile(
+        "who_facilities",
+        ("Facility name", "Facility type", "Lat", "Long"),
+        None,
+        "Facility name",
+        "Facility type",
+    ),
     Profile("healthsites", ("osm_id", "amenity", "healthcare"), "osm_id", "name", "amenity"),
     Profile("osm_nodes", ("osm_node_id", "amenity"), "osm_node_id", "name", "amenity"),
 )
@@ -119,7 +159,14 @@ def read_points(
         lat_col = lat or _find_column(frame, _LAT_NAMES, "latitude", label)
         for arg, col in (("lon", lon_col), ("lat", lat_col)):
             if col not in frame.columns:
-                raise MissingColumnError(problem(f"'{label}'", f"has no column {col!r} (given as {arg}=)", f"pick one of {list(map(str, frame.columns))}", where=WHERE))
+                raise MissingColumnError(
+                    problem(
+                        f"'{label}'",
+                        f"has no column {col!r} (given as {arg}=)",
+                        f"pick one of {list(map(str, frame.columns))}",
+                        where=WHERE,
+                    )
+                )
         xs = pd.to_numeric(frame[lon_col], errors="coerce").to_numpy(dtype=float)
         ys = pd.to_numeric(frame[lat_col], errors="coerce").to_numpy(dtype=float)
         if crs is not None:
@@ -128,8 +175,20 @@ def read_points(
         table = pd.DataFrame(frame)
 
     ids = _ids(table, id_col or (profile.id if profile else None), label)
-    names = _text_column(table, name_col or (profile.label if profile else _guess(table, ("name", "facility_name", "school_name"))))
-    cats = _text_column(table, category_col or (profile.category if profile else _guess(table, ("type", "category", "amenity", "facility_type"))))
+    names = _text_column(
+        table,
+        name_col
+        or (profile.label if profile else _guess(table, ("name", "facility_name", "school_name"))),
+    )
+    cats = _text_column(
+        table,
+        category_col
+        or (
+            profile.category
+            if profile
+            else _guess(table, ("type", "category", "amenity", "facility_type"))
+        ),
+    )
 
     keep = reasons == ""
     rejected = _rejected_records(table, reasons, ids)
@@ -139,7 +198,9 @@ def read_points(
         crs=4326,
     )
     extra = table.loc[keep].reset_index(drop=True)
-    extra = extra.drop(columns=[c for c in extra.columns if c in ("point_id", "name", "category", "geometry")])
+    extra = extra.drop(
+        columns=[c for c in extra.columns if c in ("point_id", "name", "category", "geometry")]
+    )
     result = pd.concat([result.drop(columns="geometry"), extra, result[["geometry"]]], axis=1)
     result = gpd.GeoDataFrame(result, geometry="geometry", crs=4326)
 
@@ -155,15 +216,21 @@ def read_points(
     if rejected:
         counts = pd.Series([r["reason"] for r in rejected]).value_counts()
         summary = "; ".join(f"{n} {reason}" for reason, n in counts.items())
-        warn(f"{WHERE}: '{label}': {len(rejected)} of {len(table)} rows left out ({summary}); they are listed in .attrs['geopipe']['rejected']")
+        warn(
+            f"{WHERE}: '{label}': {len(rejected)} of {len(table)} rows left out ({summary}); they are listed in .attrs['geopipe']['rejected']"
+        )
     if duplicates["rows"]:
-        warn(f"{WHERE}: '{label}': {duplicates['ids']} ids occur more than once ({duplicates['rows']} rows), e.g. {duplicates['examples'][:3]}; kept all rows")
+        warn(
+            f"{WHERE}: '{label}': {duplicates['ids']} ids occur more than once ({duplicates['rows']} rows), e.g. {duplicates['examples'][:3]}; kept all rows"
+        )
     result.attrs["geopipe"] = report
     return result
 
 
 # --------------------------------------------------------------------------- loading
-def _load(source: Any, *, layer: Any, sheet: Any, encoding: str | None) -> tuple[str, pd.DataFrame, bool]:
+def _load(
+    source: Any, *, layer: Any, sheet: Any, encoding: str | None
+) -> tuple[str, pd.DataFrame, bool]:
     if isinstance(source, gpd.GeoDataFrame):
         return "<GeoDataFrame>", source.copy(), True
     if isinstance(source, pd.DataFrame):
@@ -175,16 +242,34 @@ def _load(source: Any, *, layer: Any, sheet: Any, encoding: str | None) -> tuple
         return label, _read_csv(path, encoding, sep="\t" if suffix == ".tsv" else None), False
     if suffix in {".xlsx", ".xlsm", ".xls"}:
         try:
-            return label, pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=object), False
+            return (
+                label,
+                pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=object),
+                False,
+            )
         except Exception as exc:
-            raise FormatError(problem(f"points file '{path}'", f"could not be read as Excel ({exc})", "check the file and the sheet name", where=WHERE)) from exc
+            raise FormatError(
+                problem(
+                    f"points file '{path}'",
+                    f"could not be read as Excel ({exc})",
+                    "check the file and the sheet name",
+                    where=WHERE,
+                )
+            ) from exc
     if suffix == ".json":
         head = path.read_text(encoding="utf-8-sig", errors="replace")[:4096]
         if '"FeatureCollection"' not in head and '"Feature"' not in head:
             try:
                 return label, pd.read_json(path, orient="records", dtype=False), False
             except ValueError as exc:
-                raise FormatError(problem(f"points file '{path}'", f"is not a JSON list of records nor GeoJSON ({exc})", "export records or GeoJSON", where=WHERE)) from exc
+                raise FormatError(
+                    problem(
+                        f"points file '{path}'",
+                        f"is not a JSON list of records nor GeoJSON ({exc})",
+                        "export records or GeoJSON",
+                        where=WHERE,
+                    )
+                ) from exc
     frame = read_vector(path, layer=layer, what="points", where=WHERE)
     return label, frame, True
 
@@ -194,20 +279,51 @@ def _read_csv(path: Path, encoding: str | None, sep: str | None) -> pd.DataFrame
     last: Exception | None = None
     for enc in tried:
         try:
-            frame = pd.read_csv(path, sep=sep, engine="python" if sep is None else "c", encoding=enc, dtype=str, keep_default_na=False, na_values=["", "NA", "NaN", "nan", "NULL", "null"])
+            frame = pd.read_csv(
+                path,
+                sep=sep,
+                engine="python" if sep is None else "c",
+                encoding=enc,
+                dtype=str,
+                keep_default_na=False,
+                na_values=["", "NA", "NaN", "nan", "NULL", "null"],
+            )
         except UnicodeDecodeError as exc:
             last = exc
             continue
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-            raise FormatError(problem(f"points file '{path}'", f"could not be parsed as CSV ({exc})", "check the delimiter and quoting", where=WHERE)) from exc
+            raise FormatError(
+                problem(
+                    f"points file '{path}'",
+                    f"could not be parsed as CSV ({exc})",
+                    "check the delimiter and quoting",
+                    where=WHERE,
+                )
+            ) from exc
         if enc == "latin-1" and encoding is None:
             warn(f"{WHERE}: '{path}' is not UTF-8; read it as Latin-1 (pass encoding= to choose)")
         if frame.empty:
-            raise FormatError(problem(f"points file '{path}'", "has a header but no rows", "check the export", where=WHERE))
+            raise FormatError(
+                problem(
+                    f"points file '{path}'",
+                    "has a header but no rows",
+                    "check the export",
+                    where=WHERE,
+                )
+            )
         # a UTF-8 BOM in front of non-UTF-8 text survives the Latin-1 fallback as "ï»¿"
-        frame.columns = [str(c).removeprefix("\ufeff").removeprefix("ï»¿").strip() for c in frame.columns]
+        frame.columns = [
+            str(c).removeprefix("\ufeff").removeprefix("ï»¿").strip() for c in frame.columns
+        ]
         return frame
-    raise FormatError(problem(f"points file '{path}'", f"is not in encoding {tried} ({last})", "pass encoding='...'", where=WHERE))
+    raise FormatError(
+        problem(
+            f"points file '{path}'",
+            f"is not in encoding {tried} ({last})",
+            "pass encoding='...'",
+            where=WHERE,
+        )
+    )
 
 
 def _detect_profile(columns: pd.Index) -> Profile | None:
@@ -221,7 +337,12 @@ def _find_column(frame: pd.DataFrame, names: Sequence[str], what: str, label: st
         if name in lower:
             return lower[name]
     raise MissingColumnError(
-        problem(f"'{label}'", f"has no {what} column (looked for {', '.join(names[:6])}, ...; columns: {list(map(str, frame.columns))})", f"pass {'lon' if what == 'longitude' else 'lat'}='<column>'", where=WHERE)
+        problem(
+            f"'{label}'",
+            f"has no {what} column (looked for {', '.join(names[:6])}, ...; columns: {list(map(str, frame.columns))})",
+            f"pass {'lon' if what == 'longitude' else 'lat'}='<column>'",
+            where=WHERE,
+        )
     )
 
 
@@ -237,7 +358,14 @@ def _reproject(xs: np.ndarray, ys: np.ndarray, crs: Any) -> tuple[np.ndarray, np
     try:
         src = CRS.from_user_input(crs)
     except Exception as exc:
-        raise InputError(problem("crs", f"was {crs!r}, which pyproj does not recognise", "use e.g. 'EPSG:32735'", where=WHERE)) from exc
+        raise InputError(
+            problem(
+                "crs",
+                f"was {crs!r}, which pyproj does not recognise",
+                "use e.g. 'EPSG:32735'",
+                where=WHERE,
+            )
+        ) from exc
     if src.to_epsg() == 4326:
         return xs, ys
     transformer = Transformer.from_crs(src, 4326, always_xy=True)
@@ -247,7 +375,9 @@ def _reproject(xs: np.ndarray, ys: np.ndarray, crs: Any) -> tuple[np.ndarray, np
     return out_x, out_y
 
 
-def _coordinate_problems(xs: np.ndarray, ys: np.ndarray, raw_x: pd.Series, raw_y: pd.Series) -> np.ndarray:
+def _coordinate_problems(
+    xs: np.ndarray, ys: np.ndarray, raw_x: pd.Series, raw_y: pd.Series
+) -> np.ndarray:
     reasons = np.full(len(xs), "", dtype=object)
     blank = raw_x.isna().to_numpy() | raw_y.isna().to_numpy()
     not_number = ~blank & (~np.isfinite(xs) | ~np.isfinite(ys))
@@ -273,7 +403,14 @@ def _coords_from_geometry(gdf: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray
     geoms[single_multi] = shapely.get_geometry(geoms[single_multi], 0)
     types = shapely.get_type_id(geoms)
     if ((types != 0) & ~missing).all() and len(geoms):
-        raise GeometryError(problem("points layer", f"has {shapely.get_type_id(geoms[0])} geometries, not points", "pass a point layer (or its centroids)", where=WHERE))
+        raise GeometryError(
+            problem(
+                "points layer",
+                f"has {shapely.get_type_id(geoms[0])} geometries, not points",
+                "pass a point layer (or its centroids)",
+                where=WHERE,
+            )
+        )
     reasons[(types != 0) & ~missing] = "geometry is not a point"
     xs = np.full(len(geoms), np.nan)
     ys = np.full(len(geoms), np.nan)
@@ -289,7 +426,14 @@ def _coords_from_geometry(gdf: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray
 def _ids(table: pd.DataFrame, id_col: str | None, label: str) -> np.ndarray:
     if id_col is not None:
         if id_col not in table.columns:
-            raise MissingColumnError(problem(f"'{label}'", f"has no id column {id_col!r}", f"pick one of {list(map(str, table.columns))}", where=WHERE))
+            raise MissingColumnError(
+                problem(
+                    f"'{label}'",
+                    f"has no id column {id_col!r}",
+                    f"pick one of {list(map(str, table.columns))}",
+                    where=WHERE,
+                )
+            )
         ids = table[id_col].astype(object)
         ids = ids.map(_clean_id)
         if ids.notna().all():
@@ -319,18 +463,31 @@ def _text_column(table: pd.DataFrame, col: str | None) -> np.ndarray:
     if col is None or col not in table.columns:
         return np.full(len(table), None, dtype=object)
     values = table[col].astype(object)
-    values = values.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == "" else str(v).strip())
+    values = values.map(
+        lambda v: (
+            None
+            if v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
+            else str(v).strip()
+        )
+    )
     return values.to_numpy(dtype=object)
 
 
-def _rejected_records(table: pd.DataFrame, reasons: np.ndarray, ids: np.ndarray) -> list[dict[str, Any]]:
+def _rejected_records(
+    table: pd.DataFrame, reasons: np.ndarray, ids: np.ndarray
+) -> list[dict[str, Any]]:
     bad = np.flatnonzero(reasons != "")
     if not len(bad):
         return []
     rows = table.iloc[bad].astype(object).where(table.iloc[bad].notna(), None)
     records = rows.to_dict(orient="records")
     return [
-        {"row": int(i) + 1, "point_id": ids[i], "reason": str(reasons[i]), **{str(k): _plain(v) for k, v in rec.items()}}
+        {
+            "row": int(i) + 1,
+            "point_id": ids[i],
+            "reason": str(reasons[i]),
+            **{str(k): _plain(v) for k, v in rec.items()},
+        }
         for i, rec in zip(bad, records, strict=True)
     ]
 
@@ -348,4 +505,8 @@ def _duplicate_ids(result: pd.DataFrame, profile: Profile | None) -> dict[str, A
     if not dup.any():
         return {"ids": 0, "rows": 0, "examples": []}
     ids = result.loc[dup, "point_id"]
-    return {"ids": int(ids.nunique()), "rows": int(dup.sum()), "examples": sorted(ids.unique().tolist())[:10]}
+    return {
+        "ids": int(ids.nunique()),
+        "rows": int(dup.sum()),
+        "examples": sorted(ids.unique().tolist())[:10],
+    }

@@ -30,7 +30,9 @@ def append_history(fact: pd.DataFrame, admin: pd.DataFrame, root: Path | str) ->
     return write_partitioned(rows, root / "fact_indicator", ("iso3", "date"))
 
 
-def compare_top_level(admin: gpd.GeoDataFrame, fact: pd.DataFrame, population: Path | str | None) -> dict[str, Any]:
+def compare_top_level(
+    admin: gpd.GeoDataFrame, fact: pd.DataFrame, population: Path | str | None
+) -> dict[str, Any]:
     """Source polygon of each top-level unit vs the union of its finest descendants.
 
     Parent figures are sums of the finest units; where the sources of the levels differ (Rwanda's
@@ -50,23 +52,44 @@ def compare_top_level(admin: gpd.GeoDataFrame, fact: pd.DataFrame, population: P
     union = finest.assign(_top=ancestor.to_numpy()).to_crs("EPSG:6933").dissolve("_top")
     from .measures import add_raster_sums
 
-    pop_src = add_raster_sums(top, {"population_total": population})[0]["population_total"] if population else None
-    rolled = fact[(fact["indicator_id"] == "population_total") & (fact["admin_level"] == top_level)].set_index("ucode")["value"]
+    pop_src = (
+        add_raster_sums(top, {"population_total": population})[0]["population_total"]
+        if population
+        else None
+    )
+    rolled = fact[
+        (fact["indicator_id"] == "population_total") & (fact["admin_level"] == top_level)
+    ].set_index("ucode")["value"]
     out: dict[str, Any] = {}
     for i, ucode in enumerate(top["ucode"]):
         src_area = float(eq.geometry.iloc[i].area) / 1e6
         fin_area = float(union.geometry.loc[ucode].area) / 1e6 if ucode in union.index else 0.0
-        sym = float(eq.geometry.iloc[i].symmetric_difference(union.geometry.loc[ucode]).area) / 1e6 if ucode in union.index else src_area
-        rec: dict[str, Any] = {"area_km2_source": src_area, "area_km2_finest": fin_area, "area_km2_symmetric_difference": sym}
+        sym = (
+            float(eq.geometry.iloc[i].symmetric_difference(union.geometry.loc[ucode]).area) / 1e6
+            if ucode in union.index
+            else src_area
+        )
+        rec: dict[str, Any] = {
+            "area_km2_source": src_area,
+            "area_km2_finest": fin_area,
+            "area_km2_symmetric_difference": sym,
+        }
         if pop_src is not None and ucode in rolled.index:
             rec["population_total_source_polygon"] = float(pop_src.iloc[i])
             rec["population_total_finest"] = float(rolled.loc[ucode])
-            rec["population_relative_difference"] = (rec["population_total_source_polygon"] - rec["population_total_finest"]) / rec["population_total_finest"] if rec["population_total_finest"] else None
+            rec["population_relative_difference"] = (
+                (rec["population_total_source_polygon"] - rec["population_total_finest"])
+                / rec["population_total_finest"]
+                if rec["population_total_finest"]
+                else None
+            )
         out[str(ucode)] = rec
     return out
 
 
-def suppress_cells(cells: gpd.GeoDataFrame, fact: pd.DataFrame, *, k: float = 5) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+def suppress_cells(
+    cells: gpd.GeoDataFrame, fact: pd.DataFrame, *, k: float = 5
+) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """Small-number suppression for grid fragments, consistent with the published admin values.
 
     Fragments are treated as the children of their admin unit (``ucode``), whose published values
@@ -83,20 +106,37 @@ def suppress_cells(cells: gpd.GeoDataFrame, fact: pd.DataFrame, *, k: float = 5)
         return cells, {"k": k, "total": 0}
     frag = (cells["cell_id"].astype(str) + "@" + cells["ucode"].astype(str)).to_numpy()
     date = cells["date"].iloc[0] if "date" in cells.columns else None
-    long = pd.DataFrame({"ucode": np.repeat(frag, len(cols)), "indicator_id": np.tile(cols, len(cells)), "value": cells[cols].to_numpy(dtype=float).ravel()})
+    long = pd.DataFrame(
+        {
+            "ucode": np.repeat(frag, len(cols)),
+            "indicator_id": np.tile(cols, len(cells)),
+            "value": cells[cols].to_numpy(dtype=float).ravel(),
+        }
+    )
     long["date"], long["suppressed"] = date, False
     parents = fact[fact["ucode"].isin(set(cells["ucode"])) & fact["indicator_id"].isin(cols)]
     parents = parents[parents["date"] == date] if date is not None else parents
-    both = pd.concat([long, parents[["ucode", "indicator_id", "value", "date", "suppressed"]]], ignore_index=True)
+    both = pd.concat(
+        [long, parents[["ucode", "indicator_id", "value", "date", "suppressed"]]], ignore_index=True
+    )
     districts = cells["ucode"].astype(str).unique()
-    tree = pd.DataFrame({"ucode": [*frag, *districts], "parent_ucode": [*cells["ucode"].astype(str), *([None] * len(districts))]})
+    tree = pd.DataFrame(
+        {
+            "ucode": [*frag, *districts],
+            "parent_ucode": [*cells["ucode"].astype(str), *([None] * len(districts))],
+        }
+    )
     done = suppress_small_counts(both, tree, k=k)
     hidden = done["suppressed"].to_numpy()[: len(long)].reshape(len(cells), len(cols))
     out = cells.copy()
     values = np.array(out[cols].to_numpy(dtype=float), copy=True)
     values[hidden] = np.nan
     out[cols] = values
-    return out, {"k": k, "cells_hidden": int(hidden.any(axis=1).sum()), "values_hidden": int(hidden.sum())}
+    return out, {
+        "k": k,
+        "cells_hidden": int(hidden.any(axis=1).sum()),
+        "values_hidden": int(hidden.sum()),
+    }
 
 
 def wide_by_level(fact: pd.DataFrame, admin: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
@@ -106,7 +146,9 @@ def wide_by_level(fact: pd.DataFrame, admin: gpd.GeoDataFrame) -> dict[str, gpd.
         return out
     dates = sorted(fact["date"].unique())
     latest = fact[fact["date"] == dates[-1]]
-    values = latest.pivot_table(index="ucode", columns="indicator_id", values="value", aggfunc="first", dropna=False)
+    values = latest.pivot_table(
+        index="ucode", columns="indicator_id", values="value", aggfunc="first", dropna=False
+    )
     from ..indicators.catalog import get_indicators
 
     present = set(latest["indicator_id"])
@@ -114,7 +156,9 @@ def wide_by_level(fact: pd.DataFrame, admin: gpd.GeoDataFrame) -> dict[str, gpd.
     values = values.reindex(columns=order)
     values.columns.name = None
     for level, group in admin.groupby("admin_level", sort=True):
-        base = group[["ucode", "name", "admin_level", "parent_ucode", "iso3", "pcode", "geometry"]].reset_index(drop=True)
+        base = group[
+            ["ucode", "name", "admin_level", "parent_ucode", "iso3", "pcode", "geometry"]
+        ].reset_index(drop=True)
         base.insert(len(base.columns) - 1, "date", dates[-1])
         wide = base.merge(values, left_on="ucode", right_index=True, how="left")
         wide = wide[[c for c in wide.columns if c != "geometry"] + ["geometry"]]
@@ -153,7 +197,9 @@ def write_run(
         write_duckdb(tables, staging / "warehouse.duckdb")
         manifest.add_output("warehouse.duckdb", staging / "warehouse.duckdb")
         write_geosight(tables["fact_indicator"], staging / "geosight.csv")
-        manifest.add_output("geosight.csv", staging / "geosight.csv", rows=len(tables["fact_indicator"]))
+        manifest.add_output(
+            "geosight.csv", staging / "geosight.csv", rows=len(tables["fact_indicator"])
+        )
         counts = {k: len(v) for k, v in quarantined.items()}
         if quarantined:
             write_quarantine(quarantined, staging)
@@ -166,7 +212,9 @@ def write_run(
         manifest.quality["quarantined_rows"] = counts
         manifest.quality["rasters"] = jsonable(reports.get("rasters", {}))
         manifest.quality["points"] = jsonable(reports.get("points", {}))
-        manifest.quality["layers"] = jsonable({k: v for k, v in reports.items() if k in ("wealth", "connectivity")})
+        manifest.quality["layers"] = jsonable(
+            {k: v for k, v in reports.items() if k in ("wealth", "connectivity")}
+        )
         manifest.quality["measure_cache"] = reports.get("measure_cache", {})
         manifest.quality["skipped_indicators"] = dict(skipped)
         manifest.finish().write(staging / "manifest.json")

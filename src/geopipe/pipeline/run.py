@@ -28,7 +28,9 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def run_pipeline(config: PipelineConfig | str | Path, *, output: str | Path | None = None, force: bool = False) -> RunResult:
+def run_pipeline(
+    config: PipelineConfig | str | Path, *, output: str | Path | None = None, force: bool = False
+) -> RunResult:
     """Run a pipeline end to end and write its run folder.
 
     Parameters
@@ -65,7 +67,9 @@ def run_pipeline(config: PipelineConfig | str | Path, *, output: str | Path | No
     previous = out_dir / "manifest.json"
     if not force and previous.is_file():
         old = RunManifest.read(previous)
-        if old.inputs_key() == manifest.inputs_key() and all((out_dir / o).is_file() for o in old.outputs):
+        if old.inputs_key() == manifest.inputs_key() and all(
+            (out_dir / o).is_file() for o in old.outputs
+        ):
             return RunResult(out_dir, {}, old.to_dict(), up_to_date=True)
 
     import shutil
@@ -81,11 +85,17 @@ def run_pipeline(config: PipelineConfig | str | Path, *, output: str | Path | No
         from ..quality.report import check_inputs
 
         checks, quarantined = check_inputs(cfg, admin)
-    cache_tmp = Path(tempfile.mkdtemp(prefix=".geopipe-cache-", dir=out_dir.parent if out_dir.parent.exists() else None))
+    cache_tmp = Path(
+        tempfile.mkdtemp(
+            prefix=".geopipe-cache-", dir=out_dir.parent if out_dir.parent.exists() else None
+        )
+    )
     try:
         tables, reports, skipped = _build(cfg, admin, manifest, checks, out_dir, cache_tmp, force)
         with timer.step("write"):
-            written = write_run(out_dir, tables, manifest, reports, skipped, cache_tmp, checks, quarantined)
+            written = write_run(
+                out_dir, tables, manifest, reports, skipped, cache_tmp, checks, quarantined
+            )
     finally:
         shutil.rmtree(cache_tmp, ignore_errors=True)
     if cfg.history is not None:
@@ -94,7 +104,15 @@ def run_pipeline(config: PipelineConfig | str | Path, *, output: str | Path | No
     return RunResult(out_dir, tables, written, timings=dict(manifest.timings))
 
 
-def _build(cfg: PipelineConfig, admin: gpd.GeoDataFrame, manifest: Any, checks: list[Any], out_dir: Path, cache_tmp: Path, force: bool) -> tuple[dict[str, pd.DataFrame], dict[str, Any], dict[str, str]]:
+def _build(
+    cfg: PipelineConfig,
+    admin: gpd.GeoDataFrame,
+    manifest: Any,
+    checks: list[Any],
+    out_dir: Path,
+    cache_tmp: Path,
+    force: bool,
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any], dict[str, str]]:
     """Units -> measures -> indicators -> roll-up -> suppression -> quality gate; tables in memory."""
     from ..indicators.catalog import indicator_catalog
     from ..indicators.compute import compute_indicators
@@ -107,9 +125,19 @@ def _build(cfg: PipelineConfig, admin: gpd.GeoDataFrame, manifest: Any, checks: 
     finest_level = int(admin["admin_level"].max())
     units = admin[admin["admin_level"] == finest_level].reset_index(drop=True)
     input_sha = {role: rec["sha256"] for role, rec in manifest.inputs.items()}
-    admin_key = digest({"inputs": {r: input_sha[r] for r in input_sha if r.startswith("admin")}, "params": manifest.parameters["admin_options"]})
-    unit_keys = {f"adm{finest_level}": admin_key, **{f"h3_r{r}": digest({"admin": admin_key, "h3": r}) for r in cfg.h3_resolutions}}
-    cache = MeasureCache(cache_tmp / "none" if force else out_dir / ".cache", cache_tmp, input_sha, unit_keys)
+    admin_key = digest(
+        {
+            "inputs": {r: input_sha[r] for r in input_sha if r.startswith("admin")},
+            "params": manifest.parameters["admin_options"],
+        }
+    )
+    unit_keys = {
+        f"adm{finest_level}": admin_key,
+        **{f"h3_r{r}": digest({"admin": admin_key, "h3": r}) for r in cfg.h3_resolutions},
+    }
+    cache = MeasureCache(
+        cache_tmp / "none" if force else out_dir / ".cache", cache_tmp, input_sha, unit_keys
+    )
     with timer.step("measures"):
         units, reports = add_measures(units, cfg, cache=cache, unitset=f"adm{finest_level}")
     with timer.step("indicators"):
@@ -118,25 +146,45 @@ def _build(cfg: PipelineConfig, admin: gpd.GeoDataFrame, manifest: Any, checks: 
         fact = rollup(result.fact, admin, to_level=int(admin["admin_level"].min()))
         dim_indicator = _dim_indicator(indicator_catalog(), fact, cfg)
     with timer.step("country_check"):
-        manifest.quality["country_vs_finest"] = jsonable(compare_top_level(admin, fact, cfg.rasters.get("population_total")))
+        manifest.quality["country_vs_finest"] = jsonable(
+            compare_top_level(admin, fact, cfg.rasters.get("population_total"))
+        )
     with timer.step("privacy_and_checks"):
         previous_path = out_dir / "fact_indicator.parquet"
         previous = pd.read_parquet(previous_path) if previous_path.is_file() else None
         q = cfg.quality
-        checks += check_indicators(fact, previous=previous, max_change=float(q.get("max_change", 0.25)), levels=q.get("levels"))
+        checks += check_indicators(
+            fact,
+            previous=previous,
+            max_change=float(q.get("max_change", 0.25)),
+            levels=q.get("levels"),
+        )
         fact = suppress_small_counts(fact, admin, k=float(q.get("k", 5)))
-        manifest.quality["suppression"] = jsonable(fact.attrs.get("geopipe", {}).get("suppression", {}))
+        manifest.quality["suppression"] = jsonable(
+            fact.attrs.get("geopipe", {}).get("suppression", {})
+        )
         fact.attrs = {}
         raise_on_fail(checks)  # before anything is written: a failed run leaves the old outputs
     from ..manifest import fact_lineage
 
-    tables: dict[str, pd.DataFrame] = {"dim_admin": admin, "dim_indicator": dim_indicator, "fact_indicator": fact}
-    tables["fact_lineage"] = fact_lineage(fact, run_id=manifest.run_id, sources=manifest.inputs, uses=indicator_sources(cfg, sorted(fact["indicator_id"].unique())))
+    tables: dict[str, pd.DataFrame] = {
+        "dim_admin": admin,
+        "dim_indicator": dim_indicator,
+        "fact_indicator": fact,
+    }
+    tables["fact_lineage"] = fact_lineage(
+        fact,
+        run_id=manifest.run_id,
+        sources=manifest.inputs,
+        uses=indicator_sources(cfg, sorted(fact["indicator_id"].unique())),
+    )
     tables.update(wide_by_level(fact, admin))
     for res in cfg.h3_resolutions:
         with timer.step(f"h3_r{res}"):
             cells = h3_table(admin, res, cfg, ids, cache)
-            tables[f"h3_r{res}"], manifest.quality[f"suppression_h3_r{res}"] = suppress_cells(cells, fact, k=float(cfg.quality.get("k", 5)))
+            tables[f"h3_r{res}"], manifest.quality[f"suppression_h3_r{res}"] = suppress_cells(
+                cells, fact, k=float(cfg.quality.get("k", 5))
+            )
     reports["measure_cache"] = dict(sorted(cache.status.items()))
     return tables, reports, result.skipped
 
@@ -181,7 +229,9 @@ def _dim_indicator(catalog: pd.DataFrame, fact: pd.DataFrame, cfg: PipelineConfi
     """The catalog rows of the indicators in ``fact``, with the run's parameter values."""
     import json
 
-    used = catalog[catalog["indicator_id"].isin(fact["indicator_id"].unique())].reset_index(drop=True)
+    used = catalog[catalog["indicator_id"].isin(fact["indicator_id"].unique())].reset_index(
+        drop=True
+    )
     run_params = {
         "poverty_threshold": cfg.wealth.get("poverty_threshold"),
         "broadband_mbps": cfg.connectivity.get("broadband_mbps"),

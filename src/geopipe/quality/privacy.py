@@ -94,7 +94,9 @@ def suppress_small_counts(
     )
     ind = out["indicator_id"].astype(str).to_numpy()
     sensitive = np.isin(ind, [i for i, e in cat.items() if e["sensitive"]])
-    primary = sensitive & ~hidden & np.isfinite(value) & (value > 0) & (value < k)  # a true zero identifies no one
+    primary = (
+        sensitive & ~hidden & np.isfinite(value) & (value > 0) & (value < k)
+    )  # a true zero identifies no one
     hidden = hidden | primary
     sums = np.isin(ind, [i for i, e in cat.items() if e["aggregation"] == "sum" and e["sensitive"]])
     before = int(hidden.sum())

@@ -60,18 +60,29 @@ def pixel_values(weights: Any, raster: PathLike) -> tuple[np.ndarray, np.ndarray
         ds.close()
     if not same:
         raise RasterError(
-            problem(f"raster '{raster}'", f"is on another grid than the weights ({weights.shape})", "use rasters on one grid, or build weights per raster", where="pixel_values")
+            problem(
+                f"raster '{raster}'",
+                f"is on another grid than the weights ({weights.shape})",
+                "use rasters on one grid, or build weights per raster",
+                where="pixel_values",
+            )
         )
     return _read_cells(raster, weights.row, weights.col, blocks)
 
 
-def _read_cells(raster: PathLike, rows: np.ndarray, cols: np.ndarray, blocks: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+def _read_cells(
+    raster: PathLike, rows: np.ndarray, cols: np.ndarray, blocks: list[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray]:
     """Band-1 values at (row, col) cells (all inside the raster), reading only the needed blocks."""
     values = np.zeros(len(rows))
     valid = np.zeros(len(rows), dtype=bool)
     order = np.argsort(rows, kind="stable")
     sorted_rows = rows[order]
-    needed = [(r0, r1) for r0, r1 in blocks if np.searchsorted(sorted_rows, r0) < np.searchsorted(sorted_rows, r1)]
+    needed = [
+        (r0, r1)
+        for r0, r1 in blocks
+        if np.searchsorted(sorted_rows, r0) < np.searchsorted(sorted_rows, r1)
+    ]
     for r0, r1, block, ok in iter_blocks(raster, needed):
         lo, hi = np.searchsorted(sorted_rows, [r0, r1])
         idx = order[lo:hi]
@@ -136,7 +147,11 @@ def zonal_layer(
     from .raster import pixel_weights
 
     is_raster = not isinstance(layer, gpd.GeoDataFrame)
-    rasters = dict(population) if isinstance(population, dict) else {prefix or value or "layer": population}
+    rasters = (
+        dict(population)
+        if isinstance(population, dict)
+        else {prefix or value or "layer": population}
+    )
     first = next(iter(rasters.values()))
     pw = pixel_weights(units, first, edge=edge)
     lon, lat = (np.asarray(a) for a in pw.pixel_lonlat())
@@ -157,36 +172,78 @@ def zonal_layer(
         with np.errstate(invalid="ignore", divide="ignore"):
             out[f"{name}_mean"] = np.where(covered > 0, weighted / covered, np.nan)
         if below is not None:
-            out[f"{name}_below"] = np.bincount(unit, weights=np.where(has & (v < below), w, 0.0), minlength=n)
+            out[f"{name}_below"] = np.bincount(
+                unit, weights=np.where(has & (v < below), w, 0.0), minlength=n
+            )
         if at_least is not None:
-            out[f"{name}_at_least"] = np.bincount(unit, weights=np.where(has & (v >= at_least), w, 0.0), minlength=n)
+            out[f"{name}_at_least"] = np.bincount(
+                unit, weights=np.where(has & (v >= at_least), w, 0.0), minlength=n
+            )
         out[f"{name}_uncovered"] = np.bincount(unit, weights=np.where(has, 0.0, w), minlength=n)
     return out
 
 
-def _vector_at(layer: gpd.GeoDataFrame, value: str | None, lon: np.ndarray, lat: np.ndarray, scale: float, max_distance: float | None) -> tuple[np.ndarray, np.ndarray]:
+def _vector_at(
+    layer: gpd.GeoDataFrame,
+    value: str | None,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    scale: float,
+    max_distance: float | None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Layer value at each point (containing polygon, or nearest point within max_distance)."""
     if value is None or value not in layer.columns:
-        raise MissingColumnError(problem(f"layer column {value!r}", "does not exist", f"use one of {list(map(str, layer.columns))}", where=WHERE))
+        raise MissingColumnError(
+            problem(
+                f"layer column {value!r}",
+                "does not exist",
+                f"use one of {list(map(str, layer.columns))}",
+                where=WHERE,
+            )
+        )
     values_col = pd.to_numeric(layer[value], errors="coerce").to_numpy(dtype=float) * scale
     geoms = layer.geometry.to_numpy()
     usable = np.isfinite(values_col) & ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
     if not usable.any():
-        raise InputError(problem(f"layer column {value!r}", "has no numeric value", "check the layer", where=WHERE))
+        raise InputError(
+            problem(
+                f"layer column {value!r}", "has no numeric value", "check the layer", where=WHERE
+            )
+        )
     layer = layer.to_crs(4326) if layer.crs is not None and layer.crs.to_epsg() != 4326 else layer
     layer = layer.loc[usable]
     vals = values_col[usable]
     kinds = set(shapely.get_type_id(layer.geometry.to_numpy()).tolist())
     if kinds <= {0}:  # points: nearest within max_distance
         if max_distance is None:
-            raise InputError(problem("max_distance", "is required for a point layer", "pass the radius in metres a point speaks for, e.g. max_distance=5000", where=WHERE))
+            raise InputError(
+                problem(
+                    "max_distance",
+                    "is required for a point layer",
+                    "pass the radius in metres a point speaks for, e.g. max_distance=5000",
+                    where=WHERE,
+                )
+            )
         from .distance import nearest_geodesic
 
-        _, at = nearest_geodesic(lon, lat, layer.geometry.x.to_numpy(), layer.geometry.y.to_numpy(), max_distance=max_distance)
+        _, at = nearest_geodesic(
+            lon,
+            lat,
+            layer.geometry.x.to_numpy(),
+            layer.geometry.y.to_numpy(),
+            max_distance=max_distance,
+        )
     elif kinds <= {3, 6}:
         at = _layer_index(layer, lon, lat)
     else:
-        raise InputError(problem("layer", f"mixes geometry types {sorted(kinds)}", "pass only polygons or only points", where=WHERE))
+        raise InputError(
+            problem(
+                "layer",
+                f"mixes geometry types {sorted(kinds)}",
+                "pass only polygons or only points",
+                where=WHERE,
+            )
+        )
     has = at >= 0
     return np.where(has, vals[np.clip(at, 0, None)], 0.0), has
 
@@ -246,7 +303,9 @@ def _quadkey_index(quadkeys: pd.Series, lon: np.ndarray, lat: np.ndarray) -> np.
     lat_c = np.clip(lat, -85.05112878, 85.05112878)
     px = np.floor((lon + 180.0) / 360.0 * n).astype(np.int64)
     rad = np.radians(lat_c)
-    py = np.floor((1.0 - np.log(np.tan(rad) + 1.0 / np.cos(rad)) / np.pi) / 2.0 * n).astype(np.int64)
+    py = np.floor((1.0 - np.log(np.tan(rad) + 1.0 / np.cos(rad)) / np.pi) / 2.0 * n).astype(
+        np.int64
+    )
     want = np.clip(px, 0, n - 1) * n + np.clip(py, 0, n - 1)
     pos = np.searchsorted(sorted_keys, want)
     pos_c = np.clip(pos, 0, len(sorted_keys) - 1)

@@ -41,46 +41,128 @@ def main() -> None:
     lv = _load()
     adm1 = lv[1].sort_values("shapeName").reset_index(drop=True)
     adm1["p"] = [f"RW{i:02d}" for i in range(1, len(adm1) + 1)]
-    adm2 = lv[2].merge(adm1[["shapeID", "p"]].rename(columns={"shapeID": "ADM1_shapeID", "p": "p1"}), on="ADM1_shapeID")
+    adm2 = lv[2].merge(
+        adm1[["shapeID", "p"]].rename(columns={"shapeID": "ADM1_shapeID", "p": "p1"}),
+        on="ADM1_shapeID",
+    )
     adm2 = adm2.sort_values(["p1", "shapeName"]).reset_index(drop=True)
     adm2["p"] = adm2["p1"] + adm2.groupby("p1").cumcount().add(1).map("{:02d}".format)
 
     # ---- COD-AB
     path = HERE / "codab_rwa.gpkg"
     path.unlink(missing_ok=True)
-    gpd.GeoDataFrame({"ADM0_EN": ["Rwanda"], "ADM0_PCODE": ["RW"]}, geometry=lv[0].geometry, crs=4326).to_file(path, layer="rwa_adm0", driver="GPKG")
-    gpd.GeoDataFrame({"ADM1_EN": adm1["shapeName"], "ADM1_PCODE": adm1["p"], "ADM0_EN": "Rwanda", "ADM0_PCODE": "RW"}, geometry=adm1.geometry, crs=4326).to_file(path, layer="rwa_adm1", driver="GPKG")
-    gpd.GeoDataFrame({"ADM2_EN": adm2["shapeName"], "ADM2_PCODE": adm2["p"], "ADM1_PCODE": adm2["p1"], "ADM0_PCODE": "RW"}, geometry=adm2.geometry, crs=4326).to_file(path, layer="rwa_adm2", driver="GPKG")
+    gpd.GeoDataFrame(
+        {"ADM0_EN": ["Rwanda"], "ADM0_PCODE": ["RW"]}, geometry=lv[0].geometry, crs=4326
+    ).to_file(path, layer="rwa_adm0", driver="GPKG")
+    gpd.GeoDataFrame(
+        {
+            "ADM1_EN": adm1["shapeName"],
+            "ADM1_PCODE": adm1["p"],
+            "ADM0_EN": "Rwanda",
+            "ADM0_PCODE": "RW",
+        },
+        geometry=adm1.geometry,
+        crs=4326,
+    ).to_file(path, layer="rwa_adm1", driver="GPKG")
+    gpd.GeoDataFrame(
+        {
+            "ADM2_EN": adm2["shapeName"],
+            "ADM2_PCODE": adm2["p"],
+            "ADM1_PCODE": adm2["p1"],
+            "ADM0_PCODE": "RW",
+        },
+        geometry=adm2.geometry,
+        crs=4326,
+    ).to_file(path, layer="rwa_adm2", driver="GPKG")
 
     # ---- GADM
     path = HERE / "gadm_rwa.gpkg"
     path.unlink(missing_ok=True)
-    gpd.GeoDataFrame({"GID_0": ["RWA"], "COUNTRY": ["Rwanda"]}, geometry=lv[0].geometry, crs=4326).to_file(path, layer="ADM_ADM_0", driver="GPKG")
+    gpd.GeoDataFrame(
+        {"GID_0": ["RWA"], "COUNTRY": ["Rwanda"]}, geometry=lv[0].geometry, crs=4326
+    ).to_file(path, layer="ADM_ADM_0", driver="GPKG")
     g1 = "RWA." + adm1.index.map(lambda i: str(i + 1)) + "_1"
-    gpd.GeoDataFrame({"GID_0": "RWA", "NAME_0": "Rwanda", "GID_1": g1, "NAME_1": adm1["shapeName"]}, geometry=adm1.geometry, crs=4326).to_file(path, layer="ADM_ADM_1", driver="GPKG")
+    gpd.GeoDataFrame(
+        {"GID_0": "RWA", "NAME_0": "Rwanda", "GID_1": g1, "NAME_1": adm1["shapeName"]},
+        geometry=adm1.geometry,
+        crs=4326,
+    ).to_file(path, layer="ADM_ADM_1", driver="GPKG")
     parent_gid = dict(zip(adm1["p"], g1, strict=True))
     g2 = [f"{parent_gid[p1][:-2]}.{i + 1}_1" for i, p1 in enumerate(adm2["p1"])]
-    gpd.GeoDataFrame({"GID_0": "RWA", "GID_1": adm2["p1"].map(parent_gid), "NAME_1": "", "GID_2": g2, "NAME_2": adm2["shapeName"]}, geometry=adm2.geometry, crs=4326).to_file(path, layer="ADM_ADM_2", driver="GPKG")
+    gpd.GeoDataFrame(
+        {
+            "GID_0": "RWA",
+            "GID_1": adm2["p1"].map(parent_gid),
+            "NAME_1": "",
+            "GID_2": g2,
+            "NAME_2": adm2["shapeName"],
+        },
+        geometry=adm2.geometry,
+        crs=4326,
+    ).to_file(path, layer="ADM_ADM_2", driver="GPKG")
 
     # ---- GeoRepo (ucodes in GeoRepo form; the parent's code + a 4-digit sequence)
     u0 = "RWA_V1"
     u1 = {p: f"RWA_{i:04d}_V1" for i, p in enumerate(adm1["p"], start=1)}
     seq2 = adm2.groupby("p1").cumcount().add(1)
     u2 = [f"{u1[p1][:-3]}_{s:04d}_V1" for p1, s in zip(adm2["p1"], seq2, strict=True)]
-    entities = [{"ucode": u0, "concept_ucode": "#RWA_1", "name": "Rwanda", "admin_level": 0, "type": "Country", "start_date": "2020-01-01T00:00:00+00:00", "end_date": None, "ext_codes": {"PCode": "RWA", "default": "RWA"}, "parents": [], "geometry": json.loads(shapely.to_geojson(lv[0].geometry.iloc[0]))}]
+    entities = [
+        {
+            "ucode": u0,
+            "concept_ucode": "#RWA_1",
+            "name": "Rwanda",
+            "admin_level": 0,
+            "type": "Country",
+            "start_date": "2020-01-01T00:00:00+00:00",
+            "end_date": None,
+            "ext_codes": {"PCode": "RWA", "default": "RWA"},
+            "parents": [],
+            "geometry": json.loads(shapely.to_geojson(lv[0].geometry.iloc[0])),
+        }
+    ]
     for i, row in adm1.iterrows():
-        entities.append({"ucode": u1[row["p"]], "concept_ucode": f"#RWA_{i + 2}", "name": row["shapeName"], "admin_level": 1, "type": "Province", "start_date": "2020-01-01T00:00:00+00:00", "end_date": None, "ext_codes": {"PCode": row["p"], "default": row["p"]}, "parents": [{"default": "RWA", "ucode": u0, "admin_level": 0, "type": "Country"}], "geometry": json.loads(shapely.to_geojson(row.geometry))})
+        entities.append(
+            {
+                "ucode": u1[row["p"]],
+                "concept_ucode": f"#RWA_{i + 2}",
+                "name": row["shapeName"],
+                "admin_level": 1,
+                "type": "Province",
+                "start_date": "2020-01-01T00:00:00+00:00",
+                "end_date": None,
+                "ext_codes": {"PCode": row["p"], "default": row["p"]},
+                "parents": [{"default": "RWA", "ucode": u0, "admin_level": 0, "type": "Country"}],
+                "geometry": json.loads(shapely.to_geojson(row.geometry)),
+            }
+        )
     # an older version of the first province, replaced on 2020-01-01
     old = dict(entities[1])
-    old.update({"ucode": old["ucode"].replace("_V1", "_V0"), "name": old["name"] + " (old)", "start_date": "2015-01-01T00:00:00+00:00", "end_date": "2020-01-01T00:00:00+00:00"})
+    old.update(
+        {
+            "ucode": old["ucode"].replace("_V1", "_V0"),
+            "name": old["name"] + " (old)",
+            "start_date": "2015-01-01T00:00:00+00:00",
+            "end_date": "2020-01-01T00:00:00+00:00",
+        }
+    )
     entities.append(old)
     with open(HERE / "georepo_api.json", "w", encoding="utf-8") as fh:
         json.dump({"page": 1, "total_page": 1, "page_size": 50, "results": entities}, fh, indent=1)
 
     feats = gpd.GeoDataFrame(
-        {"ucode": u2, "concept_ucode": [f"#RWA_{i + 10}" for i in range(len(u2))], "name": adm2["shapeName"], "admin_level": 2,
-         "adm0_ucode": u0, "adm1_ucode": adm2["p1"].map(u1), "PCode": adm2["p"], "start_date": "2020-01-01", "end_date": None},
-        geometry=adm2.geometry, crs=4326,
+        {
+            "ucode": u2,
+            "concept_ucode": [f"#RWA_{i + 10}" for i in range(len(u2))],
+            "name": adm2["shapeName"],
+            "admin_level": 2,
+            "adm0_ucode": u0,
+            "adm1_ucode": adm2["p1"].map(u1),
+            "PCode": adm2["p"],
+            "start_date": "2020-01-01",
+            "end_date": None,
+        },
+        geometry=adm2.geometry,
+        crs=4326,
     )
     path = HERE / "georepo_export.geojson"
     path.unlink(missing_ok=True)
