@@ -94,3 +94,23 @@ def test_readme_python_example_runs(monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     rolled = namespace["fact_all_levels"]
     assert rolled.groupby("admin_level").size().to_dict() == {0: 2, 1: 10, 2: 60}
+
+
+def test_ruff_clean():
+    """The tree passes the project's lint rules (pyproject.toml [tool.ruff])."""
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    root = Path(__file__).resolve().parents[1]
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (it comes with the dev extra)")
+    out = subprocess.run(
+        [ruff, "check", "--quiet", "src", "tests", "benchmarks"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
