@@ -155,3 +155,13 @@ def test_drop_personal_columns(tmp_path):
     )
     out = gp.read_points(frame, drop_columns=["phone", "head_name"])
     assert "phone" not in out.columns and "head_name" not in out.columns
+
+
+def test_delimiters_sniffed(tmp_path):
+    frame = pd.DataFrame({"name": ["a", "b"], "lon": [30.1, 29.9], "lat": [-1.9, -2.1]})
+    for sep in (";", "\t", "|"):
+        path = tmp_path / "pts.csv"
+        frame.to_csv(path, index=False, sep=sep)
+        out = gp.read_points(path)
+        assert out["name"].tolist() == ["a", "b"], sep
+        assert np.allclose(out.geometry.x, frame["lon"])

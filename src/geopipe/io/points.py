@@ -274,15 +274,27 @@ def _load(
     return label, frame, True
 
 
+def _sniff_delimiter(path: Path) -> str:
+    """The delimiter of a CSV from its first lines (comma, semicolon, tab or pipe; comma if unsure)."""
+    import csv
+
+    head = path.read_bytes()[:65536].decode("latin-1")
+    try:
+        return csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
 def _read_csv(path: Path, encoding: str | None, sep: str | None) -> pd.DataFrame:
     tried = [encoding] if encoding else ["utf-8-sig", "latin-1"]
     last: Exception | None = None
+    sep = sep or _sniff_delimiter(path)  # then the fast C parser, also for millions of rows
     for enc in tried:
         try:
             frame = pd.read_csv(
                 path,
                 sep=sep,
-                engine="python" if sep is None else "c",
+                engine="c",
                 encoding=enc,
                 dtype=str,
                 keep_default_na=False,
@@ -434,8 +446,8 @@ def _ids(table: pd.DataFrame, id_col: str | None, label: str) -> np.ndarray:
                     where=WHERE,
                 )
             )
-        ids = table[id_col].astype(object)
-        ids = ids.map(_clean_id)
+        # "491234029.0" (an integer id read as float somewhere upstream) -> "491234029"
+        ids = _clean_text(table[id_col], r"^(-?\d+)\.0+$")
         if ids.notna().all():
             return ids.to_numpy(dtype=object)
         fallback = _row_ids(table, label)
@@ -443,34 +455,28 @@ def _ids(table: pd.DataFrame, id_col: str | None, label: str) -> np.ndarray:
     return _row_ids(table, label)
 
 
-def _clean_id(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    text = str(value).strip()
-    # "491234029.0" (an integer id read as float somewhere upstream) -> "491234029"
-    if re.fullmatch(r"-?\d+\.0+", text):
-        text = text.split(".")[0]
-    return text or None
+def _clean_text(values: pd.Series, integer_float: str | None = None) -> pd.Series:
+    """Values as stripped strings (vectorised, Arrow strings); missing and blank values become None.
+
+    With ``integer_float``, a regex like ``^(-?\\d+)\\.0+$`` whose group replaces the match.
+    """
+    text = values.astype("string[pyarrow]").str.strip()
+    if integer_float is not None:
+        text = text.str.replace(integer_float, r"\1", regex=True)
+    return text.where(text.notna() & (text != ""), None).astype(object)
 
 
 def _row_ids(table: pd.DataFrame, label: str) -> np.ndarray:
     stem = re.sub(r"[^A-Za-z0-9]+", "-", Path(label).stem.strip("<>")).strip("-") or "point"
     width = max(4, len(str(len(table))))
-    return np.array([f"{stem}-{i + 1:0{width}d}" for i in range(len(table))], dtype=object)
+    numbers = pd.Series(np.arange(1, len(table) + 1)).astype(str).str.zfill(width)
+    return (stem + "-" + numbers).to_numpy(dtype=object)
 
 
 def _text_column(table: pd.DataFrame, col: str | None) -> np.ndarray:
     if col is None or col not in table.columns:
         return np.full(len(table), None, dtype=object)
-    values = table[col].astype(object)
-    values = values.map(
-        lambda v: (
-            None
-            if v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
-            else str(v).strip()
-        )
-    )
-    return values.to_numpy(dtype=object)
+    return _clean_text(table[col]).to_numpy(dtype=object)
 
 
 def _rejected_records(
