@@ -235,6 +235,17 @@ def test_outputs_read_back_identically(run):
     )
 
 
+def test_warehouse_keys(run):
+    con = duckdb.connect(str(run.output / "warehouse.duckdb"), read_only=True)
+    pk = dict(
+        con.sql(
+            "select table_name, constraint_column_names from duckdb_constraints() where constraint_type = 'PRIMARY KEY'"
+        ).fetchall()
+    )
+    assert pk["fact_indicator"] == ["ucode", "indicator_id", "date"]
+    assert pk["adm2"] == ["ucode"] and pk["h3_r7"] == ["cell_id", "ucode"]
+
+
 def test_warehouse_opens_without_geopipe(run):
     code = (
         "import duckdb, sys\n"

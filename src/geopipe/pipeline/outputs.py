@@ -194,7 +194,12 @@ def write_run(
             else:
                 write_parquet(table, path)
             manifest.add_output(path.name, path, rows=len(table))
-        write_duckdb(tables, staging / "warehouse.duckdb")
+        keys = {
+            n: ("cell_id", "ucode") if n.startswith(("h3_", "sq_")) else ("ucode",)
+            for n in tables
+            if n.startswith(("adm", "h3_", "sq_"))
+        }
+        write_duckdb(tables, staging / "warehouse.duckdb", keys=keys)
         manifest.add_output("warehouse.duckdb", staging / "warehouse.duckdb")
         write_geosight(tables["fact_indicator"], staging / "geosight.csv")
         manifest.add_output(
