@@ -54,6 +54,16 @@ _TOP_KEYS = {
 }
 _LAYER_SOURCES = ("tiles", "raster", "points")
 _SERVICE_KEYS = {"facilities", "distance_km"}
+_QUALITY_KEYS = {
+    "k",
+    "max_change",
+    "levels",
+    "tolerance",
+    "area_tolerance",
+    "coverage_tolerance",
+    "min_decimals",
+    "allowed",
+}
 _ADMIN_KEYS = {"source", "iso3", "mapping", "valid_on", "layer", "crs", "version"}
 _POINT_KEYS = {
     "source",
@@ -329,6 +339,16 @@ def load_config(
                 "distance_km": float(spec.get("distance_km", 5.0)),
             }
     quality = dict(data.get("quality") or {})
+    bad = set(quality) - _QUALITY_KEYS
+    if bad:
+        errors.append(f"quality: unknown keys {sorted(bad)} (allowed: {sorted(_QUALITY_KEYS)})")
+    for key in ("k", "max_change", "tolerance", "area_tolerance", "coverage_tolerance"):
+        if key in quality and not (
+            isinstance(quality[key], int | float)
+            and not isinstance(quality[key], bool)
+            and quality[key] >= 0
+        ):
+            errors.append(f"quality.{key} must be a number >= 0 (was {quality[key]!r})")
     history = (root / str(data["history"])).resolve() if data.get("history") else None
 
     if errors:
