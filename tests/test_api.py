@@ -114,3 +114,18 @@ def test_ruff_clean():
         text=True,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_public_functions_are_typed_and_documented():
+    """Every public function has type hints and a docstring with an Examples section."""
+    import inspect
+
+    for name in gp.__all__:
+        obj = getattr(gp, name)
+        if not inspect.isfunction(obj):
+            continue
+        sig = inspect.signature(obj)
+        untyped = [p for p, v in sig.parameters.items() if v.annotation is inspect.Parameter.empty]
+        assert not untyped, f"{name}: parameters without type hints {untyped}"
+        assert sig.return_annotation is not inspect.Signature.empty, f"{name}: no return type"
+        assert "Examples" in (obj.__doc__ or ""), f"{name}: no Examples section"

@@ -18,11 +18,16 @@ each cell that straddles a boundary of the finest admin level becomes one fragme
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import shapely
 
 from geopipe.errors import DependencyError, InputError, problem
 from geopipe.grids._split import finest_units, split_cells
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 __all__ = ["CONTAIN_MODES", "cell_polygons", "h3_cells", "h3_grid"]
 
@@ -111,7 +116,7 @@ def _cell_strings(cells: np.ndarray) -> np.ndarray:
     return np.asarray(h3r.cells_to_string(cells.astype(np.uint64)), dtype=object).astype(str)
 
 
-def h3_cells(admin, resolution: int, contain: str = "overlap") -> np.ndarray:
+def h3_cells(admin: gpd.GeoDataFrame, resolution: int, contain: str = "overlap") -> np.ndarray:
     """H3 cell ids (lower-case hex strings, sorted, distinct) covering the admin units.
 
     The fast half of :func:`h3_grid`: no geometry, no split.
@@ -139,7 +144,9 @@ def h3_cells(admin, resolution: int, contain: str = "overlap") -> np.ndarray:
     return _cell_strings(_cover(np.asarray(units.geometry.values), resolution, contain))
 
 
-def h3_grid(admin, resolution: int, contain: str = "overlap", split: bool = True):
+def h3_grid(
+    admin: gpd.GeoDataFrame, resolution: int, contain: str = "overlap", split: bool = True
+) -> gpd.GeoDataFrame:
     """H3 cells covering admin boundaries, optionally split into fragments at admin edges.
 
     Parameters

@@ -10,12 +10,17 @@ Ids therefore do not depend on the area of interest and are stable across runs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 
 from geopipe.errors import InputError, problem
 from geopipe.grids._split import AREA_CRS, finest_units, split_cells
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 __all__ = ["square_grid"]
 
@@ -53,12 +58,12 @@ def _candidate_cells(geoms_proj: np.ndarray, size: float) -> tuple[np.ndarray, n
 
 
 def square_grid(
-    admin,
+    admin: gpd.GeoDataFrame,
     size_m: float,
     split: bool = True,
     *,
     crs: str = AREA_CRS,
-):
+) -> gpd.GeoDataFrame:
     """Square cells of ``size_m`` metres covering admin units, split at the finest admin edges.
 
     Parameters
