@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..errors import GeometryError, InputError, MissingColumnError, problem
+from ..errors import GeometryError, InputError, problem
+from ._admin_hierarchy import assign_ucodes, link_parents
+from ._admin_schemas import _MAPPING_KEYS, _Raw, normalise
 from ._files import (
     PathLike,
     existing_path,
@@ -51,7 +52,6 @@ from ._files import (
 __all__ = ["DIM_ADMIN_COLUMNS", "read_admin"]
 
 WHERE = "read_admin"
-EQUAL_AREA = "EPSG:6933"  # World Cylindrical Equal Area: areas for overlap shares
 
 DIM_ADMIN_COLUMNS = [
     "ucode",
@@ -68,41 +68,6 @@ DIM_ADMIN_COLUMNS = [
     "parent_overlap",
     "geometry",
 ]
-
-# Intermediate columns every schema adapter produces (``_parent_id`` is the parent's source_id).
-_NORMAL = [
-    "level",
-    "name",
-    "source_id",
-    "_parent_id",
-    "ucode",
-    "concept_ucode",
-    "pcode",
-    "iso3",
-    "start_date",
-    "end_date",
-]
-
-_UCODE_RE = re.compile(r"^(?P<base>[A-Z]{3}(?:_\d{4})*)_V(?P<version>\d+)$")
-_MAPPING_KEYS = {
-    "name",
-    "id",
-    "parent_id",
-    "level",
-    "ucode",
-    "concept_ucode",
-    "pcode",
-    "iso3",
-    "start_date",
-    "end_date",
-}
-
-
-@dataclass(frozen=True)
-class _Raw:
-    frame: gpd.GeoDataFrame
-    label: str  # file (and layer) for messages and the `source` column
-    level: int | None  # level the caller named for this file
 
 
 def read_admin(
@@ -180,7 +145,7 @@ def read_admin(
     parts: list[pd.DataFrame] = []
     for raw in raws:
         frame = to_wgs84(raw.frame, crs=crs, path=raw.label, where=WHERE)
-        norm, schema = _normalise(frame, raw, mapping)
+        norm, schema = normalise(frame, raw, mapping)
         label = raw.label if raw.label == "<GeoDataFrame>" else Path(raw.label).name
         norm["source"] = f"{label} ({schema})"
         parts.append(norm)
@@ -205,8 +170,8 @@ def read_admin(
         report["valid_on"] = str(pd.Timestamp(valid_on).date())
     table, report["geometries_repaired"], report["geometries_rejected"] = _repair(table)
     table = _check_levels(table)
-    table, report["parents"] = _link_parents(table)
-    table = _assign_ucodes(table, version)
+    table, report["parents"] = link_parents(table)
+    table = assign_ucodes(table, version)
     table = _finish(table)
     report["rows"] = len(table)
     report["units_per_level"] = {
@@ -323,274 +288,6 @@ def _as_json(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-# --------------------------------------------------------------------------- schema adapters
-def _normalise(
-    frame: gpd.GeoDataFrame, raw: _Raw, mapping: Mapping[str, str] | None
-) -> tuple[pd.DataFrame, str]:
-    cols = set(frame.columns)
-    if mapping is not None:
-        out, schema = _from_mapping(frame, raw, mapping), "column mapping"
-    elif "ucode" in cols and ({"admin_level", "level"} & cols):
-        out, schema = _from_georepo(frame, raw), "GeoRepo"
-    elif {"shapeName", "shapeID"} <= cols:
-        out, schema = _from_geoboundaries(frame, raw), "geoBoundaries"
-    elif any(re.fullmatch(r"GID_\d", c) for c in cols):
-        out, schema = _from_gadm(frame, raw), "GADM"
-    elif any(re.fullmatch(r"ADM\d_PCODE", c, flags=re.IGNORECASE) for c in cols):
-        out, schema = _from_codab(frame, raw), "COD-AB"
-    else:
-        shown = ", ".join(sorted(map(str, cols - {frame.geometry.name})))
-        raise MissingColumnError(
-            problem(
-                f"'{raw.label}'",
-                f"is not a known boundary schema (columns: {shown})",
-                "pass mapping={'name': ..., 'id': ..., 'parent_id': ..., 'level': ...} "
-                "(geoBoundaries, GeoRepo, GADM and COD-AB are recognised automatically)",
-                where=WHERE,
-            )
-        )
-    out["geometry"] = frame.geometry.to_numpy()
-    for col in _NORMAL:
-        if col not in out:
-            out[col] = None
-    table = pd.DataFrame(out)[[*_NORMAL, "geometry"]]
-    if raw.level is not None:  # a file with several levels: the caller's level selects its rows
-        found = sorted(table["level"].unique().tolist())
-        table = table[table["level"] == raw.level]
-        if table.empty:
-            raise InputError(
-                problem(
-                    f"'{raw.label}'",
-                    f"has no units of level {raw.level} (levels in the file: {found})",
-                    "fix the level given for this file",
-                    where=WHERE,
-                )
-            )
-    return table, schema
-
-
-def _fixed_level(
-    frame: pd.DataFrame, raw: _Raw, inferred: pd.Series | int | None, what: str
-) -> pd.Series:
-    """Levels from the data when it has them (the caller's level then selects rows, see
-    :func:`_normalise`); otherwise the caller's level; otherwise an error."""
-    if inferred is None:
-        if raw.level is None:
-            raise InputError(
-                problem(
-                    f"'{raw.label}'",
-                    f"does not say its admin level ({what})",
-                    "pass level=N or {N: path}",
-                    where=WHERE,
-                )
-            )
-        return pd.Series(raw.level, index=frame.index)
-    if isinstance(inferred, int):
-        return pd.Series(inferred, index=frame.index)
-    if inferred.isna().any():
-        if raw.level is not None:
-            return inferred.fillna(raw.level).astype(int)
-        bad = int(inferred.isna().sum())
-        raise InputError(
-            problem(
-                f"'{raw.label}'",
-                f"has {bad} rows whose level cannot be read from {what}",
-                "pass level=N",
-                where=WHERE,
-            )
-        )
-    return inferred.astype(int)
-
-
-def _from_geoboundaries(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
-    inferred = None
-    if "shapeType" in frame:
-        inferred = pd.to_numeric(
-            frame["shapeType"].astype(str).str.extract(r"ADM(\d)", expand=False), errors="coerce"
-        )
-    return {
-        "level": _fixed_level(frame, raw, inferred, "geoBoundaries shapeType"),
-        "name": frame["shapeName"],
-        "source_id": frame["shapeID"].astype(str),
-        "iso3": frame["shapeGroup"] if "shapeGroup" in frame else None,
-    }
-
-
-def _from_georepo(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
-    level_col = "admin_level" if "admin_level" in frame else "level"
-    inferred = pd.to_numeric(frame[level_col], errors="coerce")
-    level = _fixed_level(frame, raw, inferred, f"GeoRepo '{level_col}'")
-    parent = pd.Series([None] * len(frame), index=frame.index, dtype=object)
-    if "parents" in frame:  # API JSON: parents = [{"ucode": ..., "admin_level": n}, ...]
-        parent = pd.Series(
-            [_parent_from_list(p, lv) for p, lv in zip(frame["parents"], level, strict=True)],
-            index=frame.index,
-        )
-    for lv in range(1, int(level.max()) + 1 if len(level) else 1):
-        col = f"adm{lv - 1}_ucode"
-        if col in frame:
-            rows = (level == lv) & parent.isna()
-            parent[rows] = frame.loc[rows, col]
-    if "parent_ucode" in frame:
-        parent = parent.fillna(frame["parent_ucode"])
-    pcode = None
-    if "ext_codes" in frame:
-        pcode = frame["ext_codes"].map(_pcode_from_ext)
-    for col in ("pcode", "PCode"):
-        if col in frame:
-            pcode = frame[col] if pcode is None else pd.Series(pcode).fillna(frame[col])
-    ucode = frame["ucode"].astype(str)
-    return {
-        "level": level,
-        "name": frame["name"] if "name" in frame else ucode,
-        "source_id": ucode,
-        "_parent_id": parent,
-        "ucode": ucode,
-        "concept_ucode": frame["concept_ucode"] if "concept_ucode" in frame else None,
-        "pcode": pcode,
-        "iso3": ucode.str[:3],
-        "start_date": frame["start_date"] if "start_date" in frame else None,
-        "end_date": frame["end_date"] if "end_date" in frame else None,
-    }
-
-
-def _parent_from_list(parents: Any, level: int) -> str | None:
-    if parents is None or (isinstance(parents, float) and np.isnan(parents)):
-        return None
-    if isinstance(parents, str):
-        import json
-
-        try:
-            parents = json.loads(parents)
-        except json.JSONDecodeError:
-            return None
-    for p in parents or []:
-        if isinstance(p, dict) and int(p.get("admin_level", -1)) == level - 1:
-            return p.get("ucode")
-    return None
-
-
-def _pcode_from_ext(ext: Any) -> str | None:
-    if isinstance(ext, str):
-        import json
-
-        try:
-            ext = json.loads(ext)
-        except json.JSONDecodeError:
-            return None
-    if isinstance(ext, dict):
-        return ext.get("PCode") or ext.get("pcode")
-    return None
-
-
-def _from_gadm(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
-    levels = sorted(int(c[4:]) for c in frame.columns if re.fullmatch(r"GID_\d", c))
-    lv = raw.level if raw.level is not None else levels[-1]
-    if f"GID_{lv}" not in frame:
-        raise MissingColumnError(
-            problem(
-                f"'{raw.label}'",
-                f"has no GID_{lv} column for level {lv}",
-                f"pass the GADM layer of level {lv}",
-                where=WHERE,
-            )
-        )
-    name_col = f"NAME_{lv}" if lv > 0 else ("COUNTRY" if "COUNTRY" in frame else "NAME_0")
-    return {
-        "level": _fixed_level(frame, raw, lv, "GADM GID_n"),
-        "name": frame[name_col] if name_col in frame else frame[f"GID_{lv}"],
-        "source_id": frame[f"GID_{lv}"].astype(str),
-        "_parent_id": frame[f"GID_{lv - 1}"].astype(str)
-        if lv > 0 and f"GID_{lv - 1}" in frame
-        else None,
-        "iso3": frame["GID_0"] if "GID_0" in frame else None,
-    }
-
-
-def _from_codab(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
-    upper = {c.upper(): c for c in frame.columns}
-    levels = sorted(int(c[3]) for c in upper if re.fullmatch(r"ADM\d_PCODE", c))
-    lv = raw.level if raw.level is not None else levels[-1]
-    pcode_col = upper.get(f"ADM{lv}_PCODE")
-    if pcode_col is None:
-        raise MissingColumnError(
-            problem(
-                f"'{raw.label}'",
-                f"has no ADM{lv}_PCODE column",
-                f"pass the COD-AB layer of level {lv}",
-                where=WHERE,
-            )
-        )
-    name_col = next(
-        (
-            upper[k]
-            for k in (
-                f"ADM{lv}_EN",
-                f"ADM{lv}_FR",
-                f"ADM{lv}_ES",
-                f"ADM{lv}_PT",
-                f"ADM{lv}_REF",
-                f"ADM{lv}_NAME",
-            )
-            if k in upper
-        ),
-        pcode_col,
-    )
-    parent_col = upper.get(f"ADM{lv - 1}_PCODE") if lv > 0 else None
-    iso = None
-    if "ISO3" in upper:
-        iso = frame[upper["ISO3"]]
-    elif "ADM0_PCODE" in upper:
-        iso = frame[upper["ADM0_PCODE"]].map(_iso3_from_code)
-    return {
-        "level": _fixed_level(frame, raw, lv, "COD-AB ADMn_PCODE"),
-        "name": frame[name_col],
-        "source_id": frame[pcode_col].astype(str),
-        "_parent_id": frame[parent_col].astype(str) if parent_col else None,
-        "pcode": frame[pcode_col].astype(str),
-        "iso3": iso,
-        "start_date": frame[upper["VALIDON"]] if "VALIDON" in upper else None,
-        "end_date": frame[upper["VALIDTO"]] if "VALIDTO" in upper else None,
-    }
-
-
-def _iso3_from_code(code: Any) -> str | None:
-    """ISO3 from a COD-AB ADM0_PCODE, which is usually the ISO 3166-1 alpha-2 code."""
-    if not isinstance(code, str):
-        return None
-    code = code.strip().upper()
-    if len(code) == 3 and code.isalpha():
-        return code
-    import pycountry
-
-    country = pycountry.countries.get(alpha_2=code[:2])
-    return country.alpha_3 if country else None
-
-
-def _from_mapping(frame: pd.DataFrame, raw: _Raw, mapping: Mapping[str, str]) -> dict[str, Any]:
-    missing = [f"{key}={col!r}" for key, col in mapping.items() if col not in frame.columns]
-    if missing:
-        raise MissingColumnError(
-            problem(
-                f"'{raw.label}'",
-                f"has no column for {', '.join(missing)} (columns: {sorted(map(str, frame.columns))})",
-                "fix the mapping",
-                where=WHERE,
-            )
-        )
-    out: dict[str, Any] = {}
-    for key in ("name", "ucode", "concept_ucode", "pcode", "iso3", "start_date", "end_date"):
-        if key in mapping:
-            out[key] = frame[mapping[key]]
-    out["source_id"] = frame[mapping["id"]].astype(str) if "id" in mapping else None
-    out["_parent_id"] = frame[mapping["parent_id"]].astype(str) if "parent_id" in mapping else None
-    inferred = (
-        pd.to_numeric(frame[mapping["level"]], errors="coerce") if "level" in mapping else None
-    )
-    out["level"] = _fixed_level(frame, raw, inferred, "the mapping's 'level' column")
-    return out
-
-
 # --------------------------------------------------------------------------- cleaning
 def _require_iso3(table: pd.DataFrame) -> None:
     iso = table["iso3"]
@@ -686,166 +383,6 @@ def _check_levels(table: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             table["iso3"] + ":" + table["level"].astype(str) + ":" + table["name"]
         )
     return table
-
-
-# --------------------------------------------------------------------------- parents
-def _link_parents(table: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
-    """Resolve ``_parent_id`` to row positions; infer the missing ones by largest area overlap."""
-    n = len(table)
-    parent_pos = np.full(n, -1, dtype=np.int64)
-    overlap = np.full(n, np.nan)
-    report: dict[str, Any] = {
-        "from_source": 0,
-        "inferred": 0,
-        "missing": 0,
-        "min_inferred_overlap": None,
-    }
-    levels = table["level"].to_numpy()
-    key = table["iso3"] + "|" + table["level"].astype(str) + "|" + table["source_id"].astype(str)
-    lookup = pd.Series(np.arange(n), index=key.to_numpy())
-    lookup = lookup[~lookup.index.duplicated(keep="first")]
-
-    given = table["_parent_id"].notna().to_numpy() & (levels > 0)
-    if given.any():
-        pkey = (
-            table["iso3"]
-            + "|"
-            + (table["level"] - 1).astype(str)
-            + "|"
-            + table["_parent_id"].astype(str)
-        )[given]
-        pos = lookup.reindex(pkey.to_numpy()).to_numpy()
-        found = ~np.isnan(pos)
-        idx = np.flatnonzero(given)[found]
-        parent_pos[idx] = pos[found].astype(np.int64)
-        overlap[idx] = 1.0
-        report["from_source"] = int(found.sum())
-
-    present = set(levels.tolist())
-    todo = np.flatnonzero((parent_pos < 0) & (levels > 0) & np.isin(levels - 1, list(present)))
-    if len(todo):
-        pos, share = _largest_overlap(table, todo)
-        ok = pos >= 0
-        parent_pos[todo[ok]] = pos[ok]
-        overlap[todo[ok]] = share[ok]
-        report["inferred"] = int(ok.sum())
-        if ok.any():
-            report["min_inferred_overlap"] = round(float(share[ok].min()), 6)
-        if (~ok).any():
-            names = ", ".join(table["name"].to_numpy()[todo[~ok]][:5])
-            warn(
-                f"{WHERE}: {int((~ok).sum())} units overlap no unit one level up and have no parent: {names}"
-            )
-    report["missing"] = int(
-        ((parent_pos < 0) & (levels > 0) & np.isin(levels - 1, list(present))).sum()
-    )
-    table = table.assign(_parent_pos=parent_pos, parent_overlap=overlap)
-    table.loc[levels == 0, "parent_overlap"] = np.nan
-    return table, report
-
-
-def _largest_overlap(table: gpd.GeoDataFrame, todo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For rows ``todo``: position of the unit one level up (same iso3) overlapping most, and the share."""
-    geoms = table.geometry.to_crs(EQUAL_AREA).to_numpy()
-    levels = table["level"].to_numpy()
-    iso = table["iso3"].to_numpy()
-    best_pos = np.full(len(todo), -1, dtype=np.int64)
-    best_share = np.zeros(len(todo))
-    for lv in np.unique(levels[todo]):
-        rows = todo[levels[todo] == lv]
-        cand = np.flatnonzero(levels == lv - 1)
-        tree = shapely.STRtree(geoms[cand])
-        ci, pj = tree.query(geoms[rows], predicate="intersects")
-        if len(ci) == 0:
-            continue
-        same_country = iso[rows[ci]] == iso[cand[pj]]
-        ci, pj = ci[same_country], pj[same_country]
-        inter = shapely.area(shapely.intersection(geoms[rows[ci]], geoms[cand[pj]]))
-        pairs = pd.DataFrame({"child": ci, "parent": cand[pj], "area": inter})
-        pairs = pairs.sort_values(
-            ["child", "area", "parent"], ascending=[True, False, True]
-        ).drop_duplicates("child")
-        pairs = pairs[pairs["area"] > 0]
-        child_area = shapely.area(geoms[rows[pairs["child"].to_numpy()]])
-        where_in_todo = np.searchsorted(todo, rows[pairs["child"].to_numpy()])
-        best_pos[where_in_todo] = pairs["parent"].to_numpy()
-        best_share[where_in_todo] = np.minimum(pairs["area"].to_numpy() / child_area, 1.0)
-    return best_pos, best_share
-
-
-# --------------------------------------------------------------------------- ucodes
-def _assign_ucodes(table: gpd.GeoDataFrame, version: int) -> gpd.GeoDataFrame:
-    """Keep source ucodes; generate GeoRepo-form ucodes top-down where missing."""
-    ucode = np.array(
-        table["ucode"].astype(object).where(table["ucode"].notna(), None), dtype=object
-    )
-    parent_pos = table["_parent_pos"].to_numpy()
-    levels = table["level"].to_numpy()
-    names = table["name"].astype(str).to_numpy()
-    source_ids = table["source_id"].astype(str).to_numpy()
-    iso = table["iso3"].to_numpy()
-    for lv in sorted(set(levels.tolist())):
-        rows = np.flatnonzero((levels == lv) & pd.isna(ucode))
-        if not len(rows):
-            continue
-        bases = np.array(
-            [
-                _base_of(ucode[p]) if p >= 0 and ucode[p] else iso[r]
-                for r, p in zip(rows, parent_pos[rows], strict=True)
-            ],
-            dtype=object,
-        )
-        if lv == 0:
-            # one country unit per iso3: the code is the iso3 itself
-            for r in rows:
-                ucode[r] = f"{iso[r]}_V{version}"
-            continue
-        order = pd.DataFrame(
-            {"row": rows, "base": bases, "name": names[rows], "sid": source_ids[rows]}
-        )
-        order = order.sort_values(["base", "name", "sid"], kind="stable")
-        seq = order.groupby("base").cumcount().to_numpy() + 1
-        if seq.max() > 9999:
-            raise InputError(
-                problem(
-                    "admin units",
-                    f"have more than 9,999 siblings under one parent at level {lv}",
-                    "split the source",
-                    where=WHERE,
-                )
-            )
-        for r, b, s in zip(order["row"].to_numpy(), order["base"].to_numpy(), seq, strict=True):
-            ucode[r] = f"{b}_{s:04d}_V{version}"
-    table = table.assign(ucode=ucode)
-    dup = table["ucode"].duplicated(keep=False)
-    if dup.any():
-        shown = ", ".join(sorted(set(table.loc[dup, "ucode"]))[:5])
-        files = ", ".join(sorted({f"'{s}'" for s in table.loc[dup, "source"]}))
-        raise InputError(
-            problem(
-                f"ucode in {files}",
-                f"is not unique ({shown})",
-                "select one version per unit with valid_on=, or remove duplicate rows",
-                where=WHERE,
-            )
-        )
-    # parent ucodes from positions
-    parent = np.array([ucode[p] if p >= 0 else None for p in parent_pos], dtype=object)
-    table["parent_ucode"] = parent
-    # concept ucodes: keep the source's, number the rest per country in (level, ucode) order
-    concept = table["concept_ucode"].astype(object).where(table["concept_ucode"].notna(), None)
-    missing = concept.isna().to_numpy()
-    if missing.any():
-        sub = table.loc[missing, ["iso3", "level", "ucode"]].sort_values(["iso3", "level", "ucode"])
-        numbers = sub.groupby("iso3").cumcount() + 1
-        concept.loc[sub.index] = "#" + sub["iso3"] + "_" + numbers.astype(str)
-    table["concept_ucode"] = concept.to_numpy()
-    return table
-
-
-def _base_of(ucode: str) -> str:
-    match = _UCODE_RE.match(ucode)
-    return match.group("base") if match else re.sub(r"_V\d+$", "", ucode)
 
 
 def _finish(table: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
