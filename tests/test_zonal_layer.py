@@ -172,3 +172,16 @@ def test_tests_weighted_speed_per_sao_miguel_municipality(shared_real):
         w.groupby(pieces["unit"]).sum().reindex(range(len(units))).to_numpy(),
         rtol=1e-6,
     )
+
+
+def test_batches_give_the_same_result(districts, sample_dir, monkeypatch):
+    """Memory-bounded batches of units (a small pixel budget) change nothing in the result."""
+    import geopipe.zonal.layers as layers
+
+    rwi = gp.read_tiles(sample_dir / "RWA_relative_wealth_index.csv")
+    whole = gp.zonal_layer(districts, sample_dir / U18, rwi, "rwi", below=0.0, prefix="w")
+    monkeypatch.setattr(layers, "MAX_PIXELS", 20_000)
+    assert len(layers.unit_batches(districts, sample_dir / U18)) >= 3
+    batched = gp.zonal_layer(districts, sample_dir / U18, rwi, "rwi", below=0.0, prefix="w")
+    cols = ["w_covered", "w_mean", "w_below", "w_uncovered"]
+    np.testing.assert_allclose(batched[cols].to_numpy(), whole[cols].to_numpy(), rtol=1e-12)

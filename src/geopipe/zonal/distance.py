@@ -13,6 +13,7 @@ distance, not an approximation. No all-pairs matrix is ever built.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,31 +170,33 @@ def _open_raster(raster: RasterLike, where: str) -> tuple[Any, bool]:
     )
 
 
-def _pixel_table(units: gpd.GeoDataFrame, raster: RasterLike) -> pd.DataFrame:
-    """Pixels of ``raster`` (band 1) inside each unit, with exact coverage fractions.
+def _pixel_tables(units: gpd.GeoDataFrame, raster: RasterLike) -> Iterator[pd.DataFrame]:
+    """Pixels of ``raster`` (band 1) inside the units, one table per memory-bounded batch of units.
 
     Columns: ``unit`` (row position in ``units``), ``row``, ``col``, ``coverage`` (share of the
     pixel's area inside the unit, 0-1], ``x``, ``y`` (pixel centre, lon/lat EPSG:4326) and
-    ``value`` (nodata and NaN -> 0). Built on the shared :func:`~geopipe.zonal.raster.pixel_weights`.
+    ``value`` (nodata and NaN -> 0). Built on the shared :func:`~geopipe.zonal.raster.pixel_weights`;
+    batches come from :func:`~geopipe.zonal.layers.unit_batches`.
     """
-    from .layers import pixel_values
+    from .layers import pixel_values, unit_batches
     from .raster import pixel_weights
 
     path = raster if isinstance(raster, str | os.PathLike) else raster.name
-    pw = pixel_weights(units, path)
-    values, valid = pixel_values(pw, path)
-    lon, lat = pw.pixel_lonlat()
-    return pd.DataFrame(
-        {
-            "unit": pw.unit,
-            "row": pw.row,
-            "col": pw.col,
-            "coverage": pw.coverage,
-            "x": np.asarray(lon, dtype=float),
-            "y": np.asarray(lat, dtype=float),
-            "value": np.where(valid, values, 0.0),
-        }
-    )
+    for batch in unit_batches(units, path):
+        pw = pixel_weights(units.iloc[batch], path)
+        values, valid = pixel_values(pw, path)
+        lon, lat = pw.pixel_lonlat()
+        yield pd.DataFrame(
+            {
+                "unit": batch[pw.unit],
+                "row": pw.row,
+                "col": pw.col,
+                "coverage": pw.coverage,
+                "x": np.asarray(lon, dtype=float),
+                "y": np.asarray(lat, dtype=float),
+                "value": np.where(valid, values, 0.0),
+            }
+        )
 
 
 def _pixel_distance(px: pd.DataFrame, flon: np.ndarray, flat_: np.ndarray, max_d: float | None):
@@ -295,14 +298,15 @@ def nearest_distance(
     if raster is not None:
         col = f"{name}_popweighted"
         _check_name(units_or_points, col, where)
-        px = _pixel_table(units_or_points, raster)
-        w = px["coverage"].to_numpy() * px["value"].to_numpy()
-        dpx = _pixel_distance(px, flon, flat_, max_distance)
-        unit = px["unit"].to_numpy()
         n = len(out)
-        wsum = np.bincount(unit, w, minlength=n)
-        unknown = np.bincount(unit, (w > 0) & ~np.isfinite(dpx), minlength=n) > 0
-        wd = np.bincount(unit, w * np.nan_to_num(dpx, nan=0.0), minlength=n)
+        wsum, wd, unknown = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
+        for px in _pixel_tables(units_or_points, raster):
+            w = px["coverage"].to_numpy() * px["value"].to_numpy()
+            dpx = _pixel_distance(px, flon, flat_, max_distance)
+            unit = px["unit"].to_numpy()
+            wsum += np.bincount(unit, w, minlength=n)
+            unknown |= np.bincount(unit, (w > 0) & ~np.isfinite(dpx), minlength=n) > 0
+            wd += np.bincount(unit, w * np.nan_to_num(dpx, nan=0.0), minlength=n)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where((wsum > 0) & ~unknown, wd / np.where(wsum > 0, wsum, 1.0), np.nan)
         out[col] = mean
@@ -367,6 +371,23 @@ def _within_sums(px: pd.DataFrame, dpx: np.ndarray, distance_m: float, n: int):
     return total, within, beyond
 
 
+def _batched_within(
+    units: gpd.GeoDataFrame,
+    raster: RasterLike,
+    flon: np.ndarray,
+    flat_: np.ndarray,
+    distance_m: float,
+):
+    """(total, within, beyond) per unit, summed over memory-bounded batches of units."""
+    n = len(units)
+    sums = (np.zeros(n), np.zeros(n), np.zeros(n))
+    for px in _pixel_tables(units, raster):
+        part = _within_sums(px, _pixel_distance(px, flon, flat_, distance_m), distance_m, n)
+        for acc, add in zip(sums, part, strict=True):
+            acc += add
+    return sums
+
+
 def population_within(
     units: gpd.GeoDataFrame,
     raster: RasterLike,
@@ -425,10 +446,7 @@ def population_within(
     for c in cols:
         _check_name(units, c, where)
     flon, flat_ = _facilities_lonlat(_to_crs_of(facilities, units), where)
-    n = len(units)
-    px = _pixel_table(units, raster)
-    dpx = _pixel_distance(px, flon, flat_, distance_m)
-    sums = _within_sums(px, dpx, distance_m, n)
+    sums = _batched_within(units, raster, flon, flat_, distance_m)
     out = units.copy()
     for c, v in zip(cols[:3], sums, strict=True):
         out[c] = v
@@ -436,8 +454,7 @@ def population_within(
         is_column = isinstance(children, str) and children in units.columns
         is_dataset = hasattr(children, "read") and hasattr(children, "transform")
         if (isinstance(children, str | Path) and not is_column) or is_dataset:
-            cpx = _pixel_table(units, children)
-            csums = _within_sums(cpx, _pixel_distance(cpx, flon, flat_, distance_m), distance_m, n)
+            csums = _batched_within(units, children, flon, flat_, distance_m)
         else:
             share = _children_share(children, units, where)
             csums = tuple(share * s for s in sums)

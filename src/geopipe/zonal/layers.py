@@ -70,6 +70,33 @@ def pixel_values(weights: Any, raster: PathLike) -> tuple[np.ndarray, np.ndarray
     return _read_cells(raster, weights.row, weights.col, blocks)
 
 
+MAX_PIXELS = 8_000_000  # (unit, pixel) pairs held at once: ~50 bytes each, ~400 MB
+
+
+def unit_batches(
+    units: gpd.GeoDataFrame, raster: PathLike, max_pixels: int | None = None
+) -> list[np.ndarray]:
+    """Positions of ``units`` in consecutive batches of about ``max_pixels`` raster pixels each.
+
+    The per-pixel tables of aggregation functions grow with the pixels inside the units; batching
+    keeps memory bounded for country-sized 100 m rasters (a unit larger than the budget is a batch
+    of its own). The estimate is the unit's area plus a strip along its boundary, in pixels.
+    """
+    ds = open_raster(raster, check=False)
+    try:
+        crs, t = ds.crs, ds.transform
+    finally:
+        ds.close()
+    geoms = units.geometry.to_crs(crs).to_numpy()
+    px_area = abs(t.a * t.e) or 1.0
+    side = min(abs(t.a), abs(t.e)) or 1.0
+    est = shapely.area(geoms) / px_area + 2.0 * shapely.length(geoms) / side + 1.0
+    est = np.nan_to_num(est, nan=1.0)
+    budget = MAX_PIXELS if max_pixels is None else max_pixels
+    batch_id = np.floor(np.cumsum(est) / max(budget, 1)).astype(np.int64)
+    return [np.flatnonzero(batch_id == b) for b in np.unique(batch_id)]
+
+
 def _read_cells(
     raster: PathLike, rows: np.ndarray, cols: np.ndarray, blocks: list[tuple[int, int]]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -146,52 +173,64 @@ def zonal_layer(
     """
     from .raster import pixel_weights
 
-    is_raster = not isinstance(layer, gpd.GeoDataFrame)
     rasters = (
         dict(population)
         if isinstance(population, dict)
         else {prefix or value or "layer": population}
     )
     first = next(iter(rasters.values()))
-    pw = pixel_weights(units, first, edge=edge)
-    lon, lat = (np.asarray(a) for a in pw.pixel_lonlat())
-    if is_raster:
-        v, has = _raster_at(layer, lon, lat)
-        v = v * scale
-    else:
-        v, has = _vector_at(layer, value, lon, lat, scale, max_distance)
     n = len(units)
-    unit = pw.unit
+    lookup = _layer_lookup(layer, value, scale, max_distance)
+    acc = {
+        name: {k: np.zeros(n) for k in ("covered", "weighted", "below", "at_least", "uncovered")}
+        for name in rasters
+    }
+    # "renormalize" shares each border pixel among all the units touching it: one batch then
+    batches = [np.arange(n)] if edge == "renormalize" else unit_batches(units, first)
+    for batch in batches:
+        pw = pixel_weights(units.iloc[batch], first, edge=edge)
+        lon, lat = (np.asarray(a) for a in pw.pixel_lonlat())
+        v, has = lookup(lon, lat)
+        unit = batch[pw.unit]  # positions in the whole table
+        for name, raster in rasters.items():
+            pop, ok = pixel_values(pw, raster)
+            w = pw.coverage * np.where(ok, pop, 0.0)
+            a = acc[name]
+            a["covered"] += np.bincount(unit, weights=np.where(has, w, 0.0), minlength=n)
+            a["weighted"] += np.bincount(unit, weights=np.where(has, w * v, 0.0), minlength=n)
+            if below is not None:
+                a["below"] += np.bincount(
+                    unit, weights=np.where(has & (v < below), w, 0.0), minlength=n
+                )
+            if at_least is not None:
+                a["at_least"] += np.bincount(
+                    unit, weights=np.where(has & (v >= at_least), w, 0.0), minlength=n
+                )
+            a["uncovered"] += np.bincount(unit, weights=np.where(has, 0.0, w), minlength=n)
     out = units.copy()
-    for name, raster in rasters.items():
-        pop, ok = pixel_values(pw, raster)
-        w = pw.coverage * np.where(ok, pop, 0.0)
-        covered = np.bincount(unit, weights=np.where(has, w, 0.0), minlength=n)
-        weighted = np.bincount(unit, weights=np.where(has, w * v, 0.0), minlength=n)
-        out[f"{name}_covered"] = covered
+    for name, a in acc.items():
+        out[f"{name}_covered"] = a["covered"]
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"{name}_mean"] = np.where(covered > 0, weighted / covered, np.nan)
+            out[f"{name}_mean"] = np.where(a["covered"] > 0, a["weighted"] / a["covered"], np.nan)
         if below is not None:
-            out[f"{name}_below"] = np.bincount(
-                unit, weights=np.where(has & (v < below), w, 0.0), minlength=n
-            )
+            out[f"{name}_below"] = a["below"]
         if at_least is not None:
-            out[f"{name}_at_least"] = np.bincount(
-                unit, weights=np.where(has & (v >= at_least), w, 0.0), minlength=n
-            )
-        out[f"{name}_uncovered"] = np.bincount(unit, weights=np.where(has, 0.0, w), minlength=n)
+            out[f"{name}_at_least"] = a["at_least"]
+        out[f"{name}_uncovered"] = a["uncovered"]
     return out
 
 
-def _vector_at(
-    layer: gpd.GeoDataFrame,
-    value: str | None,
-    lon: np.ndarray,
-    lat: np.ndarray,
-    scale: float,
-    max_distance: float | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Layer value at each point (containing polygon, or nearest point within max_distance)."""
+def _layer_lookup(
+    layer: gpd.GeoDataFrame | PathLike, value: str | None, scale: float, max_distance: float | None
+) -> Any:
+    """A function ``(lon, lat) -> (values, has)`` for the layer, prepared once (index, tree)."""
+    if not isinstance(layer, gpd.GeoDataFrame):
+
+        def from_raster(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            v, has = _raster_at(layer, lon, lat)
+            return v * scale, has
+
+        return from_raster
     if value is None or value not in layer.columns:
         raise MissingColumnError(
             problem(
@@ -226,15 +265,13 @@ def _vector_at(
             )
         from .distance import nearest_geodesic
 
-        _, at = nearest_geodesic(
-            lon,
-            lat,
-            layer.geometry.x.to_numpy(),
-            layer.geometry.y.to_numpy(),
-            max_distance=max_distance,
-        )
+        px, py = layer.geometry.x.to_numpy(), layer.geometry.y.to_numpy()
+
+        def index(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+            return nearest_geodesic(lon, lat, px, py, max_distance=max_distance)[1]
+
     elif kinds <= {3, 6}:
-        at = _layer_index(layer, lon, lat)
+        index = _polygon_index(layer)
     else:
         raise InputError(
             problem(
@@ -244,8 +281,13 @@ def _vector_at(
                 where=WHERE,
             )
         )
-    has = at >= 0
-    return np.where(has, vals[np.clip(at, 0, None)], 0.0), has
+
+    def from_vector(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        at = index(lon, lat)
+        has = at >= 0
+        return np.where(has, vals[np.clip(at, 0, None)], 0.0), has
+
+    return from_vector
 
 
 def _raster_at(path: PathLike, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -270,44 +312,53 @@ def _raster_at(path: PathLike, lon: np.ndarray, lat: np.ndarray) -> tuple[np.nda
     return values, valid
 
 
-def _layer_index(layer: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """Position in ``layer`` of the polygon containing each point, -1 where none."""
+def _polygon_index(layer: gpd.GeoDataFrame) -> Any:
+    """``(lon, lat) -> position`` of the layer polygon containing each point (-1: none).
+
+    Quadkey tiles of one zoom are found arithmetically; other polygons through an STRtree built
+    once. Where polygons overlap, the first in layer order wins.
+    """
     if "quadkey" in layer.columns:
-        found = _quadkey_index(layer["quadkey"], lon, lat)
-        if found is not None:
-            return found
+        tiles = _quadkey_lookup(layer["quadkey"])
+        if tiles is not None:
+            return tiles
     tree = shapely.STRtree(layer.geometry.to_numpy())
-    pts = shapely.points(lon, lat)
-    point_i, poly_i = tree.query(pts, predicate="within")
-    out = np.full(len(lon), -1, dtype=np.int64)
-    # first polygon in layer order wins where polygons overlap
-    order = np.lexsort((poly_i, point_i))
-    point_i, poly_i = point_i[order], poly_i[order]
-    first = np.r_[True, point_i[1:] != point_i[:-1]] if len(point_i) else np.zeros(0, dtype=bool)
-    out[point_i[first]] = poly_i[first]
-    return out
+
+    def index(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        point_i, poly_i = tree.query(shapely.points(lon, lat), predicate="within")
+        out = np.full(len(lon), -1, dtype=np.int64)
+        order = np.lexsort((poly_i, point_i))
+        point_i, poly_i = point_i[order], poly_i[order]
+        first = (
+            np.r_[True, point_i[1:] != point_i[:-1]] if len(point_i) else np.zeros(0, dtype=bool)
+        )
+        out[point_i[first]] = poly_i[first]
+        return out
+
+    return index
 
 
-def _quadkey_index(quadkeys: pd.Series, lon: np.ndarray, lat: np.ndarray) -> np.ndarray | None:
+def _quadkey_lookup(quadkeys: pd.Series) -> Any:
     """Tile lookup by arithmetic: all quadkeys of one zoom -> (x, y) keys -> searchsorted."""
     from ..io.tiles import quadkey_to_tile
 
     tx, ty, tz = quadkey_to_tile(quadkeys.to_numpy())
     if (tz < 0).any() or len(np.unique(tz)) != 1:
         return None  # mixed zooms or invalid keys: use the spatial index
-    zoom = int(tz[0])
-    n = 2**zoom
+    n = 2 ** int(tz[0])
     keys = tx * n + ty
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
-    lat_c = np.clip(lat, -85.05112878, 85.05112878)
-    px = np.floor((lon + 180.0) / 360.0 * n).astype(np.int64)
-    rad = np.radians(lat_c)
-    py = np.floor((1.0 - np.log(np.tan(rad) + 1.0 / np.cos(rad)) / np.pi) / 2.0 * n).astype(
-        np.int64
-    )
-    want = np.clip(px, 0, n - 1) * n + np.clip(py, 0, n - 1)
-    pos = np.searchsorted(sorted_keys, want)
-    pos_c = np.clip(pos, 0, len(sorted_keys) - 1)
-    hit = sorted_keys[pos_c] == want
-    return np.where(hit, order[pos_c], -1)
+
+    def index(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        lat_c = np.clip(lat, -85.05112878, 85.05112878)
+        px = np.floor((lon + 180.0) / 360.0 * n).astype(np.int64)
+        rad = np.radians(lat_c)
+        py = np.floor((1.0 - np.log(np.tan(rad) + 1.0 / np.cos(rad)) / np.pi) / 2.0 * n).astype(
+            np.int64
+        )
+        want = np.clip(px, 0, n - 1) * n + np.clip(py, 0, n - 1)
+        pos = np.clip(np.searchsorted(sorted_keys, want), 0, len(sorted_keys) - 1)
+        return np.where(sorted_keys[pos] == want, order[pos], -1)
+
+    return index
