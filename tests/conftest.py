@@ -28,3 +28,36 @@ def shared_real() -> Path:
     if not SHARED_REAL.is_dir():
         pytest.skip(f"{SHARED_REAL} is absent (only the repo is on this machine)")
     return SHARED_REAL
+
+
+@pytest.fixture(scope="session")
+def rwanda_admin():
+    """dim_admin of the Rwanda sample (ADM0/1/2), read once per session; do not modify it."""
+    import warnings
+
+    from geopipe.errors import GeopipeWarning
+    from geopipe.io.admin import read_admin
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeopipeWarning)
+        return read_admin({lv: SAMPLE / f"rwa_adm{lv}.geojson" for lv in (0, 1, 2)})
+
+
+def write_raster(path, arr, transform, crs="EPSG:4326", **profile):
+    """Write a single-band GeoTIFF (extra creation options in ``profile``) and return its path."""
+    import rasterio
+
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=arr.shape[0],
+        width=arr.shape[1],
+        count=1,
+        dtype=arr.dtype,
+        crs=crs,
+        transform=transform,
+        **profile,
+    ) as ds:
+        ds.write(arr, 1)
+    return path

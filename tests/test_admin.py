@@ -26,8 +26,8 @@ UCODE = re.compile(r"^[A-Z]{3}(_\d{4})*_V\d+$")
 
 
 @pytest.fixture(scope="module")
-def rwanda(sample_dir):
-    return gp.read_admin({lv: sample_dir / f"rwa_adm{lv}.geojson" for lv in (0, 1, 2)})
+def rwanda(rwanda_admin):
+    return rwanda_admin
 
 
 def test_schema_and_counts(rwanda):

@@ -15,7 +15,6 @@ import shapely
 from pyproj import Geod
 
 from geopipe.errors import DataQualityError, GeopipeWarning, InputError, MissingColumnError
-from geopipe.io.admin import read_admin
 from geopipe.io.points import read_points
 from geopipe.quality.boundaries import check_admin
 from geopipe.quality.checks import CheckResult
@@ -42,16 +41,8 @@ def _geodesic_km2(geom: shapely.Geometry) -> float:
 
 
 @pytest.fixture(scope="module")
-def rwanda(sample_dir) -> gpd.GeoDataFrame:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", GeopipeWarning)
-        return read_admin(
-            {
-                0: sample_dir / "rwa_adm0.geojson",
-                1: sample_dir / "rwa_adm1.geojson",
-                2: sample_dir / "rwa_adm2.geojson",
-            }
-        )
+def rwanda(rwanda_admin) -> gpd.GeoDataFrame:
+    return rwanda_admin
 
 
 def test_overlap_area_matches_geodesic_area() -> None:

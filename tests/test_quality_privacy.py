@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from geopipe.errors import ConfigError, GeopipeError, GeopipeWarning
 from geopipe.indicators.compute import compute_indicators
 from geopipe.indicators.rollup import rollup
-from geopipe.io.admin import read_admin
 from geopipe.io.points import read_points
 from geopipe.quality.indicators import check_indicators
 from geopipe.quality.privacy import drop_personal, pseudonymise, suppress_small_counts
@@ -24,16 +23,8 @@ SENSITIVE = ["population_u18", "population_u5"]
 
 
 @pytest.fixture(scope="module")
-def rwanda(sample_dir) -> gpd.GeoDataFrame:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", GeopipeWarning)
-        return read_admin(
-            {
-                0: sample_dir / "rwa_adm0.geojson",
-                1: sample_dir / "rwa_adm1.geojson",
-                2: sample_dir / "rwa_adm2.geojson",
-            }
-        )
+def rwanda(rwanda_admin) -> gpd.GeoDataFrame:
+    return rwanda_admin
 
 
 def _fact(

@@ -17,6 +17,7 @@ from h3ronpy import cells_to_string
 from h3ronpy.vector import coordinates_to_cells
 from pyproj import Transformer
 
+from conftest import write_raster
 from geopipe.zonal.raster_h3 import raster_to_h3
 
 VNM_POP = "real/vnm/vnm_ppp_2020_1km_Aggregated_UNadj.tif"
@@ -38,23 +39,9 @@ def _brute(path, res: int) -> pd.Series:
 
 
 def _write(path, arr, transform, crs="EPSG:4326"):
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=arr.shape[0],
-        width=arr.shape[1],
-        count=1,
-        dtype=arr.dtype,
-        crs=crs,
-        transform=transform,
-        nodata=-1,
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-    ) as ds:
-        ds.write(arr, 1)
-    return path
+    return write_raster(
+        path, arr, transform, crs, nodata=-1, tiled=True, blockxsize=256, blockysize=256
+    )
 
 
 @pytest.mark.parametrize("res", [5, 7])

@@ -17,8 +17,8 @@ U18 = "rwa_population_u18_2020_modelled_232m.tif"
 
 
 @pytest.fixture(scope="module")
-def districts(sample_dir):
-    admin = gp.read_admin({lv: sample_dir / f"rwa_adm{lv}.geojson" for lv in (0, 1, 2)})
+def districts(rwanda_admin):
+    admin = rwanda_admin
     return admin[admin.admin_level == 2].reset_index(drop=True).iloc[:6]
 
 

@@ -13,6 +13,7 @@ import shapely
 from affine import Affine
 from exactextract import exact_extract
 
+from conftest import write_raster
 from geopipe.errors import GeometryError, InputError, RasterError
 from geopipe.zonal import raster as zr
 from geopipe.zonal.raster import pixel_weights, zonal_raster
@@ -22,20 +23,7 @@ VNM_POP = "real/vnm/vnm_ppp_2020_1km_Aggregated_UNadj.tif"
 
 
 def _write(path: Path, arr: np.ndarray, transform: Affine, crs="EPSG:4326", **kw) -> Path:
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=arr.shape[0],
-        width=arr.shape[1],
-        count=1,
-        dtype=arr.dtype,
-        crs=crs,
-        transform=transform,
-        **kw,
-    ) as ds:
-        ds.write(arr, 1)
-    return path
+    return write_raster(path, arr, transform, crs, **kw)
 
 
 @pytest.fixture(scope="module")
