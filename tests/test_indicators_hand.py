@@ -16,8 +16,6 @@ from pyproj import Geod
 from rasterio.transform import from_origin
 
 import geopipe as gp
-from geopipe.config import load_config
-from geopipe.pipeline import add_measures
 
 POP = np.array([[10, 20, 30, 40], [50, 60, 70, 80]], dtype="float32")
 FACILITY = (0.005, 0.015)  # centre of pixel (row 0, col 0)
@@ -83,54 +81,63 @@ def world(tmp_path_factory):
             "lat": [0.001, 0.004, 0.019, 0.011],
         }
     ).to_csv(d / "schools.csv", index=False)
-    cfg = load_config(
+    p = gp.Pipeline.from_dict(
         {
             "name": "hand",
             "date": "2024-06-30",
             "output": str(d / "out"),
-            "admin": {
-                "source": str(d / "admin.geojson"),
-                "mapping": {
-                    "name": "name",
-                    "id": "ucode",
-                    "ucode": "ucode",
-                    "level": "admin_level",
-                    "parent_id": "parent",
+            "sources": {
+                "admin": {
+                    "kind": "admin",
+                    "path": str(d / "admin.geojson"),
+                    "mapping": {
+                        "name": "name",
+                        "id": "ucode",
+                        "ucode": "ucode",
+                        "level": "admin_level",
+                        "parent_id": "parent",
+                    },
+                    "iso3": "XXX",
                 },
-                "iso3": "XXX",
+                "population_total": {"kind": "raster", "path": str(d / "pop.tif")},
+                "population_u18": {"kind": "raster", "path": str(d / "u18.tif")},
+                "population_u5": {"kind": "raster", "path": str(d / "u5.tif")},
+                "health_facilities": {"kind": "points", "path": str(d / "health.csv")},
+                "schools": {"kind": "points", "path": str(d / "schools.csv")},
+                "wealth": {"kind": "vector", "path": str(d / "wealth.geojson")},
+                "speed": {"kind": "vector", "path": str(d / "speed.geojson")},
             },
-            "rasters": {
-                "population_total": str(d / "pop.tif"),
-                "population_u18": str(d / "u18.tif"),
-                "population_u5": str(d / "u5.tif"),
-            },
-            "points": {
-                "health_facilities": {"source": str(d / "health.csv")},
-                "schools_total": {
-                    "source": str(d / "schools.csv"),
+            "steps": [
+                {"kind": "raster_stats", "raster": "population_total"},
+                {"kind": "raster_stats", "raster": "population_u18"},
+                {"kind": "raster_stats", "raster": "population_u5"},
+                {"kind": "point_count", "points": "health_facilities"},
+                {
+                    "kind": "point_count",
+                    "points": "schools",
+                    "column": "schools_total",
                     "subsets": {"schools_connected": {"column": "connectivity", "values": ["Yes"]}},
                 },
-            },
-            "wealth": {
-                "tiles": str(d / "wealth.geojson"),
-                "value": "rwi",
-                "poverty_threshold": 0.0,
-            },
-            "connectivity": {
-                "tiles": str(d / "speed.geojson"),
-                "value": "avg_d_kbps",
-                "scale": 0.001,
-                "broadband_mbps": 10,
-                "min_tests": 1,
-            },
-            "service": {"facilities": "health_facilities", "distance_km": 1.2},
+                {"kind": "child_poverty", "layer": "wealth", "value": "rwi"},
+                {"kind": "connectivity", "tiles": "speed", "children": "population_u18"},
+                {
+                    "kind": "distance_coverage",
+                    "facilities": "health_facilities",
+                    "distance_km": 1.2,
+                    "service": "health",
+                    "facility_name": "health facility",
+                },
+            ],
         }
     )
-    admin_table = gp.read_admin(cfg.admin_source, **cfg.admin_options)
+    admin_table = gp.read_admin(
+        d / "admin.geojson", **{k: v for k, v in p.sources["admin"].options.items()}
+    )
     units = admin_table[admin_table.admin_level == 1].reset_index(drop=True)
-    units, _ = add_measures(units, cfg)
-    fact = gp.compute_indicators(units, date=cfg.date).fact
-    rolled = gp.rollup(fact, admin_table)
+    units = gp.pipeline.measure_units(p, units)
+    catalog = p.catalog()
+    fact = gp.compute_indicators(units, date=p.date, catalog=catalog).fact
+    rolled = gp.rollup(fact, admin_table, catalog=catalog)
     return rolled.pivot_table(index="ucode", columns="indicator_id", values="value").rename(
         index={"XXX_V1": "C", "XXX_0001_V1": "A", "XXX_0002_V1": "B"}
     )
@@ -190,11 +197,11 @@ def test_service_coverage(world):
     assert within.sum() == 3  # the facility's pixel and its two direct neighbours
     a, b = np.s_[:, :2], np.s_[:, 2:]
     assert world.loc["A", "health_facilities"] == 1 and world.loc["B", "health_facilities"] == 0
-    assert world.loc["A", "share_population_within_5km_health"] == pytest.approx(
+    assert world.loc["A", "share_population_within_1200m_health"] == pytest.approx(
         POP[a][within[a]].sum() / 140
     )
-    assert world.loc["B", "share_population_within_5km_health"] == pytest.approx(0)
-    assert world.loc["C", "children_beyond_5km_health"] == pytest.approx(0.5 * POP[~within].sum())
+    assert world.loc["B", "share_population_within_1200m_health"] == pytest.approx(0)
+    assert world.loc["C", "children_beyond_1200m_health"] == pytest.approx(0.5 * POP[~within].sum())
     assert world.loc["A", "distance_to_health_km_mean"] == pytest.approx(
         (POP[a] * d[a]).sum() / 140, rel=1e-9
     )

@@ -68,7 +68,8 @@ def test_layout(run):
 def test_population_matches_exactextract(wide, sample_dir):
     adm2 = wide[2]
     cfg = load_config(CONFIG)
-    for column, raster in cfg.rasters.items():
+    rasters = {n: s.path for n, s in cfg.sources.items() if s.kind == "raster"}
+    for column, raster in rasters.items():
         ref = exact_extract(
             str(raster), adm2[["ucode", "geometry"]], "sum", include_cols=["ucode"], output="pandas"
         )
@@ -139,7 +140,7 @@ def test_h3_fragments_add_up_to_the_districts(run, wide):
     sums = [
         "population_total",
         "population_broadband",
-        "population_within_health",
+        "population_within_5km_health",
         "schools_total",
         "health_facilities",
     ]
@@ -172,7 +173,7 @@ def test_country_row_vs_the_source_country_polygon(run, wide, sample_dir):
     assert diff["area_km2_source"] == pytest.approx(adm0, rel=1e-9)
     assert diff["area_km2_finest"] == pytest.approx(union, rel=1e-9)
     ref = exact_extract(
-        str(load_config(CONFIG).rasters["population_total"]),
+        str(load_config(CONFIG).sources["population_total"].path),
         wide[0][["ucode", "geometry"]],
         "sum",
         output="pandas",
@@ -184,7 +185,7 @@ def test_country_row_vs_the_source_country_polygon(run, wide, sample_dir):
     # the country row equals a direct computation on the union of the finest units (0.01 %)
     union_gdf = gpd.GeoDataFrame({"ucode": ["union"]}, geometry=[wide[2].union_all()], crs=4326)
     direct = exact_extract(
-        str(load_config(CONFIG).rasters["population_total"]), union_gdf, "sum", output="pandas"
+        str(load_config(CONFIG).sources["population_total"].path), union_gdf, "sum", output="pandas"
     )["sum"].item()
     assert wide[0]["population_total"].item() == pytest.approx(direct, rel=1e-4)
     assert (
@@ -263,15 +264,17 @@ def test_lineage(run):
     manifest = json.loads((run.output / "manifest.json").read_text())
     assert set(lineage["run_id"]) == {manifest["run_id"]}
     by = lineage.groupby("indicator_id")["source_id"].apply(set)
-    assert (
-        "raster_population_u18" in by["child_poverty_rate"]
-        and "wealth_tiles" in by["child_poverty_rate"]
-    )
-    assert (
-        "points_schools_total" in by["schools_connected_share"]
-        and "raster_population_total" not in by["schools_connected_share"]
-    )
-    assert by["health_facilities"] >= {"points_health_facilities", "admin_adm2"}
+    assert by["child_poverty_rate"] == {
+        "population_u18",
+        "rwi",
+        "admin_adm0",
+        "admin_adm1",
+        "admin_adm2",
+    }
+    assert "schools" in by["schools_connected_share"]
+    assert "population_total" not in by["schools_connected_share"]
+    assert by["health_facilities"] >= {"health_facilities", "admin_adm2"}
+    assert by["share_population_within_5km_health"] >= {"health_facilities", "population_total"}
     for row in lineage.itertuples():
         assert row.source_version == "sha256:" + manifest["inputs"][row.source_id]["sha256"]
 
@@ -285,13 +288,12 @@ def test_manifest(run):
         "quality_report.md",
     }
     assert manifest["outputs"]["adm2.parquet"]["rows"] == 30
-    assert {"raster_population_total", "points_health_facilities", "admin_adm2"} <= set(
-        manifest["inputs"]
-    )
+    assert {"population_total", "health_facilities", "admin_adm2"} <= set(manifest["inputs"])
+    assert all(not __import__("os").path.isabs(r["path"]) for r in manifest["inputs"].values())
     for rec in manifest["inputs"].values():
         assert len(rec["sha256"]) == 64
     assert manifest["packages"]["geopipe"] == gp.__version__
-    pop = manifest["quality"]["rasters"]["population_total"]
+    pop = manifest["quality"]["steps"]["raster_stats:population_total"]
     assert 0 <= pop["outside_share"] < 0.01
 
 
@@ -314,9 +316,8 @@ def test_failed_run_leaves_previous_outputs(run, tmp_path):
     cfg = load_config(CONFIG)
     broken = tmp_path / "broken.csv"
     broken.write_text("name,value\nx,1\n")  # no coordinates: read_points fails mid-run
-    bad = type(cfg)(
-        **{**cfg.__dict__, "points": (type(cfg.points[0])("health_facilities", broken),)}
-    )
+    sources = {**cfg.sources, "health_facilities": gp.Source("points", broken)}
+    bad = __import__("dataclasses").replace(cfg, sources=sources)
     with pytest.raises(gp.GeopipeError):
         run_pipeline(bad, output=out, force=True)
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
@@ -331,7 +332,9 @@ def test_cli(tmp_path):
     second = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert second.stdout.startswith("up to date")
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\ndate: 2020-13-01\nadmin: {source: nowhere.geojson}\n")
+    bad.write_text(
+        "name: x\ndate: 2020-13-01\nsources: {admin: {kind: admin, path: nowhere.geojson}}\n"
+    )
     failed = subprocess.run(
         [sys.executable, "-m", "geopipe.cli", "run", str(bad)], capture_output=True, text=True
     )
@@ -352,18 +355,21 @@ def test_incremental_rerun_recomputes_only_what_changed(tmp_path, sample_dir):
     config = tmp_path / "sample.yaml"
     config.write_text(text)
     first = run_pipeline(config)
-    assert set(first.manifest["quality"]["measure_cache"].values()) == {"computed"}
+    assert set(first.manifest["quality"]["step_cache"].values()) == {"computed"}
     schools = pd.read_csv(data / "rwa_schools_modelled.csv")
     schools.iloc[:-100].to_csv(data / "rwa_schools_modelled.csv", index=False)  # 100 schools closed
     second = run_pipeline(config)
-    status = second.manifest["quality"]["measure_cache"]
-    assert {k for k, v in status.items() if v == "computed"} == {"adm2/points", "h3_r7/points"}
+    status = second.manifest["quality"]["step_cache"]
+    assert {k for k, v in status.items() if v == "computed"} == {
+        "admin/point_count:schools_total",
+        "h3_r7/point_count:schools_total",
+    }
     assert {k for k, v in status.items() if v == "reused"} >= {
-        "adm2/rasters",
-        "adm2/wealth",
-        "adm2/connectivity",
-        "adm2/service",
-        "h3_r7/rasters",
+        "admin/raster_stats:population_total",
+        "admin/child_poverty:children_in_poverty",
+        "admin/connectivity:download_mbps_mean",
+        "admin/distance_coverage:population_within_5km_health",
+        "h3_r7/raster_stats:population_total",
     }
     before, after = first.tables["adm0"].iloc[0], second.tables["adm0"].iloc[0]
     assert after["schools_total"] == before["schools_total"] - 100
@@ -375,15 +381,16 @@ def test_incremental_rerun_recomputes_only_what_changed(tmp_path, sample_dir):
         assert (tmp_path / "out" / f"{name}.parquet").read_bytes() == (
             tmp_path / "full" / f"{name}.parquet"
         ).read_bytes(), name
-    assert set(full.manifest["quality"]["measure_cache"].values()) == {"computed"}
+    assert set(full.manifest["quality"]["step_cache"].values()) == {"computed"}
 
 
 def test_history_partitions_append_and_replace(tmp_path):
     """Monthly refreshes add a partition; re-running a month replaces only that partition."""
     cfg = load_config(CONFIG)
     history = tmp_path / "history"
-    jan = type(cfg)(**{**cfg.__dict__, "history": history, "h3_resolutions": ()})
-    feb = type(cfg)(**{**jan.__dict__, "date": __import__("datetime").date(2020, 2, 1)})
+    replace = __import__("dataclasses").replace
+    jan = replace(cfg, history=history, units=gp.Units())
+    feb = replace(jan, date=__import__("datetime").date(2020, 2, 1))
     run_pipeline(jan, output=tmp_path / "jan")
     run_pipeline(feb, output=tmp_path / "feb")
     parts = sorted(p.relative_to(history).as_posix() for p in history.rglob("*.parquet"))

@@ -107,15 +107,28 @@ def test_rollup_invariants(tree):
 
 def test_child_counts_from_an_age_share_table(sample_dir):
     """Only a total-population raster: under-18 and under-5 come from a per-district share table."""
-    from geopipe.pipeline import add_age_shares, add_raster_sums
-
-    admin = gp.read_admin({lv: sample_dir / f"rwa_adm{lv}.geojson" for lv in (0, 1, 2)})
-    districts = admin[admin.admin_level == 2].reset_index(drop=True)
-    units, _ = add_raster_sums(
-        districts, {"population_total": sample_dir / "rwa_population_2020_modelled_232m.tif"}
+    p = gp.Pipeline(
+        name="ages",
+        date="2020-01-01",
+        sources={
+            "admin": gp.Source(
+                "admin", {lv: sample_dir / f"rwa_adm{lv}.geojson" for lv in (0, 1, 2)}
+            ),
+            "population_total": gp.Source(
+                "raster", sample_dir / "rwa_population_2020_modelled_232m.tif"
+            ),
+            "ages": gp.Source("table", sample_dir / "rwa_age_shares_adm2_modelled.csv"),
+        },
+        steps=[
+            gp.steps.RasterStats(raster="population_total"),
+            gp.steps.AgeShares(table="ages"),
+        ],
     )
-    units = add_age_shares(units, sample_dir / "rwa_age_shares_adm2_modelled.csv")
-    result = gp.compute_indicators(units, ["population_u18", "population_u5"], date="2020-01-01")
+    units = gp.pipeline.measure_units(p)
+    districts = units.drop(columns=["population_total", "population_u18", "population_u5"])
+    result = gp.compute_indicators(
+        units, ["population_u18", "population_u5"], date="2020-01-01", catalog=p.catalog()
+    )
     assert result.skipped == {}
     shares = pd.read_csv(sample_dir / "rwa_age_shares_adm2_modelled.csv").set_index("shapeID")
     wide = result.wide.set_index("source_id")
@@ -125,7 +138,7 @@ def test_child_counts_from_an_age_share_table(sample_dir):
         rtol=1e-12,
     )
     # the modelled shares were made from the modelled age rasters: the two routes agree to rounding
-    direct, _ = add_raster_sums(
+    direct = gp.zonal_raster(
         districts, {"u18": sample_dir / "rwa_population_u18_2020_modelled_232m.tif"}
     )
-    np.testing.assert_allclose(result.wide["population_u18"], direct["u18"], rtol=2e-3)
+    np.testing.assert_allclose(result.wide["population_u18"], direct["u18_sum"], rtol=2e-3)

@@ -149,11 +149,12 @@ def test_missing_value_column(districts, sample_dir):
 
 def test_tests_weighted_speed_per_sao_miguel_municipality(shared_real):
     """Ookla tests-weighted mean download per municipality vs a direct geopandas overlay."""
-    from geopipe.pipeline.measures import _tests_weighted
+    from geopipe.steps.layers import _tests_weighted
 
     units = gpd.read_file(shared_real / "prt_sao_miguel" / "sao_miguel_concelhos.geojson")
     tiles = gp.read_tiles(shared_real / "prt_sao_miguel" / "ookla_fixed_2020Q1_sao_miguel.geojson")
-    out = _tests_weighted(units, tiles, {"value": "avg_d_kbps", "scale": 0.001})
+    tests, mean = _tests_weighted(units, tiles, "avg_d_kbps", 0.001, "tests")
+    out = {"speed_tests": pd.Series(tests), "download_mbps_tests_mean": pd.Series(mean)}
     ea = "EPSG:6933"
     t = tiles.to_crs(ea).assign(tile_area=lambda f: f.area, tile=np.arange(len(tiles)))
     u = units.to_crs(ea).assign(unit=np.arange(len(units)))

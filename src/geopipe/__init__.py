@@ -63,15 +63,21 @@ _EXPORTS: dict[str, str] = {
     # pipeline
     "load_config": ".config",
     "run_pipeline": ".pipeline",
+    "Pipeline": ".pipeline",
+    "Source": ".pipeline",
+    "Units": ".pipeline",
+    "RasterData": ".io.raster",
+    "load_raster": ".io.raster",
     # indicators
     "indicator_catalog": ".indicators.catalog",
     "compute_indicators": ".indicators.compute",
     "rollup": ".indicators.rollup",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = ["__version__", "steps", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
+    from . import steps
     from .config import load_config
     from .errors import GeopipeError, GeopipeWarning
     from .grids.h3 import h3_cells, h3_grid
@@ -84,11 +90,11 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .io.geosight import write_geosight
     from .io.partitioned import write_partitioned
     from .io.points import read_points
-    from .io.raster import build_vrt, raster_info
+    from .io.raster import RasterData, build_vrt, load_raster, raster_info
     from .io.tiles import read_tiles
     from .io.warehouse import load_spatial, write_duckdb
     from .manifest import RunManifest
-    from .pipeline import run_pipeline
+    from .pipeline import Pipeline, Source, Units, run_pipeline
     from .quality.boundaries import check_admin
     from .quality.indicators import check_indicators
     from .quality.points import check_points
@@ -104,7 +110,14 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .zonal.raster_h3 import raster_to_h3
 
 
+_SUBMODULES = ("steps",)
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+        globals()[name] = value
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'geopipe' has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from functools import cache
@@ -23,7 +24,7 @@ __all__ = [
 ]
 
 Aggregation = Literal["sum", "ratio", "weighted_mean"]
-FAMILIES = ("population", "child_poverty", "connectivity", "service_coverage")
+FAMILIES = ("population", "child_poverty", "connectivity", "service_coverage", "other")
 DIM_INDICATOR_COLUMNS = [
     "indicator_id",
     "name",
@@ -59,6 +60,33 @@ class Indicator:
     derive: dict[str, str] | None = None
     column: str | None = None
 
+    def render(self, values: dict[str, Any], params: dict[str, Any] | None = None) -> Indicator:
+        """This entry with its ``{placeholders}`` filled from ``values`` (and ``params`` set).
+
+        Examples
+        --------
+        >>> ind = get_indicators()["population_within_{distance}_{service}"]
+        >>> ind.render({"distance": "2km", "service": "schools", "distance_text": "2 km",
+        ...             "facility_name": "school", "facilities": "schools"}).id
+        'population_within_2km_schools'
+        """
+        fill = _Fill(values)
+
+        def f(text: str | None) -> str | None:
+            return None if text is None else text.format_map(fill)
+
+        return dataclasses.replace(
+            self,
+            id=f(self.id),
+            name=f(self.name),
+            description=f(self.description),
+            numerator=f(self.numerator),
+            denominator=f(self.denominator),
+            weight=f(self.weight),
+            column=f(self.column),
+            params=dict(params if params is not None else self.params),
+        )
+
     @property
     def source_column(self) -> str:
         return self.column or self.id
@@ -68,6 +96,13 @@ class Indicator:
         """Other indicators this one is computed (and rolled up) from."""
         refs = (self.numerator, self.denominator, self.weight)
         return tuple(r for r in refs if r is not None)
+
+
+class _Fill(dict):
+    """format_map values that leave unknown placeholders as they are."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
 
 
 @cache
@@ -182,6 +217,7 @@ _FAMILY_TITLES = {
     "child_poverty": "Child poverty",
     "connectivity": "Connectivity",
     "service_coverage": "Service coverage",
+    "other": "Other",
 }
 _ROLLUP_WORDS = {
     "sum": "sum of the children's values",
@@ -206,9 +242,17 @@ def catalog_markdown() -> str:
         "are re-weighted by the rolled-up weight. Indicators marked *sensitive* count children and are",
         "suppressed below a small-number threshold in published outputs.",
         "",
+        "Ids with `{placeholders}` are templates filled by the step that publishes them with the",
+        "parameters it ran with (docs/steps.md): `{distance}` is the distance in whole km (`5km`) or",
+        "else in metres (`2500m`), `{service}` the step's service name, `{facility_name}` its",
+        "facility noun. Values such as `{poverty_threshold}` are those of the run; a run's",
+        "`dim_indicator` holds the filled-in text and the parameters in `params`.",
+        "",
     ]
-    catalog = _load()
+    catalog = {k: v.render({"raster_text": "", "layer_text": ""}) for k, v in _load().items()}
     for family in FAMILIES:
+        if not any(ind.family == family for ind in catalog.values()):
+            continue
         lines += [
             f"## {_FAMILY_TITLES[family]}",
             "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -35,6 +36,7 @@ def compute_indicators(
     *,
     date: str | dt.date | None = None,
     key: str | None = None,
+    catalog: Mapping[str, Indicator] | None = None,
 ) -> IndicatorResult:
     """Compute catalog indicators on any unit table (admin units, H3 cells, fragments).
 
@@ -55,6 +57,9 @@ def compute_indicators(
         Reference date of the inputs (``YYYY-MM-DD``), stored on every value (default: today).
     key
         Column identifying a unit (default ``ucode``, or ``cell_id`` when there is no ``ucode``).
+    catalog
+        The indicator definitions to use (``{id: Indicator}``, e.g. a pipeline's
+        :meth:`~geopipe.Pipeline.catalog`); default: the built-in catalog.
 
     Examples
     --------
@@ -87,8 +92,8 @@ def compute_indicators(
             )
         )
     day = _as_date(date)
-    wanted = get_indicators(ids)
-    needed = _with_dependencies(wanted)
+    wanted = _select(catalog, ids)
+    needed = _with_dependencies(wanted, catalog)
     values: dict[str, np.ndarray] = {}
     skipped: dict[str, str] = {}
     for ind in needed.values():  # catalog order puts sums before the ratios that use them
@@ -115,9 +120,32 @@ def compute_indicators(
     )
 
 
-def _with_dependencies(wanted: dict[str, Indicator]) -> dict[str, Indicator]:
+def _select(catalog: Mapping[str, Indicator] | None, ids: Any) -> dict[str, Indicator]:
+    if catalog is None:
+        return get_indicators(ids)
+    if ids is None:
+        return dict(catalog)
+    unknown = [i for i in ids if i not in catalog]
+    if unknown:
+        raise InputError(
+            problem(
+                "indicator ids",
+                f"{unknown} are not in the catalog",
+                f"use ids from {sorted(catalog)}",
+                where=WHERE,
+            )
+        )
+    wanted = set(ids)
+    return {k: v for k, v in catalog.items() if k in wanted}
+
+
+def _with_dependencies(
+    wanted: dict[str, Indicator], catalog: Mapping[str, Indicator] | None = None
+) -> dict[str, Indicator]:
     deps = {d for ind in wanted.values() for d in ind.depends_on}
-    return get_indicators([*wanted, *sorted(deps - set(wanted))])
+    chosen = _select(catalog, [*wanted, *sorted(deps - set(wanted))])
+    # sums first: ratios and weighted means are computed from them
+    return dict(sorted(chosen.items(), key=lambda kv: kv[1].aggregation != "sum"))
 
 
 def _compute_one(

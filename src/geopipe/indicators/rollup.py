@@ -13,6 +13,8 @@ whatever the source's own parent polygons would give (see docs/indicators.md).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -25,7 +27,13 @@ __all__ = ["combine_units", "rollup"]
 WHERE = "rollup"
 
 
-def rollup(fact: pd.DataFrame, admin: pd.DataFrame, *, to_level: int = 0) -> pd.DataFrame:
+def rollup(
+    fact: pd.DataFrame,
+    admin: pd.DataFrame,
+    *,
+    to_level: int = 0,
+    catalog: Mapping[str, Indicator] | None = None,
+) -> pd.DataFrame:
     """Add the rows of every admin level above the finest one, up to ``to_level``.
 
     Parameters
@@ -37,6 +45,8 @@ def rollup(fact: pd.DataFrame, admin: pd.DataFrame, *, to_level: int = 0) -> pd.
         The ``dim_admin`` table (``ucode``, ``admin_level``, ``parent_ucode``).
     to_level
         Highest level to produce (0 = country).
+    catalog
+        Indicator definitions (default: the built-in catalog), e.g. a pipeline's catalog.
 
     Returns
     -------
@@ -75,7 +85,21 @@ def rollup(fact: pd.DataFrame, admin: pd.DataFrame, *, to_level: int = 0) -> pd.
                     where=WHERE,
                 )
             )
-    catalog = get_indicators(sorted(fact["indicator_id"].unique()))
+    ids = sorted(fact["indicator_id"].unique())
+    if catalog is None:
+        catalog = get_indicators(ids)
+    else:
+        unknown = [i for i in ids if i not in catalog]
+        if unknown:
+            raise InputError(
+                problem(
+                    "fact",
+                    f"has indicators {unknown} that are not in `catalog`",
+                    "pass the catalog they were computed with",
+                    where=WHERE,
+                )
+            )
+        catalog = {i: catalog[i] for i in ids}
     _check_dependencies(catalog)
 
     level_of = pd.Series(admin["admin_level"].to_numpy(), index=admin["ucode"].to_numpy())

@@ -48,6 +48,7 @@ __all__ = [
     "atomic_write_text",
     "fsync_dir",
     "remove_stale_temps",
+    "remove_temps_of",
 ]
 
 #: Prefix of every temporary name (git-ignored; hidden, so pyarrow datasets skip it too).
@@ -337,3 +338,39 @@ def remove_stale_temps(folder: str | os.PathLike[str], *, min_age_s: float = 360
                 _remove(entry)
                 removed.append(entry)
     return sorted(removed)
+
+
+def remove_temps_of(final: str | os.PathLike[str], *, min_age_s: float = 3600.0) -> list[Path]:
+    """Delete the leftovers of killed writers of ``final`` only: its exact temporary names.
+
+    Unlike :func:`remove_stale_temps` this looks at nothing else: only the entries beside
+    ``final`` named ``.geopipe-tmp-<name>-<12 hex>`` or ``.geopipe-old-<name>-<12 hex>`` that
+    are older than ``min_age_s`` seconds (a writer still running keeps its temporary).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> remove_temps_of(pathlib.Path(tempfile.mkdtemp()) / "run")
+    []
+    """
+    import re
+
+    final = Path(final)
+    if not final.parent.is_dir():
+        return []
+    pattern = re.compile(
+        rf"^(?:{re.escape(TEMP_PREFIX)}|{re.escape(_OLD_PREFIX)}){re.escape(final.name)}-[0-9a-f]{{12}}$"
+    )
+    now = time.time()
+    removed = []
+    for entry in sorted(final.parent.iterdir()):
+        if not pattern.match(entry.name):
+            continue
+        try:
+            if now - entry.lstat().st_mtime < min_age_s:
+                continue
+        except FileNotFoundError:
+            continue
+        _remove(entry)
+        removed.append(entry)
+    return removed

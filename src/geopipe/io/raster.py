@@ -24,8 +24,10 @@ from rasterio.windows import Window
 from geopipe.errors import FormatError, MissingFileError, RasterError, problem
 
 __all__ = [
+    "RasterData",
     "build_vrt",
     "iter_blocks",
+    "load_raster",
     "open_raster",
     "raster_info",
     "read_block",
@@ -70,10 +72,21 @@ def open_raster(path: PathLike, *, check: bool = True) -> rasterio.DatasetReader
     >>> with open_raster("pop.tif") as ds:  # doctest: +SKIP
     ...     ds.crs
     """
+    if isinstance(path, RasterData):
+        return path  # already read: the run context holds it
     spath = os.fspath(path)
     if not _is_remote_or_virtual(spath) and not Path(spath).exists():
         raise MissingFileError(
             problem(f"raster '{spath}'", "does not exist", "check the path", where="open_raster")
+        )
+    if Path(spath).is_dir():
+        raise FormatError(
+            problem(
+                f"raster '{spath}'",
+                "is a folder, not a raster file",
+                "pass the path of a GeoTIFF, COG or VRT inside it",
+                where="open_raster",
+            )
         )
     try:
         ds = rasterio.open(spath)
@@ -387,6 +400,9 @@ def iter_blocks(
     """
     if not rows:
         return
+    if isinstance(path, RasterData):
+        yield from path.blocks(rows, raw=raw)
+        return
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(_read_range, path, rows[0][0], rows[0][1], band, raw)
         for i, (r0, r1) in enumerate(rows):
@@ -395,3 +411,179 @@ def iter_blocks(
                 n0, n1 = rows[i + 1]
                 pending = pool.submit(_read_range, path, n0, n1, band, raw)
             yield r0, r1, values, valid
+
+
+#: rasters up to this many bytes (native type) are held in memory by :func:`load_raster`
+MAX_IN_MEMORY_BYTES = 512 * 2**20
+
+
+class RasterData:
+    """A raster opened once: its header, and band 1 held in memory when it fits a budget.
+
+    It stands in for the file everywhere geopipe takes a raster path (``zonal_raster``,
+    ``pixel_weights``, ``zonal_layer``, ``check_raster`` ...): :func:`open_raster` returns it
+    as it is and :func:`iter_blocks` serves its rows from memory, so a pipeline run reads each
+    raster's pixels once however many steps use it. A raster larger than the budget keeps only
+    its header and is read by row blocks from ``path`` as before (memory stays bounded).
+    Build it with :func:`load_raster`.
+
+    Examples
+    --------
+    >>> data = load_raster("pop.tif")  # doctest: +SKIP
+    >>> gp.zonal_raster(districts, {"pop": data})  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        header: dict[str, Any],
+        raw: np.ndarray | None,
+        valid: np.ndarray | None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.name = self.path
+        for key, value in header.items():
+            setattr(self, key, value)
+        self._raw, self._valid = raw, valid
+
+    # --- the part of rasterio's DatasetReader geopipe uses
+    @property
+    def in_memory(self) -> bool:
+        """True when band 1 is held in memory."""
+        return self._raw is not None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def nodata(self) -> float | None:
+        return self.nodatavals[0]
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        where = "in memory" if self.in_memory else "read by blocks"
+        return f"RasterData({Path(self.path).name!r}, {self.height}x{self.width}, {where})"
+
+    def __enter__(self) -> RasterData:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def close(self) -> None:
+        """Nothing to close: the file is not held open."""
+
+    def read(
+        self,
+        band: int = 1,
+        *,
+        masked: bool = False,
+        out_shape: Any = None,
+        resampling: Any = None,
+        window: Any = None,
+    ) -> np.ndarray:
+        """Band 1 as rasterio's ``read`` returns it (from memory when held)."""
+        if self._raw is None or out_shape is not None or window is not None:
+            with rasterio.open(self.path) as ds:
+                return ds.read(
+                    band,
+                    masked=masked,
+                    out_shape=out_shape,
+                    resampling=resampling or rasterio.enums.Resampling.nearest,
+                    window=window,
+                )
+        if masked:
+            return np.ma.masked_array(self._raw, mask=~self._valid)
+        return self._raw
+
+    def values_at(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, valid)`` at pixel (row, col) pairs: scale/offset applied, invalid -> 0."""
+        if self._raw is None:
+            from geopipe.zonal.layers import _read_cells
+
+            return _read_cells(self, rows, cols, row_blocks(self))
+        valid = self._valid[rows, cols]
+        values = self._raw[rows, cols].astype(np.float64)
+        scale, offset = self.scales[0], self.offsets[0]
+        if scale != 1.0 or offset != 0.0:
+            values = values * scale + offset
+            valid &= np.isfinite(values)
+            values[~valid] = 0.0
+        return values, valid
+
+    def total(self) -> float:
+        """Sum of the valid pixel values (scale/offset applied)."""
+        return float(sum(v.sum(dtype=np.float64) for _, _, v, _ in self.blocks(row_blocks(self))))
+
+    def blocks(
+        self, rows: list[tuple[int, int]], *, raw: bool = False
+    ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """``(row_start, row_stop, values, valid)`` per row range, like :func:`iter_blocks`."""
+        if self._raw is None:
+            yield from iter_blocks(self.path, rows, raw=raw)
+            return
+        scale, offset = self.scales[0], self.offsets[0]
+        for r0, r1 in rows:
+            block, ok = self._raw[r0:r1], self._valid[r0:r1]
+            if raw:
+                yield r0, r1, block, ok
+                continue
+            values = block.astype(np.float64)
+            if scale != 1.0 or offset != 0.0:
+                values = values * scale + offset
+                ok = ok & np.isfinite(values)
+                values[~ok] = 0.0
+            yield r0, r1, values, ok
+
+
+_HEADER = (
+    "driver",
+    "crs",
+    "transform",
+    "height",
+    "width",
+    "count",
+    "res",
+    "bounds",
+    "nodatavals",
+    "scales",
+    "offsets",
+    "dtypes",
+    "block_shapes",
+)
+
+
+def load_raster(path: PathLike, *, max_bytes: int = MAX_IN_MEMORY_BYTES) -> RasterData:
+    """Open a raster once (checked like :func:`open_raster`) and hold band 1 when it fits.
+
+    Parameters
+    ----------
+    path
+        GeoTIFF / COG / VRT.
+    max_bytes
+        Hold band 1 in memory when ``height x width x itemsize`` is at most this; larger rasters
+        keep only their header and are read by row blocks on use.
+
+    Returns
+    -------
+    RasterData
+
+    Examples
+    --------
+    >>> data = load_raster("pop.tif")  # doctest: +SKIP
+    >>> data.in_memory, data.shape  # doctest: +SKIP
+    (True, (1010, 1100))
+    """
+    with open_raster(path) as ds:
+        header = {k: getattr(ds, k) for k in _HEADER}
+        rows = row_blocks(ds)
+        fits = ds.height * ds.width * np.dtype(ds.dtypes[0]).itemsize <= max_bytes
+    raw = valid = None
+    if fits:
+        parts = list(iter_blocks(path, rows, raw=True))
+        raw = np.concatenate([p[2] for p in parts]) if len(parts) > 1 else parts[0][2]
+        valid = np.concatenate([p[3] for p in parts]) if len(parts) > 1 else parts[0][3]
+    return RasterData(path, header, raw, valid)

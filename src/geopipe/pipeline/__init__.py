@@ -1,7 +1,5 @@
-"""The pipeline runner: Extract -> Units -> Aggregate -> Indicators -> Load.
-
-Each stage is a plain function an analyst can call alone; :func:`run_pipeline` chains them for a
-:class:`~geopipe.config.PipelineConfig` and writes the run folder::
+"""The pipeline engine: a :class:`Pipeline` (sources, units, steps, indicators, quality, outputs)
+built in Python or from YAML, and :func:`run_pipeline`, which writes its run folder::
 
     out/<run>/dim_admin.parquet  dim_indicator.parquet  fact_indicator.parquet  fact_lineage.parquet
               adm0.parquet adm1.parquet ...  h3_r7.parquet  warehouse.duckdb  geosight.csv
@@ -9,41 +7,31 @@ Each stage is a plain function an analyst can call alone; :func:`run_pipeline` c
 
 All files are first written into a staging folder next to the run folder, which then replaces the
 old run folder in one atomic swap: a failed run leaves the previous outputs untouched, and a BI
-refresh never sees a half-written run.
+refresh never sees a half-written run. What a run keeps to be incremental lives beside the run
+folder (``.<name>.geopipe-state``), never in it.
 
-Modules: ``run`` (the runner), ``measures`` (aggregation onto units, with the measure cache),
-``outputs`` (tables and files of a run).
+Modules: ``model`` (the Pipeline and its YAML form), ``context`` (reads each input once, shares
+pixel weights), ``state`` (output guard, keys, step cache), ``run`` (the runner), ``outputs``
+(tables and files of a run).
 """
 
 from __future__ import annotations
 
-from .measures import (
-    MeasureCache,
-    add_age_shares,
-    add_connectivity,
-    add_measures,
-    add_point_counts,
-    add_raster_sums,
-    add_service_coverage,
-    add_wealth,
-)
+from .model import SOURCE_KINDS, Pipeline, Source, Units
 from .outputs import append_history, compare_top_level, suppress_cells, wide_by_level
-from .run import RunResult, indicator_sources, run_pipeline
+from .run import RunResult, measure_units, run_pipeline, run_steps
 
 __all__ = [
-    "MeasureCache",
+    "SOURCE_KINDS",
+    "Pipeline",
     "RunResult",
-    "add_age_shares",
-    "add_connectivity",
-    "add_measures",
-    "add_point_counts",
-    "add_raster_sums",
-    "add_service_coverage",
-    "add_wealth",
+    "Source",
+    "Units",
     "append_history",
     "compare_top_level",
-    "indicator_sources",
+    "measure_units",
     "run_pipeline",
+    "run_steps",
     "suppress_cells",
     "wide_by_level",
 ]

@@ -6,31 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from ..config import PipelineConfig
-
-
-def parameters(cfg: PipelineConfig) -> dict[str, Any]:
-    return {
-        "name": cfg.name,
-        "date": cfg.date.isoformat(),
-        "admin_options": {
-            k: (str(v) if not isinstance(v, int | float | bool | type(None)) else v)
-            for k, v in sorted(cfg.admin_options.items())
-        },
-        "indicators": list(cfg.indicators) if cfg.indicators else None,
-        "points": {
-            p.name: {
-                "options": {k: str(v) for k, v in sorted(p.options.items())},
-                "subsets": {k: [c, list(v)] for k, (c, v) in sorted(p.subsets.items())},
-            }
-            for p in cfg.points
-        },
-        "h3_resolutions": list(cfg.h3_resolutions),
-        "wealth": {k: v for k, v in sorted(cfg.wealth.items()) if k != "tiles"},
-        "connectivity": {k: v for k, v in sorted(cfg.connectivity.items()) if k != "tiles"},
-        "service": dict(sorted(cfg.service.items())),
-    }
-
 
 def digest(obj: Any) -> str:
     import hashlib

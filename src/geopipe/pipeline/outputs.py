@@ -50,13 +50,9 @@ def compare_top_level(
     top = admin[admin["admin_level"] == top_level].reset_index(drop=True)
     eq = top.to_crs("EPSG:6933")
     union = finest.assign(_top=ancestor.to_numpy()).to_crs("EPSG:6933").dissolve("_top")
-    from .measures import add_raster_sums
+    from ..zonal.raster import zonal_raster
 
-    pop_src = (
-        add_raster_sums(top, {"population_total": population})[0]["population_total"]
-        if population
-        else None
-    )
+    pop_src = zonal_raster(top, {"p": population})["p_sum"] if population is not None else None
     rolled = fact[
         (fact["indicator_id"] == "population_total") & (fact["admin_level"] == top_level)
     ].set_index("ucode")["value"]
@@ -88,7 +84,7 @@ def compare_top_level(
 
 
 def suppress_cells(
-    cells: gpd.GeoDataFrame, fact: pd.DataFrame, *, k: float = 5
+    cells: gpd.GeoDataFrame, fact: pd.DataFrame, *, k: float = 5, catalog: Any = None
 ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """Small-number suppression for grid fragments, consistent with the published admin values.
 
@@ -100,7 +96,7 @@ def suppress_cells(
     from ..indicators.catalog import get_indicators
     from ..quality.privacy import suppress_small_counts
 
-    catalog = get_indicators()
+    catalog = dict(catalog) if catalog is not None else get_indicators()
     cols = [c for c in cells.columns if c in catalog]
     if not cols or cells.empty:
         return cells, {"k": k, "total": 0}
@@ -126,7 +122,7 @@ def suppress_cells(
             "parent_ucode": [*cells["ucode"].astype(str), *([None] * len(districts))],
         }
     )
-    done = suppress_small_counts(both, tree, k=k)
+    done = suppress_small_counts(both, tree, k=k, catalog=catalog)
     hidden = done["suppressed"].to_numpy()[: len(long)].reshape(len(cells), len(cols))
     out = cells.copy()
     values = np.array(out[cols].to_numpy(dtype=float), copy=True)
@@ -139,7 +135,9 @@ def suppress_cells(
     }
 
 
-def wide_by_level(fact: pd.DataFrame, admin: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
+def wide_by_level(
+    fact: pd.DataFrame, admin: gpd.GeoDataFrame, catalog: Any = None
+) -> dict[str, gpd.GeoDataFrame]:
     """One wide GeoDataFrame per admin level (``adm0``, ``adm1``, ...): unit columns + one column per indicator."""
     out: dict[str, gpd.GeoDataFrame] = {}
     if fact.empty:
@@ -152,7 +150,7 @@ def wide_by_level(fact: pd.DataFrame, admin: gpd.GeoDataFrame) -> dict[str, gpd.
     from ..indicators.catalog import get_indicators
 
     present = set(latest["indicator_id"])
-    order = [i for i in get_indicators() if i in present]  # catalog order
+    order = [i for i in (catalog if catalog is not None else get_indicators()) if i in present]
     values = values.reindex(columns=order)
     values.columns.name = None
     for level, group in admin.groupby("admin_level", sort=True):
@@ -172,12 +170,14 @@ def write_run(
     manifest: Any,
     reports: dict[str, Any],
     skipped: dict[str, str],
-    cache_dir: Path,
     checks: list[Any],
     quarantined: dict[str, pd.DataFrame],
+    finalize: Any = None,
 ) -> dict[str, Any]:
-    import shutil
+    """Write the run folder atomically: tables, warehouse, GeoSight CSV, quality report, manifest.
 
+    ``finalize(staging)`` runs last inside the staging folder (e.g. writes report.html).
+    """
     from ..io.atomic import atomic_dir
     from ..io.geoparquet import write_geoparquet, write_parquet
     from ..io.geosight import write_geosight
@@ -215,14 +215,10 @@ def write_run(
             rec["path"] = Path(rec["path"]).name if rec.get("path") else None
         manifest.quality["checks"] = results_to_records(checks)
         manifest.quality["quarantined_rows"] = counts
-        manifest.quality["rasters"] = jsonable(reports.get("rasters", {}))
-        manifest.quality["points"] = jsonable(reports.get("points", {}))
-        manifest.quality["layers"] = jsonable(
-            {k: v for k, v in reports.items() if k in ("wealth", "connectivity")}
-        )
-        manifest.quality["measure_cache"] = reports.get("measure_cache", {})
+        manifest.quality["steps"] = jsonable(reports.get("steps", {}))
+        manifest.quality["step_cache"] = reports.get("step_cache", {})
         manifest.quality["skipped_indicators"] = dict(skipped)
         manifest.finish().write(staging / "manifest.json")
-        if cache_dir.is_dir():
-            shutil.copytree(cache_dir, staging / ".cache")
+        if finalize is not None:
+            finalize(staging)
     return manifest.to_dict()

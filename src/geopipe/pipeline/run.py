@@ -1,23 +1,43 @@
-"""Run a pipeline config end to end: Extract -> Units -> Aggregate -> Indicators -> Load."""
+"""Run a pipeline: sources -> units -> steps -> indicators -> roll-up -> checks -> run folder.
+
+Everything the runner decides is read off the :class:`~geopipe.pipeline.model.Pipeline`: which
+files to fingerprint (the sources the needed steps name), which steps to run (those the published
+indicators need), each step's cache key (its parameters and its sources' bytes), the lineage of
+every indicator (its steps' sources) and the up-to-date key (every setting and every input).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
-from ..config import PipelineConfig, load_config
-from ._util import digest, jsonable, parameters
-from .measures import MeasureCache, add_measures, h3_table
-from .outputs import append_history, compare_top_level, suppress_cells, wide_by_level, write_run
+from .. import __version__
+from ..errors import GeopipeWarning, OutputError, problem
+from ..indicators.catalog import Indicator
+from ..steps import Step
+from .context import RunContext
+from .model import Pipeline
+from .state import (
+    StepCache,
+    check_output_folder,
+    digest,
+    fingerprint_inputs,
+    is_up_to_date,
+    run_key,
+    state_folder,
+)
 
-__all__ = ["RunResult", "indicator_sources", "run_pipeline"]
+__all__ = ["RunResult", "measure_units", "run_pipeline", "run_steps"]
 
 
-@dataclass
+@dataclasses.dataclass
 class RunResult:
     """What a run produced: the output folder, the tables in memory, and the manifest content."""
 
@@ -25,22 +45,30 @@ class RunResult:
     tables: dict[str, pd.DataFrame]
     manifest: dict[str, Any]
     up_to_date: bool = False
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def run_pipeline(
-    config: PipelineConfig | str | Path, *, output: str | Path | None = None, force: bool = False
+    pipeline: Pipeline | str | Path,
+    *,
+    output: str | Path | None = None,
+    force: bool = False,
+    only: Sequence[str] | None = None,
 ) -> RunResult:
     """Run a pipeline end to end and write its run folder.
 
     Parameters
     ----------
-    config
-        A :class:`PipelineConfig` or the path of a YAML config.
+    pipeline
+        A :class:`~geopipe.Pipeline`, or the path of a pipeline YAML file.
     output
-        Override the config's output folder.
+        Override the pipeline's output folder.
     force
-        Rebuild even when the inputs and parameters are unchanged since the last run.
+        Rebuild everything even when nothing changed since the last run.
+    only
+        Recompute only these steps (``kind`` or ``kind:column``, see ``Step.name``); the other
+        steps' columns come from the previous runs' state (a step never computed is an error).
 
     Returns
     -------
@@ -53,120 +81,171 @@ def run_pipeline(
     >>> result = gp.run_pipeline("pipelines/sample.yaml")  # doctest: +SKIP
     >>> result.tables["adm2"][["name", "population_total"]].head()  # doctest: +SKIP
     """
+    from ..io.atomic import remove_temps_of
     from ..manifest import RunManifest
 
-    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
-    out_dir = Path(output) if output is not None else cfg.output
-    manifest = RunManifest.start(run=cfg.name, parameters=parameters(cfg))
-    timer = manifest  # RunManifest.step times each stage into manifest.timings
-    with timer.step("fingerprint_inputs"):
-        for role, path in sorted(cfg.input_files().items()):
-            manifest.add_input(role, path)
-    # the run id names the input state (inputs + parameters), so reruns reproduce identical tables
-    manifest.run_id = manifest.inputs_key()[:12]
-    previous = out_dir / "manifest.json"
-    if not force and previous.is_file():
-        old = RunManifest.read(previous)
-        if old.inputs_key() == manifest.inputs_key() and all(
-            (out_dir / o).is_file() for o in old.outputs
-        ):
-            return RunResult(out_dir, {}, old.to_dict(), up_to_date=True)
-
-    import shutil
-    import tempfile
-
-    if out_dir.parent.is_dir():  # leftovers of runs killed mid-write (older than an hour)
-        from ..io.atomic import remove_stale_temps
-
-        remove_stale_temps(out_dir.parent)
-    with timer.step("read_admin"):
-        admin = _read_admin(cfg)
-    with timer.step("input_checks"):
+    p = pipeline if isinstance(pipeline, Pipeline) else Pipeline.from_yaml(pipeline)
+    out_dir = Path(output) if output is not None else Path(p.output or f"out/{p.name}")
+    check_output_folder(out_dir, history=p.history)
+    catalog = p.catalog()
+    steps = p.needed_steps(None)
+    used = {p.units.admin, *(name for s in steps for name in s.sources().values())}
+    roles = {
+        name: [r for r in p.input_files() if r == name or r.startswith(f"{name}_adm")]
+        for name in used
+    }
+    files = {r: f for r, f in p.input_files().items() if any(r in rs for rs in roles.values())}
+    previous = _previous_manifest(out_dir)
+    fps = fingerprint_inputs(files, (previous or {}).get("inputs"))
+    settings = p.settings()
+    key = run_key(settings, fps, __version__)
+    if not force and not only:
+        fresh, _reason = is_up_to_date(out_dir, key, p.history)
+        if fresh:
+            return RunResult(out_dir, {}, previous or {}, up_to_date=True)
+    remove_temps_of(out_dir)
+    manifest = RunManifest.start(
+        run=p.name, run_id=key[:12], parameters={"run_key": key, "pipeline": settings}
+    )
+    manifest.inputs = _portable(fps, p.config_path)
+    ctx = RunContext(p, fps)
+    cache = StepCache(state_folder(out_dir), fps, roles)
+    cache.read = not force
+    cache.only = set(only or ())
+    with manifest.step("read_admin"):
+        admin = ctx.admin()
+    with manifest.step("input_checks"):
         from ..quality.report import check_inputs
 
-        checks, quarantined = check_inputs(cfg, admin)
-    cache_tmp = Path(
-        tempfile.mkdtemp(
-            prefix=".geopipe-cache-", dir=out_dir.parent if out_dir.parent.exists() else None
-        )
+        checks, quarantined = check_inputs(p, admin, read=ctx.source, steps=steps)
+    tables, reports, skipped = _build(
+        p, ctx, admin, catalog, steps, cache, manifest, checks, out_dir
     )
+    ctx.verify_unchanged()
+    manifest.quality["step_cache"] = dict(sorted(cache.status.items()))
+    reports["step_cache"] = manifest.quality["step_cache"]
+    with manifest.step("write"):
+        written = _write(out_dir, tables, manifest, reports, skipped, checks, quarantined)
+    if p.history is not None:
+        written = _write_history(out_dir, tables, admin, p.history, manifest)
+    cache.prune()
+    return RunResult(
+        out_dir, tables, written, timings=dict(manifest.timings), counts=dict(ctx.counts)
+    )
+
+
+def measure_units(pipeline: Pipeline, units: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+    """Run a pipeline's steps on units (default: its finest admin units) and return the table.
+
+    Nothing is cached or written: the analyst's view of what a run computes per unit, before
+    indicators, roll-up and suppression.
+
+    Examples
+    --------
+    >>> p = gp.Pipeline.from_yaml("pipelines/sample.yaml")  # doctest: +SKIP
+    >>> districts = measure_units(p)  # doctest: +SKIP
+    >>> districts[["name", "population_total", "health_facilities"]].head()  # doctest: +SKIP
+    """
+    ctx = RunContext(pipeline)
+    if units is None:
+        admin = ctx.admin()
+        units = admin[admin["admin_level"] == admin["admin_level"].max()].reset_index(drop=True)
+    used = {name for s in pipeline.steps for name in s.sources().values()}
+    cache = StepCache(None, {}, {name: [] for name in used})
+    cache.read, cache.only = False, set()
+    return run_steps(ctx, "units", units, pipeline.needed_steps(None), cache, "units")[0]
+
+
+def _previous_manifest(out_dir: Path) -> dict[str, Any] | None:
+    import json
+
+    path = out_dir / "manifest.json"
     try:
-        tables, reports, skipped = _build(cfg, admin, manifest, checks, out_dir, cache_tmp, force)
-        with timer.step("write"):
-            written = write_run(
-                out_dir, tables, manifest, reports, skipped, cache_tmp, checks, quarantined
-            )
-    finally:
-        shutil.rmtree(cache_tmp, ignore_errors=True)
-    if cfg.history is not None:
-        with timer.step("history"):
-            append_history(tables["fact_indicator"], admin, cfg.history)
-    return RunResult(out_dir, tables, written, timings=dict(manifest.timings))
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _portable(fps: dict[str, dict[str, Any]], config: Path | None) -> dict[str, dict[str, Any]]:
+    """Fingerprints with paths relative to the config's folder where possible (no machine paths)."""
+    import os
+
+    out = {}
+    for role, fp in fps.items():
+        rec = {k: v for k, v in fp.items() if k != "inode"}
+        if config is not None:
+            rec["path"] = os.path.relpath(fp["path"], config.parent)
+        out[role] = rec
+    return out
 
 
 def _build(
-    cfg: PipelineConfig,
+    p: Pipeline,
+    ctx: RunContext,
     admin: gpd.GeoDataFrame,
+    catalog: dict[str, Indicator],
+    steps: list[Step],
+    cache: StepCache,
     manifest: Any,
     checks: list[Any],
     out_dir: Path,
-    cache_tmp: Path,
-    force: bool,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any], dict[str, str]]:
-    """Units -> measures -> indicators -> roll-up -> suppression -> quality gate; tables in memory."""
-    from ..indicators.catalog import indicator_catalog
+    """Units -> steps -> indicators -> roll-up -> suppression -> quality gate; tables in memory."""
     from ..indicators.compute import compute_indicators
     from ..indicators.rollup import rollup
+    from ..manifest import fact_lineage
     from ..quality.indicators import check_indicators
     from ..quality.privacy import suppress_small_counts
     from ..quality.report import raise_on_fail
+    from ._util import jsonable
+    from .outputs import compare_top_level, suppress_cells, wide_by_level
 
-    timer = manifest
-    finest_level = int(admin["admin_level"].max())
-    units = admin[admin["admin_level"] == finest_level].reset_index(drop=True)
-    input_sha = {role: rec["sha256"] for role, rec in manifest.inputs.items()}
+    finest = int(admin["admin_level"].max())
+    units = admin[admin["admin_level"] == finest].reset_index(drop=True)
     admin_key = digest(
         {
-            "inputs": {r: input_sha[r] for r in input_sha if r.startswith("admin")},
-            "params": manifest.parameters["admin_options"],
+            "admin": {
+                r: fp["sha256"]
+                for r, fp in ctx.fingerprints.items()
+                if r in cache.source_roles[p.units.admin]
+            },
+            "options": p.settings()["sources"][p.units.admin],
         }
     )
-    unit_keys = {
-        f"adm{finest_level}": admin_key,
-        **{f"h3_r{r}": digest({"admin": admin_key, "h3": r}) for r in cfg.h3_resolutions},
-    }
-    cache = MeasureCache(
-        cache_tmp / "none" if force else out_dir / ".cache", cache_tmp, input_sha, unit_keys
-    )
-    with timer.step("measures"):
-        units, reports = add_measures(units, cfg, cache=cache, unitset=f"adm{finest_level}")
-    with timer.step("indicators"):
-        ids = list(cfg.indicators) if cfg.indicators else None
-        result = compute_indicators(units, ids, date=cfg.date)
-        fact = rollup(result.fact, admin, to_level=int(admin["admin_level"].min()))
-        dim_indicator = _dim_indicator(indicator_catalog(), fact, cfg)
-    with timer.step("country_check"):
-        manifest.quality["country_vs_finest"] = jsonable(
-            compare_top_level(admin, fact, cfg.rasters.get("population_total"))
+    reports: dict[str, Any] = {}
+    with manifest.step("steps"):
+        units, reports["steps"] = run_steps(ctx, "admin", units, steps, cache, admin_key)
+    ids = list(catalog)
+    k = float(p.quality.get("k", 5))
+    with manifest.step("indicators"):
+        result = compute_indicators(units, ids, date=p.date, catalog=catalog)
+        fact = rollup(result.fact, admin, to_level=int(admin["admin_level"].min()), catalog=catalog)
+        dim_indicator = _dim_indicator(catalog, set(fact["indicator_id"]))
+    with manifest.step("country_check"):
+        pop = next(
+            (s.raster for s in steps if "population_total" in s.columns() and hasattr(s, "raster")),
+            None,
         )
-    with timer.step("privacy_and_checks"):
+        manifest.quality["country_vs_finest"] = jsonable(
+            compare_top_level(admin, fact, ctx.source(pop) if pop else None)
+        )
+    with manifest.step("privacy_and_checks"):
         previous_path = out_dir / "fact_indicator.parquet"
-        previous = pd.read_parquet(previous_path) if previous_path.is_file() else None
-        q = cfg.quality
+        previous = _read_previous_fact(previous_path)
+        q = p.quality
         checks += check_indicators(
             fact,
             previous=previous,
             max_change=float(q.get("max_change", 0.25)),
             levels=q.get("levels"),
+            catalog=catalog,
         )
-        fact = suppress_small_counts(fact, admin, k=float(q.get("k", 5)))
+        fact = suppress_small_counts(fact, admin, k=k, catalog=catalog)
         manifest.quality["suppression"] = jsonable(
             fact.attrs.get("geopipe", {}).get("suppression", {})
         )
         fact.attrs = {}
         raise_on_fail(checks)  # before anything is written: a failed run leaves the old outputs
-    from ..manifest import fact_lineage
-
     tables: dict[str, pd.DataFrame] = {
         "dim_admin": admin,
         "dim_indicator": dim_indicator,
@@ -176,82 +255,308 @@ def _build(
         fact,
         run_id=manifest.run_id,
         sources=manifest.inputs,
-        uses=indicator_sources(cfg, sorted(fact["indicator_id"].unique())),
+        uses=_lineage(p, catalog, steps, cache, fact),
     )
-    tables.update(wide_by_level(fact, admin))
-    for res in cfg.h3_resolutions:
-        with timer.step(f"h3_r{res}"):
-            cells = h3_table(admin, res, cfg, ids, cache)
-            tables[f"h3_r{res}"], manifest.quality[f"suppression_h3_r{res}"] = suppress_cells(
-                cells, fact, k=float(cfg.quality.get("k", 5))
+    tables.update(wide_by_level(fact, admin, catalog))
+    for name, cells in _grids(p, admin):
+        with manifest.step(name):
+            ukey = digest({"admin": admin_key, "grid": name})
+            cells, reports[f"steps_{name}"] = run_steps(ctx, name, cells, steps, cache, ukey)
+            wide = _grid_table(cells, ids, p.date, catalog)
+            tables[name], manifest.quality[f"suppression_{name}"] = suppress_cells(
+                wide, fact, k=k, catalog=catalog
             )
-    reports["measure_cache"] = dict(sorted(cache.status.items()))
     return tables, reports, result.skipped
 
 
-def indicator_sources(cfg: PipelineConfig, ids: list[str]) -> dict[str, list[str]]:
-    """Input roles (keys of ``manifest.inputs``) each indicator is computed from, for lineage."""
-    from ..indicators.catalog import get_indicators
+def _read_previous_fact(path: Path) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except Exception:  # a damaged previous table is rebuilt, not compared
+        return None
 
-    admin_roles = [r for r in cfg.input_files() if r.startswith("admin")]
-    cols: dict[str, list[str]] = {k: [f"raster_{k}"] for k in cfg.rasters}
-    for layer in cfg.points:
-        for col in (layer.name, *layer.subsets):
-            cols[col] = [f"points_{layer.name}"]
-    if cfg.age_shares is not None:
-        for col in ("population_u18", "population_u5"):
-            cols.setdefault(col, ["age_shares", "raster_population_total"])
-    if cfg.wealth:
-        for col in ("children_in_poverty", "wealth_index_mean", "children_with_wealth_data"):
-            cols[col] = ["wealth_tiles", "raster_population_u18"]
-    if cfg.connectivity:
-        for col in ("download_mbps_mean", "population_broadband", "population_with_speed_data"):
-            cols[col] = ["connectivity_tiles", "raster_population_total"]
-        for col in ("speed_tests", "download_mbps_tests_mean"):
-            cols[col] = ["connectivity_tiles"]
-        cols["children_without_connectivity"] = ["connectivity_tiles", "raster_population_u18"]
-    if cfg.service:
-        fac = f"points_{cfg.service['facilities']}"
-        for col in ("population_within_health", "distance_to_health_km_mean"):
-            cols[col] = [fac, "raster_population_total"]
-        cols["children_beyond_5km_health"] = [fac, "raster_population_u18"]
-    catalog = get_indicators()
-    out: dict[str, list[str]] = {}
-    for ind_id in ids:
-        ind = catalog[ind_id]
-        parts = [ind_id, *ind.depends_on]
-        roles = {r for part in parts for r in cols.get(part, [])}
-        out[ind_id] = sorted(roles | set(admin_roles))
+
+def _grids(p: Pipeline, admin: gpd.GeoDataFrame) -> list[tuple[str, gpd.GeoDataFrame]]:
+    from ..grids.h3 import h3_grid
+    from ..grids.square import square_grid
+
+    out = [(f"h3_r{r}", h3_grid(admin, r, split=True).reset_index(drop=True)) for r in p.units.h3]
+    out += [
+        (f"sq_{s:g}", square_grid(admin, s, split=True).reset_index(drop=True))
+        for s in p.units.square
+    ]
     return out
 
 
-def _dim_indicator(catalog: pd.DataFrame, fact: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
-    """The catalog rows of the indicators in ``fact``, with the run's parameter values."""
+def run_steps(
+    ctx: RunContext,
+    unitset: str,
+    units: gpd.GeoDataFrame,
+    steps: Sequence[Step],
+    cache: StepCache,
+    unitset_key: str,
+) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Add every step's columns to ``units``: cached columns are reused, the rest computed.
+
+    Consecutive pixel steps run together over memory-bounded batches of units, so the pixel
+    weights of a batch on a raster grid are built once and shared; other steps run on all units.
+    """
+    out = units.copy()
+    reports: dict[str, Any] = {}
+    keys: dict[str, str] = {}
+    pending: list[tuple[Step, str]] = []
+    for step in steps:
+        key = cache.key(unitset_key, step, {c: keys[c] for c in step.needs_columns()})
+        keys.update({c: key for c in step.columns()})
+        reuse = cache.read and step.name not in cache.only and step.kind not in cache.only
+        hit = cache.get(key, len(out)) if reuse else None
+        if hit is not None:
+            for col, values in hit[0].items():
+                out[col] = values
+            reports[step.name] = hit[1]
+            cache.status[f"{unitset}/{step.name}"] = "reused"
+            continue
+        if cache.only and step.name not in cache.only and step.kind not in cache.only:
+            from ..errors import ConfigError
+
+            raise ConfigError(
+                problem(
+                    f"step {step.name!r}",
+                    "has no result from an earlier run to reuse with --only",
+                    "run the whole pipeline once first",
+                )
+            )
+        pending_cols = {c for s, _ in pending for c in s.columns()}
+        if set(step.needs_columns()) & pending_cols:
+            _flush(ctx, unitset, out, pending, cache, reports)
+        if step.pixel:
+            pending.append((step, key))
+            continue
+        data = ctx.batch(unitset, out)
+        _store(out, step, key, step.run(out, data), data, cache, reports, unitset)
+    _flush(ctx, unitset, out, pending, cache, reports)
+    return out, reports
+
+
+def _flush(
+    ctx: RunContext,
+    unitset: str,
+    out: gpd.GeoDataFrame,
+    pending: list[tuple[Step, str]],
+    cache: StepCache,
+    reports: dict[str, Any],
+) -> None:
+    """Run the pending pixel steps over batches of units sharing pixel weights, then store them."""
+    if not pending:
+        return
+    from ..zonal.layers import unit_batches
+
+    n = len(out)
+    rasters = {
+        name
+        for s, _ in pending
+        for role, name in s.sources().items()
+        if "raster" in s.source_kinds()[role]
+    }
+    renorm = any(getattr(s, "edge", "fraction") == "renormalize" for s, _ in pending)
+    first = ctx.source(sorted(rasters)[0]) if rasters else None
+    batches = [np.arange(n)] if renorm or first is None else unit_batches(out, first)
+    cols: dict[str, dict[str, np.ndarray]] = {s.name: {} for s, _ in pending}
+    for batch in batches:
+        part = out.iloc[batch].reset_index(drop=True)
+        data = ctx.batch(unitset, part)
+        for step, _ in pending:
+            for col, values in step.run(part, data).items():
+                arr = cols[step.name].setdefault(col, np.full(n, np.nan))
+                arr[batch] = values
+    data = ctx.batch(unitset, out)
+    for step, key in pending:
+        _store(out, step, key, cols[step.name], data, cache, reports, unitset)
+    pending.clear()
+
+
+def _store(
+    out: gpd.GeoDataFrame,
+    step: Step,
+    key: str,
+    cols: dict[str, np.ndarray],
+    data: Any,
+    cache: StepCache,
+    reports: dict[str, Any],
+    unitset: str,
+) -> None:
+    missing = [c for c in step.columns() if c not in cols]
+    if missing:
+        raise OutputError(
+            problem(
+                f"step {step.name!r}",
+                f"did not return its columns {missing}",
+                "return every declared column from run()",
+            )
+        )
+    for col in step.columns():
+        out[col] = np.asarray(cols[col], dtype=float)
+    report = step.report(out, data, {c: out[c].to_numpy() for c in step.columns()})
+    reports[step.name] = report
+    cache.put(key, {c: out[c].to_numpy() for c in step.columns()}, report)
+    cache.status[f"{unitset}/{step.name}"] = "computed"
+
+
+def _grid_table(
+    cells: gpd.GeoDataFrame, ids: list[str], date: Any, catalog: dict[str, Indicator]
+) -> gpd.GeoDataFrame:
+    """Wide table of grid fragments: unit columns + one column per indicator."""
+    from ..indicators.compute import compute_indicators
+
+    cells = cells.copy()
+    cells["_row"] = np.arange(len(cells))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeopipeWarning)  # already reported for the admin units
+        wide = compute_indicators(cells, ids, date=date, key="_row", catalog=catalog).wide
+    keep = [c for c in ("cell_id", "ucode", "area_km2", "cell_share") if c in wide.columns]
+    values = [c for c in catalog if c in wide.columns]
+    wide = wide[[*keep, *values, "geometry"]]
+    wide.insert(len(wide.columns) - 1, "date", date)
+    return gpd.GeoDataFrame(wide, geometry="geometry", crs=cells.crs)
+
+
+def _dim_indicator(catalog: dict[str, Indicator], present: set[str]) -> pd.DataFrame:
+    """``dim_indicator`` rows of the published indicators: what the run's steps declared, with the
+    parameters they actually ran with."""
     import json
 
-    used = catalog[catalog["indicator_id"].isin(fact["indicator_id"].unique())].reset_index(
-        drop=True
-    )
-    run_params = {
-        "poverty_threshold": cfg.wealth.get("poverty_threshold"),
-        "broadband_mbps": cfg.connectivity.get("broadband_mbps"),
-        "min_tests": cfg.connectivity.get("min_tests"),
-        "distance_km": cfg.service.get("distance_km"),
-    }
+    from ..indicators.catalog import DIM_INDICATOR_COLUMNS
 
-    def apply(text: str) -> str:
-        params = json.loads(text)
-        for k in params:
-            if run_params.get(k) is not None:
-                params[k] = run_params[k]
-        return json.dumps(params, sort_keys=True)
+    rows = [
+        {
+            "indicator_id": ind.id,
+            "name": ind.name,
+            "unit": ind.unit,
+            "description": ind.description,
+            "family": ind.family,
+            "aggregation": ind.aggregation,
+            "numerator": ind.numerator,
+            "denominator": ind.denominator,
+            "weight": ind.weight,
+            "scale": float(ind.scale),
+            "sensitive": bool(ind.sensitive),
+            "params": json.dumps(ind.params, sort_keys=True),
+        }
+        for ind in catalog.values()
+        if ind.id in present
+    ]
+    return pd.DataFrame(rows, columns=DIM_INDICATOR_COLUMNS)
 
-    used["params"] = used["params"].map(apply)
-    return used
+
+def _lineage(
+    p: Pipeline,
+    catalog: dict[str, Indicator],
+    steps: list[Step],
+    cache: StepCache,
+    fact: pd.DataFrame,
+) -> dict[str, list[str]]:
+    """Input roles each indicator is computed from: its step's sources, or its parts' (declared)."""
+    admin_roles = cache.source_roles[p.units.admin]
+    producer = {c: s for s in steps for c in s.columns()}
+    owned = {i.id: s for s in steps for i in s.indicators()}
+
+    def roles(ind_id: str, seen: frozenset = frozenset()) -> set[str]:
+        step = producer.get(ind_id) or owned.get(ind_id)
+        out = {
+            r
+            for name in (step.sources().values() if step else ())
+            for r in cache.source_roles[name]
+        }
+        if step is not None:
+            for col in step.needs_columns():
+                out |= roles(col, seen | {ind_id})
+        for dep in catalog[ind_id].depends_on:
+            if dep not in seen:
+                out |= roles(dep, seen | {ind_id})
+        return out
+
+    return {i: sorted(roles(i) | set(admin_roles)) for i in sorted(fact["indicator_id"].unique())}
 
 
-def _read_admin(cfg: PipelineConfig) -> gpd.GeoDataFrame:
-    from ..io.admin import read_admin
+def _write(
+    out_dir: Path,
+    tables: dict[str, pd.DataFrame],
+    manifest: Any,
+    reports: dict[str, Any],
+    skipped: dict[str, str],
+    checks: list[Any],
+    quarantined: dict[str, Any],
+) -> dict[str, Any]:
+    """Write the run folder; any failure to write is an OutputError naming the path and the cause."""
+    from .outputs import write_run
 
-    source = cfg.admin_source
-    return read_admin(source, **cfg.admin_options)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        return write_run(out_dir, tables, manifest, reports, skipped, checks, quarantined)
+    except OutputError:
+        raise
+    except OSError as exc:
+        import errno
+
+        cause = {
+            errno.ENOSPC: "the disk is full",
+            errno.EROFS: "the file system is read-only",
+            errno.EACCES: "permission denied",
+            errno.EDQUOT: "the disk quota is exceeded",
+        }.get(exc.errno, str(exc))
+        raise OutputError(
+            problem(
+                f"run folder '{out_dir}'",
+                f"could not be written ({cause}: {getattr(exc, 'filename', None) or exc})",
+                "free space or fix permissions and rerun; the previous outputs were left untouched",
+            )
+        ) from exc
+
+
+def _write_history(
+    out_dir: Path,
+    tables: dict[str, pd.DataFrame],
+    admin: gpd.GeoDataFrame,
+    history: Path,
+    manifest: Any,
+) -> dict[str, Any]:
+    """Add this run's fact rows to the history and record the partition in the manifest.
+
+    The run is complete only when the manifest names the partition with its sha256: a crash
+    between the run folder's swap and this step leaves a manifest without it, so the next run is
+    not "up to date" and writes the partition again.
+    """
+    import os
+
+    from ..manifest import sha256_file
+    from .outputs import append_history
+
+    try:
+        written = append_history(tables["fact_indicator"], admin, history)
+        files = sorted(
+            f
+            for w in written
+            for f in (Path(w).rglob("*.parquet") if Path(w).is_dir() else [Path(w)])
+        )
+        data = manifest.to_dict()
+        data["history"] = [
+            {"path": os.path.relpath(f, history), "sha256": sha256_file(f)} for f in files
+        ]
+        import json
+
+        from ..io.atomic import atomic_write_text
+
+        atomic_write_text(
+            out_dir / "manifest.json", json.dumps(data, sort_keys=True, indent=2) + "\n"
+        )
+        return data
+    except OSError as exc:
+        raise OutputError(
+            problem(
+                f"history '{history}'",
+                f"could not be written ({exc})",
+                "fix the folder and rerun: the run folder is written, and the next run writes the history",
+            )
+        ) from exc

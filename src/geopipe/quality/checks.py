@@ -134,3 +134,30 @@ def make_result(
         return CheckResult(check_id, "pass", source, 0, ok, (), details or {})
     level = levels.get(check_id, default)
     return CheckResult(check_id, level, source, affected, bad, list(examples), details or {})  # type: ignore[arg-type]
+
+
+#: every check id the ``check_*`` functions report (what ``quality.levels`` may name)
+KNOWN_CHECK_IDS = (
+    "admin.antimeridian", "admin.child_outside_parent", "admin.coordinates_out_of_bounds",
+    "admin.crs", "admin.duplicate_ucode", "admin.empty_geometry", "admin.gap",
+    "admin.invalid_geometry", "admin.missing_parent", "admin.overlap", "admin.z_coordinates",
+    "indicators.change", "indicators.negative_count", "indicators.numerator_gt_denominator",
+    "indicators.share_out_of_range", "indicators.suppressed_value_published",
+    "points.coordinates_not_numeric", "points.coordinates_out_of_range", "points.crs",
+    "points.duplicate", "points.duplicate_coordinates", "points.duplicate_id",
+    "points.low_precision", "points.not_a_point", "points.null_coordinates",
+    "points.outside_boundaries", "points.rejected_by_reader", "points.swapped_lat_lon",
+    "points.value_domain", "points.zero_coordinates", "raster.coverage", "raster.crs",
+    "raster.negative_values", "raster.nodata", "raster.overlap",
+)  # fmt: skip
+
+
+def known_check_ids() -> tuple[str, ...]:
+    """Every check id a ``quality.levels`` override may name.
+
+    Examples
+    --------
+    >>> "admin.gap" in known_check_ids()
+    True
+    """
+    return KNOWN_CHECK_IDS

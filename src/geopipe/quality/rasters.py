@@ -84,6 +84,14 @@ def check_raster(
                 where=WHERE,
             )
         )
+    from ..io.raster import RasterData
+
+    if isinstance(path, RasterData):  # already read by the run: check it as held
+        if not 1 <= band <= path.count:
+            raise InputError(problem("band", f"was {band}", f"use 1..{path.count}", where=WHERE))
+        return _checks(
+            path, band, Path(path.path).name, admin, negative_allowed, coverage_tolerance, lv
+        )
     spath = os.fspath(path)
     src = Path(spath).name
     if not Path(spath).exists():

@@ -144,20 +144,28 @@ def raise_on_fail(results: Iterable[CheckResult]) -> list[CheckResult]:
     return results
 
 
-def check_inputs(cfg: Any, admin: Any) -> tuple[list[CheckResult], dict[str, Any]]:
-    """Run every input check of a pipeline config: boundaries, rasters, point layers, tile layers.
+def check_inputs(
+    pipeline: Any, admin: Any, *, read: Any = None, steps: Any = None
+) -> tuple[list[CheckResult], dict[str, Any]]:
+    """Run the input checks of a pipeline: boundaries, and every source its steps read.
 
-    Options come from the config's ``quality:`` section (all optional): ``levels`` (``{check_id:
-    "warn"|"fail"}``), ``tolerance``, ``area_tolerance``, ``min_decimals``, ``coverage_tolerance``
-    and ``allowed`` (``{point layer name: {column: values}}``). Tile layers (``wealth.tiles``,
-    ``connectivity.tiles``) are checked as points at their tile centres, with the quadkey as id.
+    Sources are checked as they were read (``read(name)``; default: read them here), so a run
+    reads each file once. Options come from the pipeline's ``quality:`` settings (all optional):
+    ``levels`` (``{check_id: "warn"|"fail"}``), ``tolerance``, ``area_tolerance``,
+    ``min_decimals``, ``coverage_tolerance`` and ``allowed`` (``{points source: {column:
+    values}}``). Rasters used as value layers may hold negative values; tile layers are checked as
+    points at their tile centres, with the quadkey as id.
 
     Parameters
     ----------
-    cfg
-        A :class:`~geopipe.config.PipelineConfig`.
+    pipeline
+        A :class:`~geopipe.Pipeline`.
     admin
-        The ``dim_admin`` table read from ``cfg`` (points are checked against its finest level).
+        Its ``dim_admin`` table (points are checked against its finest level).
+    read
+        ``read(source name) -> data``, e.g. the run context's ``source``.
+    steps
+        The steps whose sources to check (default: every step).
 
     Returns
     -------
@@ -167,8 +175,7 @@ def check_inputs(cfg: Any, admin: Any) -> tuple[list[CheckResult], dict[str, Any
 
     Examples
     --------
-    >>> results, quarantined = check_inputs(cfg, admin)  # doctest: +SKIP
-    >>> text = quality_report(results, quarantined={k: len(v) for k, v in quarantined.items()})  # doctest: +SKIP
+    >>> results, quarantined = check_inputs(gp.Pipeline.from_yaml("pipelines/sample.yaml"), admin)  # doctest: +SKIP
     """
     import warnings
     from pathlib import Path
@@ -177,72 +184,67 @@ def check_inputs(cfg: Any, admin: Any) -> tuple[list[CheckResult], dict[str, Any
     import shapely
 
     from ..errors import GeopipeWarning
-    from ..io.points import read_points
     from .boundaries import check_admin
     from .points import check_points
     from .quarantine import rejected_to_quarantine
     from .rasters import check_raster
 
-    opts = dict(getattr(cfg, "quality", None) or {})
-    levels = opts.get("levels")
-    allowed = opts.get("allowed") or {}
+    if read is None:
+        from ..pipeline.context import read_source
+
+        cache: dict[str, Any] = {}
+
+        def read(name: str) -> Any:
+            if name not in cache:
+                cache[name] = read_source(pipeline.sources[name])
+            return cache[name]
+
+    steps = list(pipeline.steps if steps is None else steps)
+    q = dict(pipeline.quality or {})
+    levels, allowed = q.get("levels"), q.get("allowed") or {}
     results = check_admin(
         admin,
-        tolerance=float(opts.get("tolerance", 0.01)),
-        area_tolerance=float(opts.get("area_tolerance", 0.001)),
+        tolerance=float(q.get("tolerance", 0.01)),
+        area_tolerance=float(q.get("area_tolerance", 0.001)),
         levels=levels,
     )
     finest = admin[admin["admin_level"] == admin["admin_level"].max()]
-    for path in dict(cfg.rasters).values():
-        results += check_raster(
-            path,
-            admin=admin,
-            coverage_tolerance=float(opts.get("coverage_tolerance", 0.01)),
-            levels=levels,
-        )
+    layers = {getattr(s, "layer", None) for s in steps}
     quarantined: dict[str, Any] = {}
-    min_decimals = int(opts.get("min_decimals", 3))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GeopipeWarning)  # the readers' warnings become results here
-        for layer in cfg.points:
-            points = read_points(layer.source, **layer.options)
-            name = Path(str(layer.source)).name
-            results += check_points(
-                points,
-                admin=finest,
-                min_decimals=min_decimals,
-                allowed=allowed.get(layer.name),
-                source=name,
-                levels=levels,
-            )
-            rejected = rejected_to_quarantine(points, name)
-            if len(rejected):
-                quarantined[name] = rejected
-        for spec in (getattr(cfg, "wealth", None), getattr(cfg, "connectivity", None)):
-            if not spec or not spec.get("tiles"):
-                continue
-            kind = spec.get("kind", "tiles")
-            if kind == "raster":
-                results += check_raster(spec["tiles"], admin=finest, levels=levels)
-                continue
-            if kind == "points":
-                from ..io.points import read_points
-
-                layer_points = read_points(spec["tiles"])
-                ids = layer_points["point_id"].astype(str).to_numpy()
-                geoms = layer_points.geometry.to_numpy()
-            else:
-                from ..io.tiles import read_tiles
-
-                tiles = read_tiles(spec["tiles"], zoom=spec.get("zoom"))
-                ids = tiles["quadkey"].astype(str).to_numpy()
-                geoms = shapely.centroid(tiles.geometry.to_numpy())
-            centres = gpd.GeoDataFrame({"point_id": ids}, geometry=geoms, crs=4326)
-            results += check_points(
-                centres,
-                admin=finest,
-                min_decimals=0,
-                source=Path(str(spec["tiles"])).name,
-                levels=levels,
-            )
+        for name in sorted({n for s in steps for n in s.sources().values()}):
+            src = pipeline.sources[name]
+            label = Path(str(src.path)).name
+            if src.kind == "raster":
+                results += check_raster(
+                    read(name),
+                    admin=finest if name in layers else admin,
+                    negative_allowed=name in layers,
+                    coverage_tolerance=float(q.get("coverage_tolerance", 0.01)),
+                    levels=levels,
+                )
+            elif src.kind == "points":
+                points = read(name)
+                results += check_points(
+                    points,
+                    admin=finest,
+                    min_decimals=int(q.get("min_decimals", 3)),
+                    allowed=allowed.get(name),
+                    source=label,
+                    levels=levels,
+                )
+                rejected = rejected_to_quarantine(points, label)
+                if len(rejected):
+                    quarantined[label] = rejected
+            elif src.kind == "tiles":
+                tiles = read(name)
+                centres = gpd.GeoDataFrame(
+                    {"point_id": tiles["quadkey"].astype(str).to_numpy()},
+                    geometry=shapely.centroid(tiles.geometry.to_numpy()),
+                    crs=4326,
+                )
+                results += check_points(
+                    centres, admin=finest, min_decimals=0, source=label, levels=levels
+                )
     return results, quarantined

@@ -25,7 +25,7 @@ import shapely
 from geopipe.errors import GeometryError, InputError, MissingColumnError, problem
 from geopipe.zonal.points import _check_frame, _check_name, _to_crs_of
 
-__all__ = ["nearest_distance", "population_within"]
+__all__ = ["nearest_distance", "nearest_feature_distance", "population_within"]
 
 _R = 6_371_008.8  # sphere radius used for the spherical search (m)
 # bounds of the WGS 84 ellipsoid's radii of curvature (meridional at the equator, polar) over _R
@@ -119,6 +119,57 @@ def nearest_geodesic(
         far = dist > max_distance
         dist[far], best[far] = np.nan, -1
     return dist, best
+
+
+def nearest_feature_distance(
+    lon: np.ndarray, lat: np.ndarray, features: gpd.GeoDataFrame
+) -> np.ndarray:
+    """Distance (m) from each lon/lat point to the nearest feature of any geometry type.
+
+    Points use :func:`nearest_geodesic` (exact WGS 84 geodesics). Lines and polygons (power
+    lines, roads, markets) are measured in a transverse Mercator projection whose central
+    meridian runs through the points' median longitude (scale 1 there), where a projected
+    distance differs from the geodesic one by the scale error ``k - 1 ≈ d² / 2R²`` at an
+    east-west distance ``d`` from that meridian: under 0.02 % within 100 km, 0.11 % at 300 km,
+    0.5 % at 640 km. Edges, straight in longitude/latitude, are densified to 0.002° before
+    projecting. A point inside a polygon is at distance 0.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely import LineString
+    >>> line = gpd.GeoDataFrame(geometry=[LineString([(30.0, -2.0), (30.0, -1.0)])], crs=4326)
+    >>> round(float(nearest_feature_distance(np.array([30.01]), np.array([-1.5]), line)[0]))
+    1113
+    """
+    geoms = np.asarray(features.to_crs(4326).geometry.array, dtype=object)
+    geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+    if len(geoms) == 0:
+        raise InputError(
+            problem(
+                "facilities",
+                "have no geometry",
+                "pass a layer with features",
+                where="nearest_feature_distance",
+            )
+        )
+    if (shapely.get_type_id(geoms) == shapely.GeometryType.POINT).all():
+        return nearest_geodesic(lon, lat, shapely.get_x(geoms), shapely.get_y(geoms))[0]
+    from pyproj import CRS, Transformer
+
+    clon = float(np.nanmedian(lon))
+    utm = CRS.from_proj4(f"+proj=tmerc +lon_0={clon:.6f} +lat_0=0 +k=1 +datum=WGS84 +units=m")
+    to_utm = Transformer.from_crs(4326, utm, always_xy=True)
+    x, y = to_utm.transform(lon, lat)
+    # edges are straight in lon/lat (GeoJSON's rule): densify them before projecting
+    dense = shapely.segmentize(geoms, 0.002)
+    projected = gpd.GeoSeries(dense, crs=4326).to_crs(utm).to_numpy()
+    tree = shapely.STRtree(projected)
+    pts = shapely.points(np.asarray(x), np.asarray(y))
+    (src, _), dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
+    out = np.full(len(lon), np.nan)
+    out[src] = dist
+    return out
 
 
 # --------------------------------------------------------------------------- inputs

@@ -34,7 +34,7 @@ import shapely
 from ..errors import InputError, MissingColumnError, RasterError, problem
 from ..io.raster import iter_blocks, open_raster, row_blocks
 
-__all__ = ["pixel_values", "zonal_layer"]
+__all__ = ["layer_columns", "layer_lookup", "layer_sums", "pixel_values", "zonal_layer"]
 
 WHERE = "zonal_layer"
 PathLike = str | os.PathLike[str]
@@ -180,11 +180,8 @@ def zonal_layer(
     )
     first = next(iter(rasters.values()))
     n = len(units)
-    lookup = _layer_lookup(layer, value, scale, max_distance)
-    acc = {
-        name: {k: np.zeros(n) for k in ("covered", "weighted", "below", "at_least", "uncovered")}
-        for name in rasters
-    }
+    lookup = layer_lookup(layer, value, scale, max_distance)
+    acc = {name: {k: np.zeros(n) for k in _SUMS} for name in rasters}
     # "renormalize" shares each border pixel among all the units touching it: one batch then
     batches = [np.arange(n)] if edge == "renormalize" else unit_batches(units, first)
     for batch in batches:
@@ -195,35 +192,88 @@ def zonal_layer(
         for name, raster in rasters.items():
             pop, ok = pixel_values(pw, raster)
             w = pw.coverage * np.where(ok, pop, 0.0)
-            a = acc[name]
-            a["covered"] += np.bincount(unit, weights=np.where(has, w, 0.0), minlength=n)
-            a["weighted"] += np.bincount(unit, weights=np.where(has, w * v, 0.0), minlength=n)
-            if below is not None:
-                a["below"] += np.bincount(
-                    unit, weights=np.where(has & (v < below), w, 0.0), minlength=n
-                )
-            if at_least is not None:
-                a["at_least"] += np.bincount(
-                    unit, weights=np.where(has & (v >= at_least), w, 0.0), minlength=n
-                )
-            a["uncovered"] += np.bincount(unit, weights=np.where(has, 0.0, w), minlength=n)
+            part = layer_sums(unit, n, w, v, has, below=below, at_least=at_least)
+            for key, add in part.items():
+                acc[name][key] += add
     out = units.copy()
     for name, a in acc.items():
-        out[f"{name}_covered"] = a["covered"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"{name}_mean"] = np.where(a["covered"] > 0, a["weighted"] / a["covered"], np.nan)
-        if below is not None:
-            out[f"{name}_below"] = a["below"]
-        if at_least is not None:
-            out[f"{name}_at_least"] = a["at_least"]
-        out[f"{name}_uncovered"] = a["uncovered"]
+        for key, values in layer_columns(a, below=below, at_least=at_least).items():
+            out[f"{name}_{key}"] = values
     return out
 
 
-def _layer_lookup(
+_SUMS = ("covered", "weighted", "below", "at_least", "uncovered")
+
+
+def layer_sums(
+    unit: np.ndarray,
+    n: int,
+    w: np.ndarray,
+    v: np.ndarray,
+    has: np.ndarray,
+    *,
+    below: float | None = None,
+    at_least: float | None = None,
+) -> dict[str, np.ndarray]:
+    """Per-unit sums of pixel weights ``w`` by the layer value ``v`` at each pixel (``has``: a value).
+
+    ``unit`` is each pixel's unit position (0..n-1). Returns the sums that
+    :func:`layer_columns` turns into ``covered, mean, below, at_least, uncovered``; sums of
+    disjoint batches of pixels add up.
+
+    Examples
+    --------
+    >>> s = layer_sums(np.array([0, 0, 1]), 2, np.array([1.0, 3.0, 2.0]),
+    ...                np.array([-1.0, 1.0, 0.0]), np.array([True, True, False]), below=0.0)
+    >>> layer_columns(s, below=0.0)["mean"].tolist()
+    [0.5, nan]
+    """
+    out = {
+        "covered": np.bincount(unit, weights=np.where(has, w, 0.0), minlength=n),
+        "weighted": np.bincount(unit, weights=np.where(has, w * v, 0.0), minlength=n),
+        "uncovered": np.bincount(unit, weights=np.where(has, 0.0, w), minlength=n),
+    }
+    if below is not None:
+        out["below"] = np.bincount(unit, weights=np.where(has & (v < below), w, 0.0), minlength=n)
+    if at_least is not None:
+        out["at_least"] = np.bincount(
+            unit, weights=np.where(has & (v >= at_least), w, 0.0), minlength=n
+        )
+    return out
+
+
+def layer_columns(
+    sums: dict[str, np.ndarray], *, below: float | None = None, at_least: float | None = None
+) -> dict[str, np.ndarray]:
+    """``covered, mean, below, at_least, uncovered`` per unit from :func:`layer_sums`.
+
+    Examples
+    --------
+    >>> layer_columns({"covered": np.array([2.0]), "weighted": np.array([3.0]),
+    ...                "uncovered": np.array([1.0])})["mean"].tolist()
+    [1.5]
+    """
+    out = {"covered": sums["covered"]}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["mean"] = np.where(sums["covered"] > 0, sums["weighted"] / sums["covered"], np.nan)
+    if below is not None:
+        out["below"] = sums["below"]
+    if at_least is not None:
+        out["at_least"] = sums["at_least"]
+    out["uncovered"] = sums["uncovered"]
+    return out
+
+
+def layer_lookup(
     layer: gpd.GeoDataFrame | PathLike, value: str | None, scale: float, max_distance: float | None
 ) -> Any:
-    """A function ``(lon, lat) -> (values, has)`` for the layer, prepared once (index, tree)."""
+    """A function ``(lon, lat) -> (values, has)`` for the layer, prepared once (index, tree).
+
+    Examples
+    --------
+    >>> lookup = layer_lookup(rwi_tiles, "rwi", 1.0, None)  # doctest: +SKIP
+    >>> values, has = lookup(lon, lat)  # doctest: +SKIP
+    """
     if not isinstance(layer, gpd.GeoDataFrame):
 
         def from_raster(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -153,8 +153,19 @@ class PixelWeights:
         )
 
 
+def crs_id(crs: Any) -> str:
+    """``EPSG:n`` when the CRS has an EPSG code, else its WKT (how grids are compared)."""
+    crs = CRS.from_user_input(crs)
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_wkt()
+
+
 def _grid_key(ds: rasterio.DatasetReader) -> tuple:
-    return (ds.crs.to_wkt(), tuple(ds.transform)[:6], ds.height, ds.width)
+    return (crs_id(ds.crs), tuple(ds.transform)[:6], ds.height, ds.width)
+
+
+def _weights_grid_key(pw: PixelWeights) -> tuple:
+    return (crs_id(pw.crs), tuple(pw.transform)[:6], *pw.shape)
 
 
 def _check_units(units: gpd.GeoDataFrame, where: str) -> None:
@@ -201,10 +212,9 @@ def _weights_for_grid(
         e_cov = _renormalize(e_row, e_col, e_cov, ds.width)
     eo = np.argsort(e_row, kind="stable")
     ro = np.lexsort((r_start, r_row))  # by row, then column: lets blocks sum runs in one pass
-    epsg = ds.crs.to_epsg()
     return PixelWeights(
         transform=t,
-        crs=f"EPSG:{epsg}" if epsg else ds.crs.to_wkt(),
+        crs=crs_id(ds.crs),
         shape=(ds.height, ds.width),
         n_units=len(units),
         edge=edge,
@@ -521,6 +531,7 @@ def zonal_raster(
     weights: PathLike | None = None,
     prefix: str | None = None,
     edge: str = "fraction",
+    pixel_weights: PixelWeights | None = None,
 ) -> gpd.GeoDataFrame:
     """Coverage-weighted zonal statistics of one or several rasters over units.
 
@@ -543,6 +554,9 @@ def zonal_raster(
         when ``prefix`` is None).
     edge
         ``"fraction"`` (default) or ``"renormalize"``; see the module docstring.
+    pixel_weights
+        Weights of these units already built on the rasters' grid (:func:`pixel_weights`, same
+        ``edge``), reused instead of being computed again.
 
     Returns
     -------
@@ -562,6 +576,17 @@ def zonal_raster(
     out = units.copy()
     report: dict[str, Any] = {}
     cache: dict[tuple, PixelWeights] = {}
+    if pixel_weights is not None:
+        if pixel_weights.edge != edge or pixel_weights.n_units != len(units):
+            raise InputError(
+                problem(
+                    "pixel_weights",
+                    f"were built for {pixel_weights.n_units} units with edge={pixel_weights.edge!r}",
+                    f"build them for these {len(units)} units with edge={edge!r}",
+                    where="zonal_raster",
+                )
+            )
+        cache[_weights_grid_key(pixel_weights)] = pixel_weights
     wds = open_raster(weights) if weights is not None else None
     try:
         for pfx, path in rasters.items():

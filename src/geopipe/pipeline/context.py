@@ -1,0 +1,247 @@
+"""The run context: what a run has read and built, handed to the steps.
+
+* Each source is read once, by the reader its kind names, the first time a step (or a check)
+  asks for it; rasters come back as :class:`~geopipe.io.raster.RasterData` (band 1 in memory
+  when it fits the budget, else read by row blocks).
+* Pixel weights are built once per (unit set, batch of units, raster grid): every step of the
+  batch that works on that grid shares them, with the pixel centres, the raster values at those
+  pixels and anything a step memoises (nearest-facility distances, layer values at pixels).
+* The files read are fingerprinted before the run; :meth:`RunContext.verify_unchanged` fails the
+  run when one changed while it was being read, so lineage names the bytes the numbers came from.
+
+``RunContext.counts`` counts reads and weight builds (``read:<source>``,
+``weights:<unit set>:<grid>``); tests use it to prove "read once, compute once".
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, RasterError, problem
+from .model import Pipeline, Source
+
+__all__ = ["BatchData", "PixelView", "RunContext", "read_source"]
+
+
+def read_source(src: Source) -> Any:
+    """Read a source with the reader of its kind (a GeoDataFrame, RasterData or DataFrame).
+
+    Examples
+    --------
+    >>> from geopipe.pipeline.model import Source
+    >>> read_source(Source("raster", "data/sample/rwa_population_2020_modelled_232m.tif")).in_memory  # doctest: +SKIP
+    True
+    """
+    opts = dict(src.options)
+    if src.kind == "admin":
+        from ..io.admin import read_admin
+
+        path = {int(k): v for k, v in src.path.items()} if isinstance(src.path, dict) else src.path
+        return read_admin(path, **opts)
+    if src.kind == "raster":
+        from ..io.raster import load_raster
+
+        return load_raster(src.path)
+    if src.kind == "points":
+        from ..io.points import read_points
+
+        return read_points(src.path, **opts)
+    if src.kind == "tiles":
+        from ..io.tiles import read_tiles
+
+        return read_tiles(src.path, **opts)
+    if src.kind == "vector":
+        from ..io._files import read_vector, to_wgs84
+
+        layer = read_vector(
+            Path(src.path), layer=opts.get("layer"), what="vector layer", where="sources"
+        )
+        return to_wgs84(layer, crs=opts.get("crs"), path=str(src.path), where="sources")
+    if src.kind == "table":
+        import pandas as pd
+
+        path = Path(src.path)
+        if path.suffix.lower() in (".xlsx", ".xls"):
+            return pd.read_excel(path, sheet_name=opts.get("sheet", 0), dtype=str)
+        return pd.read_csv(path, dtype=str, encoding=opts.get("encoding") or "utf-8")
+    raise InputError(problem(f"source kind {src.kind!r}", "has no reader", "use a known kind"))
+
+
+class RunContext:
+    """Holds a run's inputs (read once) and its run-wide memo; makes :class:`BatchData` per batch."""
+
+    def __init__(
+        self, pipeline: Pipeline, fingerprints: dict[str, dict[str, Any]] | None = None
+    ) -> None:
+        self.pipeline = pipeline
+        self.fingerprints = dict(fingerprints or {})
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._read: dict[str, Any] = {}
+        self.memo: dict[tuple, Any] = {}
+
+    def source(self, name: str) -> Any:
+        """The source ``name``, read on first use."""
+        if name not in self._read:
+            self.counts[f"read:{name}"] += 1
+            self._read[name] = read_source(self.pipeline.sources[name])
+        return self._read[name]
+
+    def admin(self) -> Any:
+        """The ``dim_admin`` table of the pipeline's admin source."""
+        return self.source(self.pipeline.units.admin)
+
+    def batch(self, unitset: str, units: Any) -> BatchData:
+        """A :class:`BatchData` for ``units`` (one batch of the unit set ``unitset``)."""
+        return BatchData(self, unitset, units)
+
+    def verify_unchanged(self) -> None:
+        """Fail when an input file changed (size, mtime, inode) since it was fingerprinted."""
+        changed = []
+        for role, fp in self.fingerprints.items():
+            try:
+                st = os.stat(fp["path"])
+            except OSError:
+                changed.append(f"{role} ('{fp['path']}' is gone)")
+                continue
+            if (
+                st.st_size != fp["size"]
+                or st.st_mtime_ns != fp["mtime_ns"]
+                or (fp.get("inode") not in (None, st.st_ino))
+            ):
+                changed.append(f"{role} ('{fp['path']}')")
+        if changed:
+            raise InputError(
+                problem(
+                    f"inputs {', '.join(changed)}",
+                    "changed while the run was reading them, so the numbers would not match the recorded sha256",
+                    "rerun when the files are no longer being written; the previous outputs were left untouched",
+                    where="run_pipeline",
+                )
+            )
+
+
+class _Grid:
+    """Pixel weights of one batch of units on one raster grid, and what is derived from them."""
+
+    def __init__(self, key: tuple, weights: Any) -> None:
+        self.key = key
+        self.weights = weights
+        self.values: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    @cached_property
+    def lonlat(self) -> tuple[np.ndarray, np.ndarray]:
+        lon, lat = self.weights.pixel_lonlat()
+        return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+
+    @cached_property
+    def distinct(self) -> tuple[np.ndarray, np.ndarray]:
+        w = self.weights
+        key = w.row.astype(np.int64) * w.shape[1] + w.col
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        return first, inverse
+
+
+class PixelView:
+    """The pixels of a batch of units on one raster's grid (what pixel steps work on).
+
+    ``unit`` (position of each (unit, pixel) pair's unit in the batch), ``coverage``, ``lon`` /
+    ``lat`` (pixel centres), ``distinct`` (first pair of each distinct pixel, and the inverse
+    map), :meth:`values` (raster values at the pairs, for any raster source on this grid).
+    """
+
+    def __init__(self, data: BatchData, grid: _Grid, raster: str) -> None:
+        self._data, self._grid, self.raster = data, grid, raster
+        self.weights = grid.weights
+        self.grid = grid.key
+        self.n = grid.weights.n_units
+
+    @property
+    def unit(self) -> np.ndarray:
+        return self.weights.unit
+
+    @property
+    def coverage(self) -> np.ndarray:
+        return self.weights.coverage
+
+    @property
+    def lon(self) -> np.ndarray:
+        return self._grid.lonlat[0]
+
+    @property
+    def lat(self) -> np.ndarray:
+        return self._grid.lonlat[1]
+
+    @property
+    def distinct(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._grid.distinct
+
+    def values(self, raster: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, valid)`` of raster source ``raster`` at every (unit, pixel) pair."""
+        if raster not in self._grid.values:
+            data = self._data.source(raster)
+            if _grid_key(data) != self.grid[:4]:
+                raise RasterError(
+                    problem(
+                        f"raster source {raster!r}",
+                        f"is not on the grid of {self.raster!r}",
+                        "resample it onto that grid (gdalwarp) or use it in a step of its own",
+                        where="pipeline",
+                    )
+                )
+            self._grid.values[raster] = _values_at(data, self.weights)
+        return self._grid.values[raster]
+
+
+class BatchData:
+    """What a step receives for one batch of units (implements :class:`geopipe.steps.StepData`)."""
+
+    def __init__(self, ctx: RunContext, unitset: str, units: Any) -> None:
+        self.ctx, self.unitset, self.units = ctx, unitset, units
+        self._grids: dict[tuple, _Grid] = {}
+        self._memo: dict[tuple, Any] = {}
+
+    def source(self, name: str) -> Any:
+        return self.ctx.source(name)
+
+    def pixels(self, raster: str, *, edge: str = "fraction") -> PixelView:
+        data = self.source(raster)
+        key = (*_grid_key(data), edge)
+        if key not in self._grids:
+            from ..zonal.raster import pixel_weights
+
+            self.ctx.counts[f"weights:{self.unitset}:{_short(key)}"] += 1
+            self._grids[key] = _Grid(key, pixel_weights(self.units, data, edge=edge))
+        return PixelView(self, self._grids[key], raster)
+
+    def memo(self, key: tuple, compute: Callable[[], Any], *, scope: str = "batch") -> Any:
+        store = self.ctx.memo if scope == "run" else self._memo
+        if key not in store:
+            store[key] = compute()
+        return store[key]
+
+
+def _grid_key(data: Any) -> tuple:
+    from ..zonal.raster import crs_id
+
+    return (crs_id(data.crs), tuple(data.transform)[:6], data.height, data.width)
+
+
+def _short(key: tuple) -> str:
+    import hashlib
+
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:8]
+
+
+def _values_at(data: Any, weights: Any) -> tuple[np.ndarray, np.ndarray]:
+    if getattr(data, "in_memory", False):
+        return data.values_at(weights.row, weights.col)
+    from ..zonal.layers import pixel_values
+
+    return pixel_values(weights, data)
