@@ -61,3 +61,126 @@ def write_raster(path, arr, transform, crs="EPSG:4326", **profile):
     ) as ds:
         ds.write(arr, 1)
     return path
+
+
+TINY_POP = __import__("numpy").array([[10, 20, 30, 40], [50, 60, 70, 80]], dtype="float32")
+TINY_FACILITY = (0.005, 0.015)  # centre of pixel (row 0, col 0)
+
+
+def tiny_world(d):
+    """Write the tiny world of test_indicators_hand into folder ``d``; return its pipeline dict.
+
+    Two units A (left) and B (right) of a country C, a 4 x 2 population raster (0.01° pixels,
+    values 10..80), a wealth and a speed polygon layer, four schools and one health facility.
+    """
+    import pandas as pd
+    import rasterio
+    import shapely
+    from rasterio.transform import from_origin
+
+    POP = TINY_POP
+    FACILITY = TINY_FACILITY
+    profile = {
+        "driver": "GTiff",
+        "width": 4,
+        "height": 2,
+        "count": 1,
+        "dtype": "float32",
+        "crs": "EPSG:4326",
+        "transform": from_origin(0, 0.02, 0.01, 0.01),
+        "nodata": -1,
+    }
+    for name, factor in (("pop", 1.0), ("u18", 0.5), ("u5", 0.1)):
+        with rasterio.open(d / f"{name}.tif", "w", **profile) as dst:
+            dst.write(POP * factor, 1)
+    import geopandas as gpd
+
+    admin = gpd.GeoDataFrame(
+        {
+            "ucode": ["XXX_V1", "XXX_0001_V1", "XXX_0002_V1"],
+            "name": ["C", "A", "B"],
+            "admin_level": [0, 1, 1],
+            "parent": [None, "XXX_V1", "XXX_V1"],
+        },
+        geometry=[
+            shapely.box(0, 0, 0.04, 0.02),
+            shapely.box(0, 0, 0.02, 0.02),
+            shapely.box(0.02, 0, 0.04, 0.02),
+        ],
+        crs=4326,
+    )
+    admin.to_file(d / "admin.geojson")
+    wealth = gpd.GeoDataFrame(
+        {"rwi": [-0.5, 0.2]},
+        geometry=[shapely.box(0, 0, 0.01, 0.02), shapely.box(0.01, 0, 0.03, 0.02)],
+        crs=4326,
+    )
+    wealth.to_file(d / "wealth.geojson")
+    speed = gpd.GeoDataFrame(
+        {"avg_d_kbps": [20000, 5000, 90000], "tests": [5, 1, 0]},
+        geometry=[
+            shapely.box(0, 0, 0.02, 0.02),
+            shapely.box(0.02, 0, 0.03, 0.02),
+            shapely.box(0.03, 0, 0.04, 0.02),
+        ],
+        crs=4326,
+    )
+    speed.to_file(d / "speed.geojson")
+    pd.DataFrame({"lon": [FACILITY[0]], "lat": [FACILITY[1]], "name": ["clinic"]}).to_csv(
+        d / "health.csv", index=False
+    )
+    pd.DataFrame(
+        {
+            "school_id_giga": ["s1", "s2", "s3", "s4"],
+            "connectivity": ["Yes", "Yes", "No", "No"],
+            "lon": [0.001, 0.012, 0.018, 0.035],
+            "lat": [0.001, 0.004, 0.019, 0.011],
+        }
+    ).to_csv(d / "schools.csv", index=False)
+    return {
+        "name": "hand",
+        "date": "2024-06-30",
+        "output": str(d / "out"),
+        "sources": {
+            "admin": {
+                "kind": "admin",
+                "path": str(d / "admin.geojson"),
+                "mapping": {
+                    "name": "name",
+                    "id": "ucode",
+                    "ucode": "ucode",
+                    "level": "admin_level",
+                    "parent_id": "parent",
+                },
+                "iso3": "XXX",
+            },
+            "population_total": {"kind": "raster", "path": str(d / "pop.tif")},
+            "population_u18": {"kind": "raster", "path": str(d / "u18.tif")},
+            "population_u5": {"kind": "raster", "path": str(d / "u5.tif")},
+            "health_facilities": {"kind": "points", "path": str(d / "health.csv")},
+            "schools": {"kind": "points", "path": str(d / "schools.csv")},
+            "wealth": {"kind": "vector", "path": str(d / "wealth.geojson")},
+            "speed": {"kind": "vector", "path": str(d / "speed.geojson")},
+        },
+        "steps": [
+            {"kind": "raster_stats", "raster": "population_total"},
+            {"kind": "raster_stats", "raster": "population_u18"},
+            {"kind": "raster_stats", "raster": "population_u5"},
+            {"kind": "point_count", "points": "health_facilities"},
+            {
+                "kind": "point_count",
+                "points": "schools",
+                "column": "schools_total",
+                "subsets": {"schools_connected": {"column": "connectivity", "values": ["Yes"]}},
+            },
+            {"kind": "child_poverty", "layer": "wealth", "value": "rwi"},
+            {"kind": "connectivity", "tiles": "speed", "children": "population_u18"},
+            {
+                "kind": "distance_coverage",
+                "facilities": "health_facilities",
+                "distance_km": 1.2,
+                "service": "health",
+                "facility_name": "health facility",
+            },
+        ],
+    }

@@ -34,7 +34,7 @@ from .state import (
     state_folder,
 )
 
-__all__ = ["RunResult", "measure_units", "run_pipeline", "run_steps"]
+__all__ = ["RunPlan", "RunResult", "measure_units", "plan_run", "run_pipeline", "run_steps"]
 
 
 @dataclasses.dataclass
@@ -87,18 +87,15 @@ def run_pipeline(
     p = pipeline if isinstance(pipeline, Pipeline) else Pipeline.from_yaml(pipeline)
     out_dir = Path(output) if output is not None else Path(p.output or f"out/{p.name}")
     check_output_folder(out_dir, history=p.history)
-    catalog = p.catalog()
-    steps = p.needed_steps(None)
-    used = {p.units.admin, *(name for s in steps for name in s.sources().values())}
-    roles = {
-        name: [r for r in p.input_files() if r == name or r.startswith(f"{name}_adm")]
-        for name in used
-    }
-    files = {r: f for r, f in p.input_files().items() if any(r in rs for rs in roles.values())}
-    previous = _previous_manifest(out_dir)
-    fps = fingerprint_inputs(files, (previous or {}).get("inputs"))
-    settings = p.settings()
-    key = run_key(settings, fps, __version__)
+    plan = plan_run(p, out_dir)
+    catalog, steps, roles, fps, key = (
+        plan.catalog,
+        plan.steps,
+        plan.roles,
+        plan.fingerprints,
+        plan.key,
+    )
+    settings, previous = plan.settings, plan.previous
     if not force and not only:
         fresh, _reason = is_up_to_date(out_dir, key, p.history)
         if fresh:
@@ -131,6 +128,49 @@ def run_pipeline(
     cache.prune()
     return RunResult(
         out_dir, tables, written, timings=dict(manifest.timings), counts=dict(ctx.counts)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """What a run will do, derived from the pipeline before any work: its catalog, the steps
+    needed, the source files by role with their fingerprints, and the run key."""
+
+    catalog: dict[str, Indicator]
+    steps: list[Step]
+    roles: dict[str, list[str]]
+    fingerprints: dict[str, dict[str, Any]]
+    settings: dict[str, Any]
+    key: str
+    previous: dict[str, Any] | None
+
+
+def plan_run(p: Pipeline, out_dir: Path | None = None) -> RunPlan:
+    """Plan a run of ``p`` into ``out_dir``: fingerprints the inputs and computes the run key.
+
+    The key covers every setting that can change an output (:meth:`Pipeline.settings`), the
+    sha256 of every input file the needed steps read and the geopipe version; a run whose key
+    equals the previous run's (and whose outputs are intact) is up to date.
+
+    Examples
+    --------
+    >>> plan = plan_run(gp.Pipeline.from_yaml("pipelines/sample.yaml"))  # doctest: +SKIP
+    >>> len(plan.key)  # doctest: +SKIP
+    64
+    """
+    catalog = p.catalog()
+    steps = p.needed_steps(None)
+    used = {p.units.admin, *(name for s in steps for name in s.sources().values())}
+    files = p.input_files()
+    roles = {name: [r for r in files if r == name or r.startswith(f"{name}_adm")] for name in used}
+    wanted = {r for rs in roles.values() for r in rs}
+    previous = _previous_manifest(out_dir) if out_dir is not None else None
+    fps = fingerprint_inputs(
+        {r: f for r, f in files.items() if r in wanted}, (previous or {}).get("inputs")
+    )
+    settings = p.settings()
+    return RunPlan(
+        catalog, steps, roles, fps, settings, run_key(settings, fps, __version__), previous
     )
 
 

@@ -200,8 +200,26 @@ class StepCache:
         return cols, json.loads(meta.get(b"geopipe_report", b"{}"))
 
     def put(self, key: str, columns: Mapping[str, Any], report: Mapping[str, Any]) -> None:
+        """Store an entry; a state folder that cannot be written only turns caching off (warned)."""
         if self.folder is None:
             return
+        try:
+            self._put(key, columns, report)
+        except OSError as exc:
+            import warnings
+
+            from ..errors import GeopipeWarning
+
+            warnings.warn(
+                f"step cache: '{self.folder}' cannot be written ({exc.strerror or exc}); "
+                "this run keeps no state, the next one recomputes every step",
+                GeopipeWarning,
+                stacklevel=2,
+            )
+            self.folder = None
+
+    def _put(self, key: str, columns: Mapping[str, Any], report: Mapping[str, Any]) -> None:
+        assert self.folder is not None
         import pyarrow as pa
 
         from ..io.atomic import atomic_path

@@ -12,7 +12,10 @@ import numpy as np
 from ..indicators.catalog import Indicator, get_indicators
 from .base import Step, StepData, source, step_type
 
-__all__ = ["DistanceCoverage", "distance_label"]
+__all__ = ["DENSE_PIXELS", "DistanceCoverage", "distance_label"]
+
+#: grids up to this many pixels keep one distance per pixel for the whole run (8 bytes a pixel)
+DENSE_PIXELS = 32_000_000
 
 
 def distance_label(km: float) -> tuple[str, str]:
@@ -132,14 +135,34 @@ class DistanceCoverage(Step):
         return cols
 
     def _distances(self, data: StepData, px: Any) -> np.ndarray:
-        """Distance (m) from each pixel centre to the nearest facility, once per distinct pixel."""
+        """Distance (m) from each pixel centre to the nearest facility, once per distinct pixel.
+
+        On grids up to :data:`DENSE_PIXELS` pixels the distances are kept for the whole run in a
+        grid-shaped array, so the admin units and the grid fragments (the same pixels) share them.
+        """
 
         def compute() -> np.ndarray:
             from ..zonal.distance import nearest_feature_distance
 
             first, inverse = px.distinct
-            d = nearest_feature_distance(px.lon[first], px.lat[first], data.source(self.facilities))
-            return d[inverse]
+            rows, cols = px.weights.row[first], px.weights.col[first]
+            height, width = px.weights.shape
+            if height * width > DENSE_PIXELS:
+                d = nearest_feature_distance(
+                    px.lon[first], px.lat[first], data.source(self.facilities)
+                )
+                return d[inverse]
+            known = data.memo(
+                ("distance_grid", self.facilities, px.grid[:4]),
+                lambda: np.full((height, width), np.nan),
+                scope="run",
+            )
+            todo = np.isnan(known[rows, cols])
+            if todo.any():
+                known[rows[todo], cols[todo]] = nearest_feature_distance(
+                    px.lon[first][todo], px.lat[first][todo], data.source(self.facilities)
+                )
+            return known[rows, cols][inverse]
 
         return data.memo(("distance", self.facilities, px.grid), compute)
 

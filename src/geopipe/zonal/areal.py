@@ -90,10 +90,14 @@ def overlay_table(
     tgt = shapely.make_valid(tgt)
     tree = shapely.STRtree(tgt)
     s_idx, u_idx = tree.query(src, predicate="intersects")
-    pieces = shapely.intersection(src[s_idx], tgt[u_idx])
-    area = shapely.area(pieces)
-    keep = area > 0
     src_area = shapely.area(src)
+    # a source polygon inside the unit is its own piece: only the others need an intersection
+    shapely.prepare(tgt)
+    inside = shapely.contains_properly(tgt[u_idx], src[s_idx])
+    area = src_area[s_idx].copy()
+    cut = ~inside
+    area[cut] = shapely.area(shapely.intersection(src[s_idx[cut]], tgt[u_idx[cut]]))
+    keep = area > 0
     return pd.DataFrame(
         {
             "source": s_idx[keep].astype(np.int64),
