@@ -69,7 +69,14 @@ _EXPORTS: dict[str, str] = {
     "rollup": ".indicators.rollup",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+# submodules exposed as gp.<name> (HTTP clients), imported on first use
+_SUBMODULES: dict[str, str] = {
+    "georepo": ".remote.georepo",
+    "dhis2": ".remote.dhis2",
+    "geosight": ".remote.geosight",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS), *sorted(_SUBMODULES)]
 
 if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .config import load_config
@@ -95,6 +102,7 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .quality.privacy import pseudonymise, suppress_small_counts
     from .quality.rasters import check_raster
     from .quality.report import quality_report
+    from .remote import dhis2, georepo, geosight
     from .zonal.areal import areal_interpolate
     from .zonal.distance import nearest_distance, population_within
     from .zonal.layers import zonal_layer
@@ -105,6 +113,10 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        value = importlib.import_module(_SUBMODULES[name], __name__)
+        globals()[name] = value
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'geopipe' has no attribute {name!r}")
