@@ -40,6 +40,7 @@ class Reply:
     body: Any = b""  # bytes, str or a JSON value
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     cut_after: int | None = None  # send this many body bytes, then drop the connection
+    drop: bool = False  # close the connection without answering (a server going away)
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -105,6 +106,10 @@ class LocalServer:
                     self.rfile.read(length) if length else b"",
                 )
                 reply = server._reply_for(req)
+                if reply.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 body = reply.payload()
                 self.send_response(reply.status)
                 headers = {"Content-Type": "application/json", **reply.headers}

@@ -48,6 +48,23 @@ RETRY_STATUS = (429, 500, 502, 503, 504)
 _SNIPPET = 300  # characters of a server's error body quoted in messages
 
 
+def _requests() -> Any:
+    """The ``requests`` module, or a DependencyError saying how to install it."""
+    try:
+        import requests
+    except ImportError:  # pragma: no cover - requests ships with the geospatial stack
+        from ..errors import DependencyError
+
+        raise DependencyError(
+            problem(
+                "the HTTP clients (gp.georepo, gp.dhis2, gp.geosight)",
+                "need the 'requests' package",
+                "pip install 'geopipe[remote]'",
+            )
+        ) from None
+    return requests
+
+
 # --------------------------------------------------------------------------- credentials
 def check_env(*names: str | None, environ: Mapping[str, str] | None = None) -> list[str]:
     """Names of the environment variables in ``names`` that are unset or empty (no network).
@@ -348,7 +365,7 @@ class HttpClient:
     def _session(self) -> Any:
         session = getattr(self._local, "session", None)
         if session is None:
-            import requests
+            requests = _requests()
             from requests.adapters import HTTPAdapter
 
             retry = _retry_class()(
@@ -401,8 +418,7 @@ class HttpClient:
         ``what`` names the request in messages ("GeoRepo view 'x' level 2 page 3"); ``not_found``
         is the fix suggested on a 404.
         """
-        import requests
-
+        requests = _requests()
         url = self.url(path)
         last: str = ""
         for attempt in range(self.retries + 1):
@@ -503,7 +519,14 @@ class HttpClient:
     def error(
         self, resp: Response, *, what: str, not_found: str | None = None, attempts: int = 1
     ) -> RemoteError:
-        """The GeopipeError for a non-2xx answer."""
+        """The GeopipeError for a non-2xx answer (its ``status`` attribute is the HTTP status)."""
+        exc = self._error(resp, what=what, not_found=not_found, attempts=attempts)
+        exc.status = resp.status  # type: ignore[attr-defined]
+        return exc
+
+    def _error(
+        self, resp: Response, *, what: str, not_found: str | None, attempts: int
+    ) -> RemoteError:
         message = self.server_message(resp)
         said = f" (server said: {message})" if message else ""
         if resp.status in (401, 403):
