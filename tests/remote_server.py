@@ -12,6 +12,7 @@ import dataclasses
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -41,6 +42,7 @@ class Reply:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     cut_after: int | None = None  # send this many body bytes, then drop the connection
     drop: bool = False  # close the connection without answering (a server going away)
+    delay: float = 0.0  # seconds to wait before answering (a slow server)
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -106,6 +108,8 @@ class LocalServer:
                     self.rfile.read(length) if length else b"",
                 )
                 reply = server._reply_for(req)
+                if reply.delay:
+                    time.sleep(reply.delay)
                 if reply.drop:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)

@@ -14,7 +14,7 @@ import pytest
 import shapely
 
 import geopipe as gp
-from geopipe.errors import FormatError, GeopipeWarning, InputError, RemoteAuthError
+from geopipe.errors import FormatError, GeopipeWarning, InputError, RemoteAuthError, RemoteError
 from remote_server import LocalServer, Reply, Request
 
 PAT = "d2pat_SECRETsecret0123456789abcdef"
@@ -257,3 +257,18 @@ def test_analytics_validation_error(pat):
         srv.inject(Reply(200, {"headers": [{"name": "dx"}], "rows": []}))
         with pytest.raises(FormatError, match=r"without \['ou', 'pe', 'value'\]"):
             gp.dhis2.read_analytics(srv.url, dx="a", ou="b", pe="2024", **FAST)
+
+
+def test_org_units_resume_from_cache(admin, pat, tmp_path):
+    units, _ = _org_units(admin)
+    with LocalServer(Dhis2App(units)) as srv, warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeopipeWarning)
+        srv.inject(Reply(500, {"message": "boom"}), match='"page": ["3"]', times=50)
+        with pytest.raises(RemoteError, match=r"organisationUnits page 3.*HTTP 500.*boom"):
+            gp.dhis2.read_org_units(srv.url, page_size=5, cache_dir=tmp_path, **FAST)
+        srv.clear_faults()
+        srv.requests.clear()
+        ou = gp.dhis2.read_org_units(srv.url, page_size=5, cache_dir=tmp_path, **FAST)
+        asked = [int(r.arg("page")) for r in srv.requests]
+    assert asked == list(range(3, math.ceil(len(units) / 5) + 1))  # resumed at page 3
+    assert len(ou) == len(units) and ou.attrs["geopipe"]["remote"]["cache_hits"] == 2

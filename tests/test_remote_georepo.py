@@ -235,3 +235,18 @@ def test_no_secret_in_logs_errors_cache_or_manifest(testdata, creds, tmp_path, c
     assert any("retry" in t.lower() for t in texts)  # the logs did record the retries
     for t in texts:
         assert TOKEN not in t and USER not in t
+
+
+def test_timeout_and_unreachable_server(testdata, creds, reference):
+    app = GeoRepoApp(_entities(testdata), cap=10)
+    with LocalServer(app) as srv, warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeopipeWarning)
+        srv.inject(Reply(200, {}, delay=1.0), match="/level/1/")  # slower than the timeout
+        got = gp.georepo.read_view(srv.url, VIEW, levels=[0, 1, 2], timeout=0.3, **FAST)
+        url = srv.url
+    _same(got, reference)
+    # the server is gone: a clear error after the retries
+    with pytest.raises(
+        RemoteError, match=r"level 0 page 1.*failed after 3 retries: ConnectionError"
+    ):
+        gp.georepo.read_view(url, VIEW, levels=[0], **FAST)

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -141,10 +142,11 @@ def credentials(
     if scheme == "Token" and user_header:
         needed.append(user_env)
     if any(n is None for n in needed):
+        keys = {"Token": "token_env and user_env", "ApiToken": "token_env"}
         raise ConfigError(
             problem(
                 f"{service} credentials",
-                f"need {'token_env' if scheme != 'Basic' else 'user_env and password_env'}",
+                f"need {keys.get(scheme, 'user_env and password_env')}",
                 "name the environment variables that hold them (never the values)",
             )
         )
@@ -259,6 +261,7 @@ class ResponseCache:
 
 
 # --------------------------------------------------------------------------- client
+@functools.lru_cache(maxsize=1)
 def _retry_class() -> type:
     from urllib3.util.retry import Retry
 
@@ -356,6 +359,7 @@ class HttpClient:
         self.retry_status = frozenset(retry_status)
         self.pool = pool
         self.requests = 0
+        self._count_lock = threading.Lock()
         self._local = threading.local()
 
     def __repr__(self) -> str:
@@ -425,7 +429,8 @@ class HttpClient:
             if attempt:
                 self.log(logging.INFO, "%s: retry %d of %s (%s)", self.where, attempt, what, last)
                 self.sleep_before(attempt - 1)
-            self.requests += 1
+            with self._count_lock:
+                self.requests += 1
             try:
                 r = self._session().request(
                     method,

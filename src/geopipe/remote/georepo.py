@@ -227,6 +227,12 @@ def read_view(
         got = _read_level(client, cache, view_uuid, level, format, page_size, view_version)
         pages[level] = got[1]
         records.extend(got[0])
+        if not got[0]:
+            warnings.warn(
+                f"{WHERE}: GeoRepo view {view_uuid} has no entities at level {level}",
+                GeopipeWarning,
+                stacklevel=2,
+            )
     label = f"GeoRepo view {view_uuid}"
     if not records:
         raise InputError(
