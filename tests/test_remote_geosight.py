@@ -218,3 +218,17 @@ def test_check_env_helpers():
     with warnings.catch_warnings():
         warnings.simplefilter("error", GeopipeWarning)
         assert gp.dhis2.check_env_for(user_env="U", password_env="P", environ={"U": "x"}) == ["P"]
+
+
+def test_import_geopipe_loads_no_http_client():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, geopipe as gp\n"
+        "before = [m for m in ('requests', 'urllib3', 'geopipe.remote') if m in sys.modules]\n"
+        "gp.georepo, gp.dhis2, gp.geosight\n"
+        "print(before, 'geopipe.remote.geosight' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] True"
