@@ -157,6 +157,17 @@ def test_missing_env_and_unknown_view(testdata, creds, monkeypatch):
     assert gp.georepo.check_env_for(environ={"GEOREPO_TOKEN": "x"}) == ["GEOREPO_USER"]
 
 
+def test_redirect_is_not_followed(testdata, creds):
+    """A redirect would carry the GeoRepo-User-Key header to another host: refuse it."""
+    with LocalServer(GeoRepoApp(_entities(testdata))) as srv:
+        srv.inject(Reply(301, "", {"Location": "https://elsewhere.example.org/api/?k=1"}))
+        with pytest.raises(
+            RemoteError, match=r"redirected \(HTTP 301\) to https://elsewhere.example.org/api/;"
+        ):
+            gp.georepo.read_view(srv.url, VIEW, levels=[0], **FAST)
+        assert len(srv.requests) == 1
+
+
 def test_schema_drift_names_missing_fields(testdata, creds):
     ents = _entities(testdata)
     for e in ents[1]:

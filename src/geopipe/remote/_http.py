@@ -306,10 +306,6 @@ class Response:
             ) from None
 
 
-class _Transient(Exception):
-    """A failure worth retrying at the application level (cut-off body, bad JSON, GeoRepo 400)."""
-
-
 class HttpClient:
     """Sessions with retries, timeouts, auth headers, redaction and an optional cache.
 
@@ -439,6 +435,7 @@ class HttpClient:
                     data=data,
                     timeout=self.timeout,
                     headers={"Content-Type": "application/json"} if data is not None else None,
+                    allow_redirects=False,  # never send the user-key headers to another host
                 )
                 body = r.content  # may raise when the connection drops mid-body
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.Timeout) as exc:
@@ -541,6 +538,17 @@ class HttpClient:
                     f"was refused with HTTP {resp.status}{said}",
                     f"check the credentials in ${', $'.join(self.creds.env)}"
                     + (" (401: missing or invalid; 403: valid but without access to this object)"),
+                    where=self.where,
+                )
+            )
+        if 300 <= resp.status < 400:
+            target = _safe_url(resp.headers.get("location", ""))
+            return RemoteError(
+                problem(
+                    f"{what} ({resp.url})",
+                    f"was redirected (HTTP {resp.status}) to {target}",
+                    "use the address it redirects to as base_url (credentials are not sent "
+                    "across redirects)",
                     where=self.where,
                 )
             )
