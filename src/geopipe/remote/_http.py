@@ -2,36 +2,32 @@
 
 * **requests + urllib3 ``Retry``** do the transport: connection pooling, timeouts, retries with
   exponential backoff and jitter on 429 / 5xx, ``Retry-After`` honoured (capped). We chose them over
-  httpx + tenacity because they are already installed with the geospatial stack (no new
-  dependency) and ``Retry`` already implements ``Retry-After``.
+  httpx + tenacity because urllib3's ``Retry`` already implements backoff, jitter and
+  ``Retry-After`` (tenacity would need that written by hand) and it is one package pair instead of
+  two (optional extra ``geopipe[remote]``).
 * One thing urllib3 cannot retry is a body cut off *after* the status line (requests reads the body
   once urllib3 has returned); :meth:`HttpClient.request` retries those (and truncated JSON) itself
   with the same backoff.
-* Credentials come only from environment variables named by the caller (:func:`credentials`); the
-  values live in a :class:`Credentials` whose ``repr`` shows only the variable names, and every log
-  line and error message passes through :meth:`Credentials.redact`.
-* :class:`ResponseCache` keeps response bodies on disk under a SHA-256 of the request (method, URL,
-  parameters and a version string) — file names never contain a URL, a parameter or a secret.
+* Credentials: :mod:`geopipe.remote._credentials`; every log line and error message passes through
+  :meth:`Credentials.redact`. Cache: :mod:`geopipe.remote._cache`.
+* Redirects are not followed (the ``*-User-Key`` headers would go to another host).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import logging
-import os
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..errors import ConfigError, FormatError, RemoteAuthError, RemoteError, problem
+from ..errors import FormatError, RemoteAuthError, RemoteError, problem
+from ._cache import ResponseCache
+from ._credentials import Credentials, check_env, clean_base_url, credentials, safe_url
 
 __all__ = [
     "Credentials",
@@ -64,200 +60,6 @@ def _requests() -> Any:
             )
         ) from None
     return requests
-
-
-# --------------------------------------------------------------------------- credentials
-def check_env(*names: str | None, environ: Mapping[str, str] | None = None) -> list[str]:
-    """Names of the environment variables in ``names`` that are unset or empty (no network).
-
-    Parameters
-    ----------
-    *names
-        Environment variable names; ``None`` entries are ignored.
-    environ
-        The environment to look in (default ``os.environ``).
-
-    Returns
-    -------
-    list of str
-        The missing names, in the order given.
-
-    Examples
-    --------
-    >>> check_env("GEOPIPE_SURELY_UNSET_VAR", None, environ={})
-    ['GEOPIPE_SURELY_UNSET_VAR']
-    """
-    env = os.environ if environ is None else environ
-    return [n for n in names if n and not env.get(n)]
-
-
-@dataclasses.dataclass(frozen=True)
-class Credentials:
-    """Request headers built from environment variables; never shows the values.
-
-    ``env`` holds the variable names (safe to print); ``headers`` and the secret values are kept out
-    of ``repr`` and ``str``. :meth:`redact` replaces every secret (and its Basic-auth encoding)
-    in a text by ``***``.
-    """
-
-    service: str
-    env: tuple[str, ...]
-    headers: Mapping[str, str] = dataclasses.field(repr=False)
-    secrets: tuple[str, ...] = dataclasses.field(repr=False)
-
-    def redact(self, text: str) -> str:
-        """Return ``text`` with every secret value replaced by ``***``."""
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
-
-    def __repr__(self) -> str:
-        return f"Credentials({self.service} from ${', $'.join(self.env)})"
-
-    __str__ = __repr__
-
-
-def credentials(
-    service: str,
-    *,
-    scheme: str,
-    token_env: str | None = None,
-    user_env: str | None = None,
-    password_env: str | None = None,
-    user_header: str | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> Credentials:
-    """Build a service's auth headers from environment variables.
-
-    ``scheme`` is ``"Token"`` (GeoRepo, GeoSight: ``Authorization: Token <key>`` plus
-    ``user_header: <email>`` from ``user_env``), ``"ApiToken"`` (DHIS2 personal access token) or
-    ``"Basic"`` (``user_env`` + ``password_env``). Raises :class:`ConfigError` naming every unset
-    variable (never a value).
-    """
-    import base64
-
-    env = os.environ if environ is None else environ
-    needed = [token_env] if scheme in ("Token", "ApiToken") else [user_env, password_env]
-    if scheme == "Token" and user_header:
-        needed.append(user_env)
-    if any(n is None for n in needed):
-        keys = {"Token": "token_env and user_env", "ApiToken": "token_env"}
-        raise ConfigError(
-            problem(
-                f"{service} credentials",
-                f"need {keys.get(scheme, 'user_env and password_env')}",
-                "name the environment variables that hold them (never the values)",
-            )
-        )
-    names = tuple(n for n in needed if n)
-    missing = check_env(*names, environ=env)
-    if missing:
-        raise ConfigError(
-            problem(
-                f"environment variable{'s' if len(missing) > 1 else ''} ${', $'.join(missing)}",
-                f"{'are' if len(missing) > 1 else 'is'} not set ({service} credentials)",
-                f"export {missing[0]}=... before the run (credentials are read from the "
-                "environment only, never from config files)",
-            )
-        )
-    values = [env[n] for n in names]
-    headers: dict[str, str]
-    secrets = list(values)
-    if scheme == "Basic":
-        token = base64.b64encode(f"{values[0]}:{values[1]}".encode()).decode()
-        headers = {"Authorization": f"Basic {token}"}
-        secrets = [values[1], token]  # the user name alone is not secret, the password is
-    else:
-        headers = {"Authorization": f"{scheme} {values[0]}"}
-        if scheme == "Token" and user_header:
-            headers[user_header] = values[1]
-    return Credentials(service, names, headers, tuple(secrets))
-
-
-def clean_base_url(base_url: str, *, where: str) -> str:
-    """``base_url`` without a trailing slash; refuses URLs with credentials or no scheme/host.
-
-    Examples
-    --------
-    >>> clean_base_url("https://georepo.example.org/", where="x")
-    'https://georepo.example.org'
-    """
-    parts = urlsplit(str(base_url))
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            problem(
-                "base_url",
-                f"was {_safe_url(str(base_url))!r}",
-                "use the server's address, e.g. 'https://georepo.unicef.org'",
-                where=where,
-            )
-        )
-    if parts.username or parts.password or parts.query:
-        raise ConfigError(
-            problem(
-                "base_url",
-                "contains a user, password or query string",
-                "give the bare server address and put credentials in environment variables "
-                "(token_env=, user_env=)",
-                where=where,
-            )
-        )
-    return str(base_url).rstrip("/")
-
-
-def _safe_url(url: str) -> str:
-    """The URL without user info or query string (for messages about a rejected URL)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else "<not a URL>"
-
-
-# --------------------------------------------------------------------------- cache
-class ResponseCache:
-    """Response bodies on disk, one JSON file per request under ``sha256(request key)``.
-
-    The key is built from the method, the URL, the sorted parameters and a version string (the
-    GeoRepo view's version, for instance); the file name is ``<service>-<hex>.json`` and so never
-    holds a URL, a parameter or a credential. Entries older than ``max_age`` seconds are ignored.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> c = ResponseCache(tempfile.mkdtemp(), service="georepo")
-    >>> c.put(("GET", "https://x/api", {}, "v1"), {"body": 1})
-    >>> c.get(("GET", "https://x/api", {}, "v1"))
-    {'body': 1}
-    """
-
-    def __init__(
-        self, folder: str | os.PathLike[str], *, service: str, max_age: float | None = None
-    ) -> None:
-        self.folder = Path(folder)
-        self.service = re.sub(r"[^a-z0-9]+", "", service.lower()) or "http"
-        self.max_age = max_age
-        self.hits = 0
-
-    def path(self, key: Any) -> Path:
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-        return self.folder / f"{self.service}-{digest[:40]}.json"
-
-    def get(self, key: Any) -> Any:
-        path = self.path(key)
-        try:
-            if self.max_age is not None and time.time() - path.stat().st_mtime > self.max_age:
-                return None
-            value = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None  # absent, unreadable or half-written by a killed run: fetch again
-        self.hits += 1
-        return value
-
-    def put(self, key: Any, value: Any) -> None:
-        from ..io.atomic import atomic_write_text
-
-        self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.path(key), json.dumps(value))
 
 
 # --------------------------------------------------------------------------- client
@@ -542,7 +344,7 @@ class HttpClient:
                 )
             )
         if 300 <= resp.status < 400:
-            target = _safe_url(resp.headers.get("location", ""))
+            target = safe_url(resp.headers.get("location", ""))
             return RemoteError(
                 problem(
                     f"{what} ({resp.url})",
