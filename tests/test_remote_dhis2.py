@@ -281,3 +281,19 @@ def test_org_units_resume_from_cache(admin, pat, tmp_path):
         asked = [int(r.arg("page")) for r in srv.requests]
     assert asked == list(range(3, math.ceil(len(units) / 5) + 1))  # resumed at page 3
     assert len(ou) == len(units) and ou.attrs["geopipe"]["remote"]["cache_hits"] == 2
+
+
+def test_analytics_split_keeps_keywords_in_every_part(pat):
+    from geopipe.remote.dhis2 import _split
+
+    parts = _split(
+        {"dx": ["a"], "ou": ["LEVEL-3", "o1", "o2", "o3"], "pe": ["LAST_12_MONTHS", "2024"]}, 2
+    )
+    assert all("LEVEL-3" in p["ou"] and "LAST_12_MONTHS" in p["pe"] for p in parts)
+    explicit = sorted(o for p in parts for o in p["ou"] if o != "LEVEL-3")
+    assert explicit == ["o1", "o2", "o3"]  # each explicit unit asked once
+    dx, ou, pe = ["deAAAAAAAAA"], [f"ou{i:09d}" for i in range(6)], ["LAST_12_MONTHS", "2024"]
+    with LocalServer(Dhis2App([], _values(dx, ou, pe), row_cap=4)) as srv:
+        got = gp.dhis2.read_analytics(srv.url, dx=dx, ou=ou, pe=pe, **FAST)
+    # the test server answers LAST_12_MONTHS literally, once per part: read back once
+    assert len(got) == len(ou) * len(pe) and not got.duplicated(["dx", "ou", "pe"]).any()

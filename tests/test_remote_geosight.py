@@ -176,6 +176,10 @@ def test_faults_rejections_and_skips(sample_fact, creds):
 def test_auth_and_config_errors(sample_fact, creds, monkeypatch):
     app = GeoSightApp()
     with LocalServer(app) as srv:
+        with pytest.raises(RemoteError, match=r"404.*check base_url.*stopped with 0 values sent"):
+            gp.geosight.push(sample_fact, srv.url + "/wrong", DATASET, SHORTCODES, **FAST)
+        assert len(srv.requests) <= 4
+    with LocalServer(app) as srv:
         monkeypatch.setenv("GEOSIGHT_TOKEN", "nope")
         with pytest.raises(RemoteAuthError, match=r"401.*\$GEOSIGHT_TOKEN, \$GEOSIGHT_USER"):
             gp.geosight.push(sample_fact, srv.url, DATASET, SHORTCODES, **FAST)

@@ -349,6 +349,8 @@ def read_analytics(
         frames.append(frame)
         names.update(items)
     table = pd.concat(frames, ignore_index=True)
+    # keywords (LAST_12_MONTHS, LEVEL-3) go with every part of a split request: keep each row once
+    table = table.drop_duplicates([c for c in table.columns if c != "value"], ignore_index=True)
     for dim in ("dx", "ou", "pe"):
         if dim in table and names:
             table[f"{dim}_name"] = table[dim].map(names)
@@ -377,7 +379,11 @@ def _items(value: str | Sequence[str], name: str) -> list[str]:
     return items
 
 
-_KEYWORD = re.compile(r"^(LEVEL-|OU_GROUP-|USER_ORGUNIT|DE_GROUP-|IN_GROUP-)|^[A-Z_]+$")
+# items DHIS2 expands on the server: org unit levels / groups, data element / indicator groups,
+# user org units and relative periods (LAST_12_MONTHS, THIS_YEAR, TODAY); UIDs never contain "_"
+_KEYWORD = re.compile(
+    r"^(LEVEL-|OU_GROUP-|DE_GROUP-|IN_GROUP-)|^[A-Z0-9]*_[A-Z0-9_]*$|^(TODAY|YESTERDAY)$"
+)
 
 
 def _estimate(dims: Mapping[str, list[str]]) -> int | None:

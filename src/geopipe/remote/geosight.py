@@ -394,14 +394,23 @@ def _send_all(
             return
         what = f"GeoSight value {p.key[0]} {p.key[2]} {p.key[1]}"
         try:
-            resp = client.request("POST", ENDPOINT, what=what, data=p.body, handle=(400,))
+            resp = client.request(
+                "POST",
+                ENDPOINT,
+                what=what,
+                data=p.body,
+                handle=(400,),
+                not_found="check base_url: it should be the GeoSight server (the API is at "
+                "/api/v1/data-browser/)",
+            )
         except RemoteAuthError as exc:
             stop.set()
             fatal.append(exc)
             return
         except RemoteError as exc:
             status = getattr(exc, "status", None)
-            if status is None:  # unreachable after the retries: stop, the state keeps the rest
+            if status in (None, 404) or 300 <= (status or 0) < 400:
+                # unreachable after the retries, or not a GeoSight API at base_url: stop
                 stop.set()
                 fatal.append(exc)
                 return
