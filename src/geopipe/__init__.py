@@ -74,7 +74,15 @@ _EXPORTS: dict[str, str] = {
     "rollup": ".indicators.rollup",
 }
 
-__all__ = ["__version__", "steps", *sorted(_EXPORTS)]
+# submodules exposed as gp.<name> (step types, HTTP clients), imported on first use
+_SUBMODULES: dict[str, str] = {
+    "steps": ".steps",
+    "georepo": ".remote.georepo",
+    "dhis2": ".remote.dhis2",
+    "geosight": ".remote.geosight",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS), *sorted(_SUBMODULES)]
 
 if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from . import steps
@@ -101,6 +109,7 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .quality.privacy import pseudonymise, suppress_small_counts
     from .quality.rasters import check_raster
     from .quality.report import quality_report
+    from .remote import dhis2, georepo, geosight
     from .zonal.areal import areal_interpolate
     from .zonal.distance import nearest_distance, population_within
     from .zonal.layers import zonal_layer
@@ -115,7 +124,7 @@ _SUBMODULES = ("steps",)
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        value = importlib.import_module(f".{name}", __name__)
+        value = importlib.import_module(_SUBMODULES[name], __name__)
         globals()[name] = value
         return value
     module = _EXPORTS.get(name)

@@ -32,6 +32,8 @@ __all__ = [
     "MissingFileError",
     "OutputError",
     "RasterError",
+    "RemoteAuthError",
+    "RemoteError",
     "problem",
 ]
 
@@ -104,6 +106,15 @@ class OutputError(GeopipeError, OSError):
 
 class DependencyError(GeopipeError, ImportError):
     """An optional dependency needed for this call is not installed."""
+
+
+class RemoteError(GeopipeError, OSError):
+    """A GeoRepo / DHIS2 / GeoSight server refused a request, could not be reached, or answered
+    with something geopipe cannot use (after the retries)."""
+
+
+class RemoteAuthError(RemoteError, PermissionError):
+    """A server refused the credentials (401 / 403); the message names the environment variables."""
 
 
 class GeopipeWarning(UserWarning):
