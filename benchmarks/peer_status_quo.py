@@ -1,10 +1,10 @@
 """The status quo: the plain script an analyst writes today for the Rwanda sample's core indicators.
 
-geopandas + exactextract + ``geopandas.sjoin`` + h3-py (4.x) + numpy/scipy, no geopipe. Per district
-(ADM2): populations, health facility and school counts, children in poverty (Meta RWI < 0),
-population-weighted download speed (Ookla-style tiles), population within 5 km of a health
-facility; and the H3 res-7 cells split at district borders with their population. Writes
-``adm2.csv`` and ``h3_r7.parquet`` to ``--output`` (default: a new temp dir) and prints its wall time.
+geopandas (``sjoin``, ``sjoin_nearest``, ``overlay``) + exactextract + h3-py (4.x) + numpy; no
+geopipe. Per district (ADM2): populations, health facility and school counts, children in poverty
+(Meta RWI < 0), population-weighted download speed (Ookla-style tiles), population within 5 km of
+a health facility; and the H3 res-7 cells split at district borders with their population. Writes
+``adm2.csv`` and ``h3_r7.parquet`` to ``--output`` (default: a new temp dir); prints its wall time.
 Run: ``python benchmarks/peer_status_quo.py [--output DIR]``.
 """
 
@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import rasterio
 import shapely
-from scipy.spatial import cKDTree
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 POP, U18, U5 = (SAMPLE / f"rwa_population{s}_2020_modelled_232m.tif" for s in ("", "_u18", "_u5"))
@@ -106,9 +105,9 @@ def main() -> None:
     px["mbps"] = tile_value(centres, ookla, "mbps")
 
     # distance from each pixel centre to the nearest health facility, projected (metres)
-    fac = gpd.GeoSeries(gpd.points_from_xy(health["Long"], health["Lat"]), crs=4326).to_crs(METRIC)
-    xy = centres.geometry.to_crs(METRIC)
-    px["dist_m"], _ = cKDTree(np.c_[fac.x, fac.y]).query(np.c_[xy.x, xy.y])
+    fac = gpd.GeoDataFrame(geometry=gpd.points_from_xy(health["Long"], health["Lat"]), crs=4326)
+    near = gpd.sjoin_nearest(centres.to_crs(METRIC), fac.to_crs(METRIC), distance_col="dist_m")
+    px["dist_m"] = near["dist_m"].groupby(level=0).first()  # ties: one row per pixel
 
     px["poor_u18"] = px["u18"].where(px["rwi"] < 0, 0.0)
     px["pop_speed"] = px["pop"].where(px["mbps"].notna(), 0.0)
