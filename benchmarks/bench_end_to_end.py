@@ -41,8 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER = ROOT / "benchmarks" / "peer_status_quo.py"
 CONFIG = ROOT / "pipelines" / "sample.yaml"
 
-# peer column -> geopipe adm2.parquet columns accepted for it (first present wins), tolerance.
-# Edit here when geopipe renames a column; nothing else refers to geopipe's names.
+# peer column -> geopipe adm2.parquet columns accepted for it (first present wins; "a * b" is a
+# product of two columns), tolerance. Edit here when geopipe renames a column; nothing else
+# refers to geopipe's indicator names.
 MEASURES: dict[str, tuple[tuple[str, ...], float]] = {
     "population_total": (("population_total",), 0.002),
     "population_u18": (("population_u18",), 0.002),
@@ -53,7 +54,11 @@ MEASURES: dict[str, tuple[tuple[str, ...], float]] = {
     "children_in_poverty": (("children_in_poverty",), 0.005),
     "download_mbps_mean": (("download_mbps_mean",), 0.005),
     "population_within_5km_health": (
-        ("population_within_5km_health", "population_within_health"),
+        (
+            "population_within_5km_health",
+            "population_within_health",
+            "share_population_within_5km_health * population_total",
+        ),
         0.005,
     ),
 }
@@ -62,17 +67,24 @@ H3_POPULATION = ("population_total", "population_total")  # peer / geopipe fragm
 H3_TOLERANCE = 0.002
 
 
-def geopipe_column(table: pd.DataFrame, candidates: tuple[str, ...]) -> str:
-    """The first of ``candidates`` that ``table`` has; a KeyError naming them all otherwise.
+def geopipe_values(table: pd.DataFrame, candidates: tuple[str, ...]) -> tuple[str, np.ndarray]:
+    """The first of ``candidates`` that ``table`` can give, and its values.
+
+    A candidate is a column name, or ``"a * b"``: the product of two columns (e.g. a published
+    share times its denominator, should geopipe stop writing the count itself). Raises a
+    KeyError naming every candidate and the table's columns when none is there.
 
     Examples
     --------
-    >>> geopipe_column(pd.DataFrame({"b": [1]}), ("a", "b"))
-    'b'
+    >>> t = pd.DataFrame({"share": [0.5], "total": [10.0]})
+    >>> geopipe_values(t, ("count", "share * total"))
+    ('share * total', array([5.]))
     """
-    for name in candidates:
-        if name in table.columns:
-            return name
+    for spec in candidates:
+        names = [n.strip() for n in spec.split("*")]
+        if all(n in table.columns for n in names):
+            values = np.prod([table[n].to_numpy(dtype=float) for n in names], axis=0)
+            return spec, values
     raise KeyError(f"geopipe table has none of {list(candidates)}; columns: {list(table.columns)}")
 
 
@@ -118,8 +130,8 @@ def compare_districts(peer: pd.DataFrame, ours: pd.DataFrame) -> pd.DataFrame:
     for measure, (candidates, tol) in MEASURES.items():
         if measure not in p.columns:
             continue
-        col = geopipe_column(o, candidates)
-        rel = relative_difference(p[measure].to_numpy(), o[col].to_numpy())
+        col, ours_values = geopipe_values(o, candidates)
+        rel = relative_difference(p[measure].to_numpy(), ours_values)
         worst = int(np.argmax(rel))
         rows.append(
             {

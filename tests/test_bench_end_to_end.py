@@ -56,6 +56,17 @@ def test_equal_tables_pass_and_old_or_new_column_name_is_accepted():
     )
 
 
+def test_a_share_times_its_denominator_stands_in_for_a_missing_count():
+    peer, ours = _tables()
+    share = ours["population_within_health"] / ours["population_total"]
+    ours["share_population_within_5km_health"] = share.fillna(0.0)  # 0 / 0 in district C
+    res = e2e.compare_districts(peer, ours.drop(columns="population_within_health"))
+    row = res.set_index("measure").loc["population_within_5km_health"]
+    assert row["geopipe_column"] == "share_population_within_5km_health * population_total"
+    assert row["ok"]
+    assert row["max_rel_diff"] < 1e-12
+
+
 def test_differences_beyond_tolerance_fail_and_name_the_district():
     peer, ours = _tables()
     peer.loc[1, "population_total"] = 2000.0 * 1.003  # 0.3 % > 0.2 %
