@@ -119,7 +119,6 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .zonal.raster_h3 import raster_to_h3
 
 
-_SUBMODULES = ("steps",)
 
 
 def __getattr__(name: str) -> Any:
