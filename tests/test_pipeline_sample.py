@@ -410,3 +410,35 @@ def test_history_partitions_append_and_replace(tmp_path):
     ).fetchall()
     n = len(pd.read_parquet(tmp_path / "jan" / "fact_indicator.parquet"))
     assert got == [("2020-01-01", n), ("2020-02-01", n)]
+
+
+def test_values_equal_the_v0_reference(run):
+    """The step engine reproduces the v0.1 runner's values (tests/data/reference, captured before
+    the redesign) for a few units of every level and every indicator, and six H3 fragments.
+    ``population_within_health`` is published as ``population_within_5km_health`` now."""
+    ref = json.loads((ROOT / "tests" / "data" / "reference" / "sample_v0_values.json").read_text())
+    renamed = {"population_within_health": "population_within_5km_health"}
+    fact = pd.read_parquet(run.output / "fact_indicator.parquet").set_index(
+        ["ucode", "indicator_id"]
+    )
+    assert len(ref["admin"]) == 138
+    for rec in ref["admin"]:
+        value = fact.loc[
+            (rec["ucode"], renamed.get(rec["indicator_id"], rec["indicator_id"])), "value"
+        ]
+        if rec["value"] is None:
+            assert pd.isna(value), rec
+        else:
+            assert value == pytest.approx(rec["value"], rel=1e-9, abs=1e-12), rec
+    cells = pd.read_parquet(run.output / "h3_r7.parquet").set_index(["cell_id", "ucode"])
+    assert len(cells) == ref["h3_r7_rows"]
+    for rec in ref["h3_r7"]:
+        row = cells.loc[(rec["cell_id"], rec["ucode"])]
+        for col, value in rec.items():
+            if col in ("cell_id", "ucode"):
+                continue
+            got = row[renamed.get(col, col)]
+            assert pd.isna(got) if value is None else got == pytest.approx(value, rel=1e-9), (
+                rec["cell_id"],
+                col,
+            )

@@ -119,8 +119,6 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .zonal.raster_h3 import raster_to_h3
 
 
-
-
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         value = importlib.import_module(_SUBMODULES[name], __name__)
