@@ -261,3 +261,71 @@ def test_timeout_and_unreachable_server(testdata, creds, reference):
         RemoteError, match=r"level 0 page 1.*failed after 3 retries: ConnectionError"
     ):
         gp.georepo.read_view(url, VIEW, levels=[0], **FAST)
+
+
+def test_a_pipeline_reads_its_boundaries_from_georepo(
+    testdata, creds, tmp_path, sample_dir, reference
+):
+    """A `kind: georepo` source as the pipeline's admin units: same dim_admin as the file reader,
+    fingerprinted by content (rerun: up to date), credentials checked offline and never written."""
+    cfg = {
+        "name": "remote",
+        "date": "2020-01-01",
+        "sources": {
+            "admin": {
+                "kind": "georepo",
+                "base_url": None,
+                "view_uuid": VIEW,
+                "levels": [0, 1, 2],
+                "format": "json",
+                **FAST,
+            },
+            "population_total": {
+                "kind": "raster",
+                "path": str(sample_dir / "rwa_population_2020_modelled_232m.tif"),
+            },
+        },
+        "steps": [{"kind": "raster_stats", "raster": "population_total"}],
+    }
+    with LocalServer(GeoRepoApp(_entities(testdata), cap=10)) as srv, warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeopipeWarning)
+        cfg["sources"]["admin"]["base_url"] = srv.url
+        p = gp.Pipeline.from_dict(cfg)
+        first = gp.run_pipeline(p, output=tmp_path / "run")
+        again = gp.run_pipeline(p, output=tmp_path / "run")
+    _same(first.tables["dim_admin"], reference)
+    assert again.up_to_date
+    rows = first.tables["fact_indicator"].query(
+        "indicator_id == 'population_total' and admin_level == 0"
+    )
+    assert rows["value"].iloc[0] > 1e6
+    for f in (tmp_path / "run").rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert TOKEN.encode() not in data and USER.encode() not in data, f
+    for f in tmp_path.rglob("*"):
+        assert TOKEN not in f.name and USER not in f.name
+
+
+def test_validate_names_unset_credentials_without_the_network(monkeypatch):
+    monkeypatch.delenv("GEOREPO_TOKEN", raising=False)
+    monkeypatch.setenv("GEOREPO_USER", USER)
+    p = gp.Pipeline.from_dict(
+        {
+            "name": "x",
+            "date": "2020-01-01",
+            "sources": {
+                "admin": {
+                    "kind": "georepo",
+                    "base_url": "http://127.0.0.1:9",
+                    "view_uuid": VIEW,
+                    "levels": [0],
+                }
+            },
+            "steps": [],
+        }
+    )
+    problems = p.environment_problems()
+    assert len(problems) == 1 and "GEOREPO_TOKEN" in problems[0] and USER not in problems[0]
+    with pytest.raises(ConfigError, match="GEOREPO_TOKEN"):
+        gp.run_pipeline(p, output="/nonexistent/never-written")

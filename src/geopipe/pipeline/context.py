@@ -30,7 +30,7 @@ from .model import Pipeline, Source
 __all__ = ["BatchData", "PixelView", "RunContext", "read_source"]
 
 
-def read_source(src: Source) -> Any:
+def read_source(src: Source, *, cache_dir: Any = None) -> Any:
     """Read a source with the reader of its kind (a GeoDataFrame, RasterData or DataFrame).
 
     Examples
@@ -71,6 +71,10 @@ def read_source(src: Source) -> Any:
         if path.suffix.lower() in (".xlsx", ".xls"):
             return pd.read_excel(path, sheet_name=opts.get("sheet", 0), dtype=str)
         return pd.read_csv(path, dtype=str, encoding=opts.get("encoding") or "utf-8")
+    if src.kind == "georepo":
+        from ..remote import georepo
+
+        return georepo.read_view(**opts, cache_dir=None if cache_dir is None else str(cache_dir))
     raise InputError(problem(f"source kind {src.kind!r}", "has no reader", "use a known kind"))
 
 
@@ -78,19 +82,27 @@ class RunContext:
     """Holds a run's inputs (read once) and its run-wide memo; makes :class:`BatchData` per batch."""
 
     def __init__(
-        self, pipeline: Pipeline, fingerprints: dict[str, dict[str, Any]] | None = None
+        self,
+        pipeline: Pipeline,
+        fingerprints: dict[str, dict[str, Any]] | None = None,
+        *,
+        preread: dict[str, Any] | None = None,
+        cache_dir: Any = None,
     ) -> None:
         self.pipeline = pipeline
-        self.fingerprints = dict(fingerprints or {})
+        # files only: remote sources are fingerprinted by the content they returned
+        self.fingerprints = {r: fp for r, fp in (fingerprints or {}).items() if "mtime_ns" in fp}
         self.counts: collections.Counter[str] = collections.Counter()
-        self._read: dict[str, Any] = {}
+        self._read: dict[str, Any] = dict(preread or {})
+        self.counts.update({f"read:{name}": 1 for name in self._read})
         self.memo: dict[tuple, Any] = {}
+        self.cache_dir = cache_dir
 
     def source(self, name: str) -> Any:
         """The source ``name``, read on first use."""
         if name not in self._read:
             self.counts[f"read:{name}"] += 1
-            self._read[name] = read_source(self.pipeline.sources[name])
+            self._read[name] = read_source(self.pipeline.sources[name], cache_dir=self.cache_dir)
         return self._read[name]
 
     def admin(self) -> Any:

@@ -41,7 +41,7 @@ from ..errors import ConfigError, MissingFileError, problem
 from ..indicators.catalog import FAMILIES, Indicator, get_indicators
 from ..steps import Step, step_from_dict
 
-__all__ = ["SOURCE_KINDS", "Pipeline", "Source", "Units"]
+__all__ = ["ADMIN_KINDS", "REMOTE_KINDS", "SOURCE_KINDS", "Pipeline", "Source", "Units"]
 
 #: source kind -> reader options it accepts
 SOURCE_KINDS: dict[str, frozenset[str]] = {
@@ -64,7 +64,28 @@ SOURCE_KINDS: dict[str, frozenset[str]] = {
     "tiles": frozenset({"quadkey", "zoom", "tile"}),
     "vector": frozenset({"layer", "crs"}),
     "table": frozenset({"sheet", "encoding"}),
+    # a GeoRepo view over HTTP (gp.georepo.read_view): an admin source without a file
+    "georepo": frozenset(
+        {
+            "base_url",
+            "view_uuid",
+            "levels",
+            "valid_on",
+            "format",
+            "token_env",
+            "user_env",
+            "view_version",
+            "page_size",
+            "timeout",
+            "retries",
+            "backoff",
+        }
+    ),
 }
+#: source kinds read over the network (no path; fingerprinted by the content they return)
+REMOTE_KINDS = frozenset({"georepo"})
+#: source kinds that give admin units
+ADMIN_KINDS = frozenset({"admin", "georepo"})
 _TOP = (
     "name",
     "description",
@@ -118,6 +139,8 @@ class Source:
 
     def files(self) -> dict[str, Path]:
         """Suffix of the input role -> file (admin levels give ``adm0``, ``adm1`` ...)."""
+        if self.path is None:
+            return {}
         if isinstance(self.path, Mapping):
             return {
                 f"adm{int(k)}": Path(v)
@@ -202,8 +225,10 @@ class Pipeline:
         for key, src in self.sources.items():
             out += _source_problems(key, src, self.check_files)
         admin = self.sources.get(self.units.admin)
-        if admin is None or admin.kind != "admin":
-            out.append(f"units.admin: {self.units.admin!r} must name a source of kind admin")
+        if admin is None or admin.kind not in ADMIN_KINDS:
+            out.append(
+                f"units.admin: {self.units.admin!r} must name a source of kind admin or georepo"
+            )
         if not all(isinstance(r, int) and 0 <= r <= 15 for r in self.units.h3):
             out.append(f"units.h3: {list(self.units.h3)} must be H3 resolutions 0-15")
         if not all(isinstance(s, int | float) and s > 0 for s in self.units.square):
@@ -342,6 +367,18 @@ class Pipeline:
             for suffix, path in src.files().items():
                 files[f"{name}_{suffix}" if suffix else name] = path
         return files
+
+    def environment_problems(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        """Unset environment variables that the remote sources name for their credentials
+        (checked without any network call; values are never read into the messages)."""
+        from ..remote import check_env
+
+        return [
+            f"sources.{name}: {msg}"
+            for name, src in self.sources.items()
+            if src.kind in REMOTE_KINDS
+            for msg in check_env({"kind": src.kind, **dict(src.options)}, environ=environ)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """The pipeline as plain data (what :meth:`from_dict` reads; paths as given)."""
@@ -524,13 +561,17 @@ def _read_sources(raw: Any, root: Path, errors: list[str]) -> dict[str, Source]:
         return {}
     out = {}
     for name, spec in raw.items():
-        if not isinstance(spec, dict) or "kind" not in spec or "path" not in spec:
+        if (
+            not isinstance(spec, dict)
+            or "kind" not in spec
+            or ("path" not in spec and spec.get("kind") not in REMOTE_KINDS)
+        ):
             errors.append(f"sources.{name}: needs 'kind' and 'path'")
             continue
-        path = spec["path"]
+        path = spec.get("path")
         if isinstance(path, dict):
             path = {lv: _resolve(root, p) for lv, p in path.items()}
-        else:
+        elif path is not None:
             path = _resolve(root, path)
         out[str(name)] = Source(
             str(spec["kind"]), path, {k: v for k, v in spec.items() if k not in ("kind", "path")}
@@ -551,6 +592,11 @@ def _source_problems(name: str, src: Source, check_files: bool) -> list[str]:
         out.append(
             f"sources.{name}: unknown keys {bad} for a {src.kind} source (allowed: {sorted(SOURCE_KINDS[src.kind])})"
         )
+    if src.kind in REMOTE_KINDS:
+        missing = [k for k in ("base_url", "view_uuid", "levels") if k not in src.options]
+        if missing:
+            out.append(f"sources.{name}: a {src.kind} source needs {missing}")
+        return out
     if isinstance(src.path, Mapping):
         if src.kind != "admin":
             out.append(f"sources.{name}.path: only admin sources take {{level: path}}")

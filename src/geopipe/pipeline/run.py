@@ -105,7 +105,7 @@ def run_pipeline(
         run=p.name, run_id=key[:12], parameters={"run_key": key, "pipeline": settings}
     )
     manifest.inputs = _portable(fps, p.config_path)
-    ctx = RunContext(p, fps)
+    ctx = RunContext(p, fps, preread=plan.fetched, cache_dir=plan.cache_dir)
     cache = StepCache(state_folder(out_dir), fps, roles)
     cache.read = not force
     cache.only = set(only or ())
@@ -143,6 +143,8 @@ class RunPlan:
     settings: dict[str, Any]
     key: str
     previous: dict[str, Any] | None
+    fetched: dict[str, Any] = dataclasses.field(default_factory=dict)
+    cache_dir: Path | None = None
 
 
 def plan_run(p: Pipeline, out_dir: Path | None = None) -> RunPlan:
@@ -213,7 +215,9 @@ def _portable(fps: dict[str, dict[str, Any]], config: Path | None) -> dict[str, 
     out = {}
     for role, fp in fps.items():
         rec = {k: v for k, v in fp.items() if k != "inode"}
-        if config is not None:
+        if (
+            config is not None and "mtime_ns" in fp
+        ):  # a file (remote sources keep their URL-free id)
             rec["path"] = os.path.relpath(fp["path"], config.parent)
         out[role] = rec
     return out

@@ -96,7 +96,7 @@ def overlay_table(
     inside = shapely.contains_properly(tgt[u_idx], src[s_idx])
     area = src_area[s_idx].copy()
     cut = ~inside
-    area[cut] = shapely.area(shapely.intersection(src[s_idx[cut]], tgt[u_idx[cut]]))
+    area[cut] = _piece_areas(src, tgt, s_idx[cut], u_idx[cut], src_area)
     keep = area > 0
     return pd.DataFrame(
         {
@@ -106,6 +106,33 @@ def overlay_table(
             "source_area_m2": src_area[s_idx[keep]],
         }
     )
+
+
+def _piece_areas(
+    src: np.ndarray, tgt: np.ndarray, s_idx: np.ndarray, u_idx: np.ndarray, src_area: np.ndarray
+) -> np.ndarray:
+    """Areas of ``src[s] ∩ tgt[u]`` for the pairs.
+
+    Sources that are axis-aligned rectangles in the equal-area CRS (quadkey tiles: EPSG:6933 is
+    cylindrical, so a lon/lat box stays a box) are clipped with GEOS's rectangle clipping, about
+    2.5x faster than a general intersection and equal to it to rounding; GEOS exposes it only with
+    scalar bounds, hence one call per pair. Other sources use the vectorised intersection.
+    """
+    if len(s_idx) == 0:
+        return np.zeros(0)
+    b = shapely.bounds(src)
+    rect = (shapely.get_num_coordinates(src) == 5) & np.isclose(
+        src_area, (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), rtol=1e-9, atol=0.0
+    )
+    out = np.empty(len(s_idx))
+    boxed = rect[s_idx]
+    out[~boxed] = shapely.area(shapely.intersection(src[s_idx[~boxed]], tgt[u_idx[~boxed]]))
+    clip = shapely.clip_by_rect
+    out[boxed] = [
+        shapely.area(clip(g, x0, y0, x1, y1))
+        for g, (x0, y0, x1, y1) in zip(tgt[u_idx[boxed]], b[s_idx[boxed]], strict=True)
+    ]
+    return out
 
 
 def _check_table(table: pd.DataFrame, n_src: int, n_units: int, where: str) -> None:
