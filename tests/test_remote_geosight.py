@@ -236,3 +236,36 @@ def test_import_geopipe_loads_no_http_client():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] True"
+
+
+def test_a_pipeline_pushes_its_published_values_and_resumes(creds, tmp_path, sample_dir):
+    """`geosight:` in a pipeline: the run's published (suppressed) values reach a GeoSight-shaped
+    server; a push cut half-way leaves the run not up to date, and the next run sends the rest."""
+    from conftest import tiny_world
+
+    cfg = tiny_world(tmp_path)
+    app = GeoSightApp()
+    with LocalServer(app) as srv:
+        cfg["geosight"] = {
+            "base_url": srv.url,
+            "dataset_uuid": DATASET,
+            "indicators": {"population_total": "POP_TOTAL", "health_facilities": "HF"},
+            **FAST,
+        }
+        p = gp.Pipeline.from_dict(cfg)
+        app.die_after = 4
+        with pytest.raises(RemoteError):
+            gp.run_pipeline(p, output=tmp_path / "run")
+        assert len(app.store) == 4
+        app.die_after = None
+        app.posts = 0
+        second = gp.run_pipeline(p, output=tmp_path / "run")
+        assert not second.up_to_date and app.posts == 2  # 3 units x 2 indicators, 4 were there
+        fact = pd.read_parquet(tmp_path / "run" / "fact_indicator.parquet")
+        fact = fact[fact["indicator_id"].isin(["population_total", "health_facilities"])]
+        assert set(app.store) == set(_expected(fact))
+        assert all(float(app.store[k]) == v for k, v in _expected(fact).items())
+        assert gp.run_pipeline(p, output=tmp_path / "run").up_to_date
+    state = tmp_path / ".run.geopipe-state"
+    assert (state / "geosight_push.json").is_file()
+    assert not list((tmp_path / "run").glob("geosight_state*"))

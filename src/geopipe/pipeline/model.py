@@ -92,12 +92,17 @@ _TOP = (
     "date",
     "output",
     "history",
+    "geosight",
     "sources",
     "units",
     "steps",
     "indicators",
     "quality",
 )
+_GEOSIGHT = {
+    "base_url", "dataset_uuid", "indicators", "token_env", "user_env", "max_workers",
+    "timeout", "retries", "backoff",
+}  # fmt: skip
 _QUALITY = {
     "k": (int, float),
     "max_change": (int, float),
@@ -202,6 +207,7 @@ class Pipeline:
     output: Path | None = None
     history: Path | None = None
     description: str = ""
+    geosight: Mapping[str, Any] | None = None
     config_path: Path | None = None
     check_files: bool = True
 
@@ -265,6 +271,17 @@ class Pipeline:
                         f"steps[{i}] ({step.kind}): needs column {col!r}, which no step produces"
                     )
         out += _quality_problems(self.quality)
+        if self.geosight is not None:
+            bad = sorted(set(self.geosight) - _GEOSIGHT)
+            missing = [
+                k for k in ("base_url", "dataset_uuid", "indicators") if k not in self.geosight
+            ]
+            if bad or missing:
+                out.append(
+                    f"geosight: unknown keys {bad}, missing {missing}"
+                    if bad
+                    else f"geosight: needs {missing}"
+                )
         if not out:
             try:
                 self.catalog()
@@ -373,12 +390,18 @@ class Pipeline:
         (checked without any network call; values are never read into the messages)."""
         from ..remote import check_env
 
-        return [
+        out = [
             f"sources.{name}: {msg}"
             for name, src in self.sources.items()
             if src.kind in REMOTE_KINDS
             for msg in check_env({"kind": src.kind, **dict(src.options)}, environ=environ)
         ]
+        if self.geosight is not None:
+            out += [
+                f"geosight: {m}"
+                for m in check_env({"kind": "geosight", **dict(self.geosight)}, environ=environ)
+            ]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """The pipeline as plain data (what :meth:`from_dict` reads; paths as given)."""
@@ -399,6 +422,7 @@ class Pipeline:
             if self.indicators is None
             else [i if isinstance(i, str) else dict(i) for i in self.indicators],
             "quality": dict(self.quality),
+            "geosight": None if self.geosight is None else dict(self.geosight),
         }
 
     def settings(self) -> dict[str, Any]:
@@ -406,6 +430,7 @@ class Pipeline:
         d = self.to_dict()
         d["sources"] = {k: {"kind": v.kind, **dict(v.options)} for k, v in self.sources.items()}
         d.pop("output")
+        d.pop("geosight")  # where the values are pushed does not change them
         return d
 
     # ---------------------------------------------------------------- reading
@@ -502,6 +527,7 @@ class Pipeline:
                 quality=dict(quality),
                 output=(root / str(output)).resolve(),
                 history=(root / str(data["history"])).resolve() if data.get("history") else None,
+                geosight=data.get("geosight"),
                 config_path=config_path,
                 check_files=check_files,
             )

@@ -97,7 +97,7 @@ def run_pipeline(
     )
     settings, previous = plan.settings, plan.previous
     if not force and not only:
-        fresh, _reason = is_up_to_date(out_dir, key, p.history)
+        fresh, _reason = is_up_to_date(out_dir, key, p.history, geosight=p.geosight is not None)
         if fresh:
             return RunResult(out_dir, {}, previous or {}, up_to_date=True)
     remove_temps_of(out_dir)
@@ -126,6 +126,8 @@ def run_pipeline(
     if p.history is not None:
         written = _write_history(out_dir, tables, admin, p.history, manifest)
     cache.prune()
+    if p.geosight is not None:
+        written = _push_geosight(p, tables["fact_indicator"], out_dir, written)
     return RunResult(
         out_dir, tables, written, timings=dict(manifest.timings), counts=dict(ctx.counts)
     )
@@ -557,6 +559,45 @@ def _write(
                 "free space or fix permissions and rerun; the previous outputs were left untouched",
             )
         ) from exc
+
+
+def _push_geosight(
+    p: Pipeline, fact: pd.DataFrame, out_dir: Path, written: dict[str, Any]
+) -> dict[str, Any]:
+    """Push the published (suppressed) values to GeoSight; state and report in the state folder.
+
+    The run folder is already written; the manifest records the push only once it completed, so
+    a push that failed part-way makes the next run not "up to date", and that run resumes from
+    the state file, sending only what the server lacks.
+    """
+    import json
+
+    from ..io.atomic import atomic_write_text
+    from ..remote import geosight
+
+    g = dict(p.geosight or {})
+    state = state_folder(out_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    report = geosight.push(
+        fact,
+        g.pop("base_url"),
+        g.pop("dataset_uuid"),
+        g.pop("indicators"),
+        state_path=state / "geosight_state.jsonl",
+        report_path=state / "geosight_push.json",
+        **g,
+    )
+    data = dict(written)
+    data["geosight"] = {
+        "sent": report.sent,
+        "unchanged": report.unchanged,
+        "failed": len(report.failed),
+        "complete": not report.failed,
+    }
+    atomic_write_text(
+        out_dir / "manifest.json", json.dumps(data, sort_keys=True, indent=2, default=str) + "\n"
+    )
+    return data
 
 
 def _write_history(

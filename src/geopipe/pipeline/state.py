@@ -107,7 +107,9 @@ def run_key(settings: Mapping[str, Any], fingerprints: Mapping[str, Any], versio
     )
 
 
-def is_up_to_date(out_dir: Path, key: str, history: Path | None) -> tuple[bool, str]:
+def is_up_to_date(
+    out_dir: Path, key: str, history: Path | None, *, geosight: bool = False
+) -> tuple[bool, str]:
     """Whether the run folder was written for ``key`` and is intact (every output's sha256 as recorded).
 
     Returns ``(up_to_date, reason)``; the reason says what forces a rebuild.
@@ -135,6 +137,8 @@ def is_up_to_date(out_dir: Path, key: str, history: Path | None) -> tuple[bool, 
             path = Path(history) / rec["path"]
             if not path.is_file() or sha256_file(path) != rec["sha256"]:
                 return False, "the history partition of this run is missing or was changed"
+    if geosight and not (data.get("geosight") or {}).get("complete"):
+        return False, "the GeoSight push did not complete"
     return True, "up to date"
 
 
