@@ -261,3 +261,36 @@ def test_reference_detects_leaks_without_complementary_suppression(
     )
     out = privacy.suppress_small_counts(fact, rwanda, k=5)
     assert any("parent − siblings" in leak for leak in _recoverable(out, fact, rwanda))
+
+
+def test_pseudonym_depends_on_the_value_not_its_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    """101 stored as int, float, nullable Int64, numpy scalar or text "101" gives one pseudonym
+    (the HMAC of "101", computed here with the stdlib); other texts and numbers stay distinct."""
+    import hashlib
+    import hmac
+
+    key = "dtype-test-key-0123456789abcdef"
+    monkeypatch.setenv("GEOPIPE_PSEUDONYM_KEY", key)
+
+    def ref(text: str) -> str:
+        return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+    frames = {
+        "int64": pd.DataFrame({"id": np.array([101, 7], dtype="int64")}),
+        "uint8": pd.DataFrame({"id": np.array([101, 7], dtype="uint8")}),
+        "float": pd.DataFrame({"id": [101.0, 7.0]}),
+        "Int64 with NA": pd.DataFrame({"id": pd.array([101, None, 7], dtype="Int64")}),
+        "text": pd.DataFrame({"id": ["101", "7"]}),
+        "object mix": pd.DataFrame({"id": [np.int64(101), 7.0]}, dtype=object),
+    }
+    for name, frame in frames.items():
+        out = pseudonymise(frame, "id")["id"].dropna().tolist()
+        assert out == [ref("101"), ref("7")], name
+    # a float column with a null (how pandas reads an int id column with gaps) still gives "101"
+    assert pseudonymise(pd.DataFrame({"id": [101, None]}), "id")["id"].iloc[0] == ref("101")
+    mixed = pd.DataFrame({"id": [101.5, 2.0**62, -0.0]})
+    assert pseudonymise(mixed, "id")["id"].tolist() == [ref("101.5"), ref(str(2**62)), ref("0")]
+    texts = pd.DataFrame({"id": ["0101", "101.0", " 101", True]}, dtype=object)
+    out = pseudonymise(texts, "id")["id"].tolist()
+    assert out == [ref("0101"), ref("101.0"), ref(" 101"), ref("True")]
+    assert ref("101") not in out
