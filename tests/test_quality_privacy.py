@@ -294,3 +294,80 @@ def test_pseudonym_depends_on_the_value_not_its_dtype(monkeypatch: pytest.Monkey
     out = pseudonymise(texts, "id")["id"].tolist()
     assert out == [ref("0101"), ref("101.0"), ref(" 101"), ref("True")]
     assert ref("101") not in out
+
+
+def test_a_run_catalog_is_used_and_the_global_one_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """User-defined indicators (a sensitive sum and a mean weighted by it) follow the same rules,
+    and with catalog= passed the built-in catalog is never read."""
+    import geopipe.indicators.catalog as catalog_module
+    from geopipe.indicators.catalog import Indicator
+    from geopipe.quality.privacy import suppress_cells
+
+    def no_global(*args, **kwargs):
+        raise AssertionError("the built-in catalog was read although catalog= was passed")
+
+    monkeypatch.setattr(catalog_module, "get_indicators", no_global)
+    catalog = {
+        "girls_u18": Indicator(
+            id="girls_u18",
+            name="Girls under 18",
+            unit="people",
+            family="population",
+            aggregation="sum",
+            description="user-defined",
+            sensitive=True,
+        ),
+        "girls_score_mean": Indicator(
+            id="girls_score_mean",
+            name="Mean score of girls",
+            unit="score",
+            family="population",
+            aggregation="weighted_mean",
+            weight="girls_u18",
+            description="user-defined",
+        ),
+    }
+    admin = pd.DataFrame({"ucode": ["P", "A", "B", "C"], "parent_ucode": [None, "P", "P", "P"]})
+    girls = [33.0, 3.0, 10.0, 20.0]
+    score = [(0.5 * 3 + 0.2 * 10 + 0.1 * 20) / 33, 0.5, 0.2, 0.1]
+    fact = pd.DataFrame(
+        {
+            "ucode": ["P", "A", "B", "C"] * 2,
+            "indicator_id": ["girls_u18"] * 4 + ["girls_score_mean"] * 4,
+            "date": "2020-01-01",
+            "value": girls + score,
+            "suppressed": False,
+        }
+    )
+    out = suppress_small_counts(fact, admin, k=5, catalog=catalog)
+    hidden = out.set_index(["indicator_id", "ucode"])["suppressed"]
+    # A (3) is primary, B (10) its complement; the means of A and B go with their weights
+    assert hidden["girls_u18"].to_dict() == {"P": False, "A": True, "B": True, "C": False}
+    assert hidden["girls_score_mean"].to_dict() == {"P": False, "A": True, "B": True, "C": False}
+    assert out.attrs["geopipe"]["suppression"]["means_weight_hidden"] == 2
+    cells = pd.DataFrame(
+        {
+            "cell_id": ["a1", "a2"],
+            "ucode": "C",
+            "date": "2020-01-01",
+            "girls_u18": [19.0, 1.0],
+            "girls_score_mean": [0.1, 0.1],
+        }
+    )
+    done, report = suppress_cells(cells, out, k=5, catalog=catalog)
+    assert done[["girls_u18", "girls_score_mean"]].isna().all().all()  # 1 hidden, 19 its complement
+    assert report["values_hidden"] == 4 and report["unresolved"] == 0
+
+
+def test_suppress_cells_bad_input() -> None:
+    from geopipe.errors import InputError, MissingColumnError
+    from geopipe.quality.privacy import suppress_cells
+
+    fact = pd.DataFrame({"ucode": ["D"], "indicator_id": ["population_u5"], "value": [9.0]})
+    with pytest.raises(MissingColumnError, match="cell_id"):
+        suppress_cells(pd.DataFrame({"ucode": ["D"], "population_u5": [1.0]}), fact)
+    cells = pd.DataFrame({"cell_id": ["a"], "ucode": ["D"], "population_u5": [9.0]})
+    with pytest.raises(InputError, match="k was"):
+        suppress_cells(cells, fact, k=0)
+    with pytest.raises(InputError, match="k was"):
+        suppress_small_counts(fact, pd.DataFrame({"ucode": ["D"], "parent_ucode": [None]}), k=True)
