@@ -389,3 +389,56 @@ def test_generated_hierarchy_leaks_when_means_are_not_protected(
     assert list(leaks["indicator_id"]) == ["children_with_wealth_data"]
     assert np.isclose(leaks["estimate"].iloc[0], 3.0)
     assert published(weak=False).empty
+
+
+def test_a_mean_hidden_on_input_is_completed() -> None:
+    """A mean already suppressed on input (its weight published) would be given back by the
+    parent's mean x weight; another mean is hidden, that of the child with the smallest weight."""
+    admin = pd.DataFrame({"ucode": ["P", "A", "B", "C"], "parent_ucode": [None, "P", "P", "P"]})
+    weight, mean = [600.0, 100.0, 200.0, 300.0], [0.0, 2.0, 4.0, 6.0]
+    mean[0] = (2 * 100 + 4 * 200 + 6 * 300) / 600
+    raw = pd.DataFrame(
+        {
+            "ucode": ["P", "A", "B", "C"] * 2,
+            "indicator_id": ["population_total"] * 4 + ["distance_to_health_km_mean"] * 4,
+            "date": "2020-01-01",
+            "value": weight + mean,
+            "suppressed": False,
+        }
+    )
+    given = raw.assign(suppressed=(raw["ucode"] == "C") & (raw["value"] == 6.0))
+    out = gp.suppress_small_counts(given, admin, k=5)
+    assert out.attrs["geopipe"]["suppression"]["means_complementary"] == 1
+    hidden = out.loc[out["suppressed"], ["indicator_id", "ucode"]].values.tolist()
+    assert hidden == [["distance_to_health_km_mean", "A"], ["distance_to_health_km_mean", "C"]]
+    result = attack(published_terms(out, raw, admin), gp.indicator_catalog())
+    assert len(result) == 2 and not result["determined"].any()
+    # without the completion the attacker solves the hidden mean x weight of C
+    weak = given.assign(value=given["value"].where(~given["suppressed"]))
+    result = attack(published_terms(weak, raw, admin), gp.indicator_catalog())
+    assert result["determined"].all() and np.isclose(result["estimate"].iloc[0], 6.0)
+
+
+def test_a_fragment_that_cannot_be_protected_is_reported() -> None:
+    """A unit with one fragment whose value differs from the unit's by rounding (5.0001 vs 4.9999):
+    the fragment is hidden, its unit is published already, and nothing else can be hidden."""
+    fact = pd.DataFrame(
+        {
+            "ucode": ["D"],
+            "indicator_id": ["population_u5"],
+            "date": "2020-01-01",
+            "value": [5.0001],
+            "suppressed": False,
+        }
+    )
+    cells = pd.DataFrame(
+        {"cell_id": ["a"], "ucode": ["D"], "date": "2020-01-01", "population_u5": [4.9999]}
+    )
+    out, report = suppress_cells(cells, fact, k=5)
+    assert out["population_u5"].isna().all() and report["unresolved"] == 1
+    # with a zero-valued sibling, that sibling is hidden as the last resort
+    cells = pd.DataFrame(
+        {"cell_id": ["a", "b"], "ucode": "D", "date": "2020-01-01", "population_u5": [4.9999, 0.0]}
+    )
+    out, report = suppress_cells(cells, fact, k=5)
+    assert out["population_u5"].isna().all() and report["unresolved"] == 0
