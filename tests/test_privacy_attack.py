@@ -37,6 +37,7 @@ from scipy.sparse.csgraph import connected_components
 
 import geopipe as gp
 import geopipe.quality._suppression as engine
+from conftest import star_fact
 from geopipe.indicators.catalog import get_indicators
 from geopipe.quality.privacy import suppress_cells
 
@@ -394,18 +395,9 @@ def test_generated_hierarchy_leaks_when_means_are_not_protected(
 def test_a_mean_hidden_on_input_is_completed() -> None:
     """A mean already suppressed on input (its weight published) would be given back by the
     parent's mean x weight; another mean is hidden, that of the child with the smallest weight."""
-    admin = pd.DataFrame({"ucode": ["P", "A", "B", "C"], "parent_ucode": [None, "P", "P", "P"]})
     weight, mean = [600.0, 100.0, 200.0, 300.0], [0.0, 2.0, 4.0, 6.0]
     mean[0] = (2 * 100 + 4 * 200 + 6 * 300) / 600
-    raw = pd.DataFrame(
-        {
-            "ucode": ["P", "A", "B", "C"] * 2,
-            "indicator_id": ["population_total"] * 4 + ["distance_to_health_km_mean"] * 4,
-            "date": "2020-01-01",
-            "value": weight + mean,
-            "suppressed": False,
-        }
-    )
+    admin, raw = star_fact({"population_total": weight, "distance_to_health_km_mean": mean})
     given = raw.assign(suppressed=(raw["ucode"] == "C") & (raw["value"] == 6.0))
     out = gp.suppress_small_counts(given, admin, k=5)
     assert out.attrs["geopipe"]["suppression"]["means_complementary"] == 1

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import star_fact
 from geopipe.errors import ConfigError, GeopipeError, GeopipeWarning
 from geopipe.indicators.compute import compute_indicators
 from geopipe.indicators.rollup import rollup
@@ -327,18 +328,9 @@ def test_a_run_catalog_is_used_and_the_global_one_is_not(monkeypatch: pytest.Mon
             description="user-defined",
         ),
     }
-    admin = pd.DataFrame({"ucode": ["P", "A", "B", "C"], "parent_ucode": [None, "P", "P", "P"]})
     girls = [33.0, 3.0, 10.0, 20.0]
     score = [(0.5 * 3 + 0.2 * 10 + 0.1 * 20) / 33, 0.5, 0.2, 0.1]
-    fact = pd.DataFrame(
-        {
-            "ucode": ["P", "A", "B", "C"] * 2,
-            "indicator_id": ["girls_u18"] * 4 + ["girls_score_mean"] * 4,
-            "date": "2020-01-01",
-            "value": girls + score,
-            "suppressed": False,
-        }
-    )
+    admin, fact = star_fact({"girls_u18": girls, "girls_score_mean": score})
     out = suppress_small_counts(fact, admin, k=5, catalog=catalog)
     hidden = out.set_index(["indicator_id", "ucode"])["suppressed"]
     # A (3) is primary, B (10) its complement; the means of A and B go with their weights
