@@ -10,8 +10,8 @@ Every published row is one term of linear equations that the tables give away:
 The engine hides terms until no hidden value is determined by those equations: primary
 suppression, complementary suppression of the sums, every mean whose weight is hidden, complementary
 suppression of the ``P`` equations (by hiding more means), and every ratio with a hidden part. The
-equations of one quantity form a tree (units and their parents); in a tree a hidden term is
-determined only through an equation with exactly one hidden term, so the engine hides terms until
+equations of one quantity form a tree (units and their parents); in a tree, hidden terms can be
+determined only if some equation has exactly one hidden term, so the engine hides terms until
 each equation has none or at least two. Hiding a mean wherever its weight is hidden makes ``P`` of
 that unit an unknown of its own, so the ``P`` equations and the weight's equations share no unknown
 and each tree can be completed on its own.
@@ -173,9 +173,7 @@ class _Keys:
         self.unit, self.parent = units[:n], units[n:]
         self.n_dates, self.n_units = max(len(date_labels), 1), max(len(labels), 1)
         self.date = date
-        self.unit_rank = self.unit.astype(
-            "float64"
-        )  # factorize(sort=True): code order = ucode order
+        self.unit_rank = self.unit.astype("float64")  # sorted codes: ties broken by unit id
         key = self._key(self.ind, self.unit)
         self.index = pd.Index(key)
         if self.index.has_duplicates:
@@ -248,4 +246,5 @@ def _complete(
             unknown[child_sorted[ok][first]] = True
             rest[families] = False
         stuck |= rest
-    return unknown, int(stuck.sum())
+    n_unknown = np.bincount(fam, weights=unknown[child], minlength=n) + unknown
+    return unknown, int((stuck & (n_unknown == 1)).sum())

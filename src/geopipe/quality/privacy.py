@@ -68,7 +68,8 @@ def suppress_small_counts(
         A copy of ``fact`` with ``value`` null and ``suppressed`` true where hidden;
         ``attrs["geopipe"]["suppression"]`` counts the rows each rule hid (``primary``,
         ``complementary``, ``means_weight_hidden``, ``means_complementary``, ``ratios``), the
-        ``total`` and ``unresolved`` equations (0 unless rows were fixed on input).
+        ``total``, and ``unresolved``: equations left with one hidden term because nothing else in
+        them could be hidden (0 for a fact from :func:`~geopipe.indicators.rollup.rollup`).
 
     Examples
     --------
