@@ -29,25 +29,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["LongRows", "suppress_rows"]
+__all__ = ["LongRows", "code_units", "suppress_rows"]
 
 
 @dataclass(frozen=True)
 class LongRows:
-    """Rows to suppress, one per (unit, indicator, date); all arrays have the same length.
+    """Rows to suppress, one per (unit, indicator, date), as integer codes; arrays of one length.
 
-    ``parent`` is the unit one step up (None at the top); ``hidden`` the rows already suppressed on
+    ``unit`` codes sort like the unit ids (ties between equal values are broken by code) and
+    ``parent`` is the code of the unit one step up (-1 at the top); ``indicator`` indexes
+    ``indicators`` and ``date`` codes the date. ``hidden`` marks the rows already suppressed on
     input (their value may be null); ``fixed`` rows are published already and may not change (the
-    district rows when grid fragments are suppressed under them).
+    admin rows when grid fragments are suppressed under them). :func:`code_units` makes the codes.
     """
 
     unit: np.ndarray
     parent: np.ndarray
     indicator: np.ndarray
+    indicators: list[str]
     date: np.ndarray
     value: np.ndarray
     hidden: np.ndarray
     fixed: np.ndarray
+
+
+def code_units(units: np.ndarray, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of unit ids and of their parents (-1 for none), in the order of the ids."""
+    codes, _ = pd.factorize(np.concatenate([units, parents]).astype(object), sort=True)
+    return codes[: len(units)].astype(np.int64), codes[len(units) :].astype(np.int64)
 
 
 def suppress_rows(
@@ -104,6 +113,7 @@ def _complete_sums(
     v, is_sum, free = ctx.value, ctx.agg == "sum", ~ctx.fixed
     new, stuck = _complete(
         ctx.ppos,
+        scope=is_sum,
         unknown=is_sum & hidden & ~ctx.nodata,
         candidate=is_sum & ~hidden & free & (v > 0),
         fallback=is_sum & ~hidden & free & (v == 0),
@@ -133,6 +143,7 @@ def _hide_means(ctx: _Context, hidden: np.ndarray, k: float) -> tuple[np.ndarray
     unknown = is_mean & ~known_p
     new, stuck = _complete(
         ctx.ppos,
+        scope=is_mean,
         unknown=unknown,
         candidate=is_mean & pub_m & pub_w & ~ctx.fixed & np.isfinite(v) & (w_value > 0),
         fallback=np.zeros(n, dtype=bool),
@@ -164,29 +175,30 @@ class _Keys:
     """Integer keys of (indicator, date, unit) so that rows find their parent and their partners."""
 
     def __init__(self, rows: LongRows) -> None:
-        self.ind, self.ind_labels = pd.factorize(rows.indicator.astype(str))
-        date, date_labels = pd.factorize(pd.Series(rows.date).astype(str).to_numpy())
-        units, labels = pd.factorize(
-            np.concatenate([rows.unit.astype(object), rows.parent.astype(object)]), sort=True
-        )
+        self.ind, self.ind_labels = rows.indicator.astype(np.int64), list(rows.indicators)
+        self.unit, self.parent = rows.unit.astype(np.int64), rows.parent.astype(np.int64)
+        self.date = rows.date.astype(np.int64)
         n = len(rows.value)
-        self.unit, self.parent = units[:n], units[n:]
-        self.n_dates, self.n_units = max(len(date_labels), 1), max(len(labels), 1)
-        self.date = date
-        self.unit_rank = self.unit.astype("float64")  # sorted codes: ties broken by unit id
+        self.n_dates = int(self.date.max()) + 1 if n else 1
+        self.n_units = max(int(self.unit.max()), int(self.parent.max()), 0) + 1 if n else 1
+        self.unit_rank = self.unit.astype("float64")  # codes sort like unit ids: the tie-break
         key = self._key(self.ind, self.unit)
-        self.index = pd.Index(key)
-        if self.index.has_duplicates:
-            keep = ~self.index.duplicated()
-            self.index, self._pos = pd.Index(key[keep]), np.flatnonzero(keep)
+        space = (max(len(self.ind_labels), 1) * self.n_dates) * self.n_units
+        self._table: np.ndarray | None = None
+        if space <= 4 * n + 1_000_000:  # dense key space: a plain array is the fastest lookup
+            self._table = np.full(space, -1, dtype=np.int64)
+            self._table[key[::-1]] = np.arange(n - 1, -1, -1)  # the first row of a key wins
         else:
-            self._pos = np.arange(n)
+            keep = ~pd.Index(key).duplicated()
+            self.index, self._pos = pd.Index(key[keep]), np.flatnonzero(keep)
 
     def _key(self, ind: np.ndarray, unit: np.ndarray) -> np.ndarray:
         key = (ind.astype(np.int64) * self.n_dates + self.date) * self.n_units + unit
         return np.where((ind < 0) | (unit < 0), -1, key)
 
     def _find(self, key: np.ndarray) -> np.ndarray:
+        if self._table is not None:
+            return np.where(key >= 0, self._table[np.maximum(key, 0)], -1)
         found = self.index.get_indexer(key)
         return np.where((found >= 0) & (key >= 0), self._pos[np.maximum(found, 0)], -1)
 
@@ -208,6 +220,7 @@ class _Keys:
 def _complete(
     ppos: np.ndarray,
     *,
+    scope: np.ndarray,
     unknown: np.ndarray,
     candidate: np.ndarray,
     fallback: np.ndarray,
@@ -217,17 +230,16 @@ def _complete(
 ) -> tuple[np.ndarray, int]:
     """Hide terms until no family (a parent row and its child rows) has exactly one unknown term.
 
-    For each such family the cheapest ``candidate`` child is hidden; without one the parent (if
+    Only rows in ``scope`` (one aggregation) take part. For each such family the cheapest
+    ``candidate`` child is hidden; without one the parent (if
     ``parent_ok``), else the cheapest ``fallback`` child. Returns the new ``unknown`` mask and the
     number of families left with one unknown term (nothing could be hidden in them).
     """
     n = len(ppos)
     unknown = unknown.copy()
-    child = np.flatnonzero(ppos >= 0)
+    child = np.flatnonzero((ppos >= 0) & scope)
     fam = ppos[child]
     n_children = np.bincount(fam, minlength=n)
-    order = np.lexsort((tiebreak[child], cost[child], fam))
-    child_sorted, fam_sorted = child[order], fam[order]
     stuck = np.zeros(n, dtype=bool)
     while True:
         n_unknown = np.bincount(fam, weights=unknown[child], minlength=n) + unknown
@@ -241,9 +253,11 @@ def _complete(
                 unknown |= up
                 rest &= ~up
                 continue
-            ok = rest[fam_sorted] & pool[child_sorted] & ~unknown[child_sorted]
-            families, first = np.unique(fam_sorted[ok], return_index=True)
-            unknown[child_sorted[ok][first]] = True
+            ok = rest[fam] & pool[child] & ~unknown[child]
+            kids, fams = child[ok], fam[ok]
+            order = np.lexsort((tiebreak[kids], cost[kids], fams))  # cheapest first per family
+            families, first = np.unique(fams[order], return_index=True)
+            unknown[kids[order][first]] = True
             rest[families] = False
         stuck |= rest
     n_unknown = np.bincount(fam, weights=unknown[child], minlength=n) + unknown

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, InputError, MissingColumnError, problem
-from ._suppression import LongRows, suppress_rows
+from ._suppression import LongRows, code_units, suppress_rows
 from .indicators import catalog_entries
 
 if TYPE_CHECKING:
@@ -90,11 +90,14 @@ def suppress_small_counts(
     out = fact.reset_index(drop=True)
     parent_of = _parent_map(admin["ucode"], admin["parent_ucode"])
     ucode = out["ucode"].astype(str).to_numpy(dtype=object)
+    ind_codes, indicators = pd.factorize(out["indicator_id"].astype(str))
+    unit, parent = code_units(ucode, pd.Series(ucode).map(parent_of).to_numpy(dtype=object))
     rows = LongRows(
-        unit=ucode,
-        parent=pd.Series(ucode).map(parent_of).to_numpy(dtype=object),
-        indicator=out["indicator_id"].astype(str).to_numpy(dtype=object),
-        date=_dates(out),
+        unit=unit,
+        parent=parent,
+        indicator=ind_codes,
+        indicators=list(indicators),
+        date=pd.factorize(_dates(out))[0],
         value=pd.to_numeric(out["value"], errors="coerce").to_numpy(dtype="float64"),
         hidden=_suppressed(out),
         fixed=np.zeros(len(out), dtype=bool),
@@ -168,9 +171,8 @@ def suppress_cells(
         return cells.copy(), {"k": k, "cells_hidden": 0, "values_hidden": 0}
     n, m = len(cells), len(cols)
     district = cells["ucode"].astype(str).to_numpy(dtype=object)
-    frag = (cells["cell_id"].astype(str) + "@" + cells["ucode"].astype(str)).to_numpy(dtype=object)
     dates = (
-        pd.Series(cells["date"]).astype(str).to_numpy(dtype=object)
+        cells["date"].astype(str).to_numpy(dtype=object)
         if "date" in cells.columns
         else np.full(n, "", dtype=object)
     )
@@ -180,14 +182,22 @@ def suppress_cells(
     p_dates = (
         _dates(parents) if "date" in cells.columns else np.full(len(parents), "", dtype=object)
     )
+    # codes: fragments 0..n-1 in (cell_id, ucode) order, then the admin units in ucode order
+    frag = np.empty(n, dtype=np.int64)
+    frag[np.lexsort((district, cells["cell_id"].astype(str).to_numpy(dtype=object)))] = np.arange(n)
+    cell_admin, fact_admin = code_units(
+        district, parents["ucode"].astype(str).to_numpy(dtype=object)
+    )
+    date_codes, _ = pd.factorize(np.concatenate([dates, p_dates]))
     values = np.array(cells[cols].to_numpy(dtype="float64"), copy=True)
     rows = LongRows(
-        unit=np.concatenate([np.repeat(frag, m), parents["ucode"].astype(str).to_numpy(object)]),
-        parent=np.concatenate([np.repeat(district, m), np.full(len(parents), None, object)]),
+        unit=np.concatenate([np.repeat(frag, m), n + fact_admin]),
+        parent=np.concatenate([np.repeat(n + cell_admin, m), np.full(len(parents), -1)]),
         indicator=np.concatenate(
-            [np.tile(np.asarray(cols, dtype=object), n), parents["indicator_id"].astype(str)]
+            [np.tile(np.arange(m), n), pd.Index(cols).get_indexer(parents["indicator_id"])]
         ),
-        date=np.concatenate([np.repeat(dates, m), p_dates]),
+        indicators=cols,
+        date=np.concatenate([np.repeat(date_codes[:n], m), date_codes[n:]]),
         value=np.concatenate(
             [values.ravel(), pd.to_numeric(parents["value"], errors="coerce").to_numpy(float)]
         ),
