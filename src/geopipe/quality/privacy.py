@@ -81,9 +81,15 @@ def suppress_small_counts(
     [False, True, True, False]
     """
     where = "suppress_small_counts"
-    _need_columns(fact, "fact", ("ucode", "indicator_id", "value"), "pass the fact_indicator table")
     _need_columns(
-        admin, "admin", ("ucode", "parent_ucode"), "pass the dim_admin table from gp.read_admin"
+        fact, "fact", ("ucode", "indicator_id", "value"), "pass the fact_indicator table", where
+    )
+    _need_columns(
+        admin,
+        "admin",
+        ("ucode", "parent_ucode"),
+        "pass the dim_admin table from gp.read_admin",
+        where,
     )
     _check_k(k, where)
     cat = catalog_entries(catalog)
@@ -160,9 +166,15 @@ def suppress_cells(
     ([True, True, False], 2)
     """
     where = "suppress_cells"
-    _need_columns(cells, "cells", ("cell_id", "ucode"), "pass the grid table (gp.h3_grid(...))")
     _need_columns(
-        fact, "fact", ("ucode", "indicator_id", "value"), "pass the suppressed fact_indicator"
+        cells, "cells", ("cell_id", "ucode"), "pass the grid table (gp.h3_grid(...))", where
+    )
+    _need_columns(
+        fact,
+        "fact",
+        ("ucode", "indicator_id", "value"),
+        "pass the suppressed fact_indicator",
+        where,
     )
     _check_k(k, where)
     cat = catalog_entries(catalog)
@@ -217,12 +229,12 @@ def suppress_cells(
     }
 
 
-def _need_columns(frame: pd.DataFrame, name: str, cols: Iterable[str], fix: str) -> None:
+def _need_columns(
+    frame: pd.DataFrame, name: str, cols: Iterable[str], fix: str, where: str
+) -> None:
     missing = [c for c in cols if c not in frame.columns]
     if missing:
-        raise MissingColumnError(
-            problem(name, f"has no column(s) {missing}", fix, where="suppression")
-        )
+        raise MissingColumnError(problem(name, f"has no column(s) {missing}", fix, where=where))
 
 
 def _check_k(k: float, where: str) -> None:
