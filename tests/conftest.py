@@ -184,3 +184,22 @@ def tiny_world(d):
             },
         ],
     }
+
+
+def star_fact(values: dict[str, list[float]], date: str = "2020-01-01"):
+    """A parent ``P`` with children ``A, B, C`` (``dim_admin`` with ucode/parent_ucode) and a fact
+    table holding ``values[indicator] = [P, A, B, C]`` for each indicator, nothing suppressed."""
+    import pandas as pd
+
+    units = ["P", "A", "B", "C"]
+    admin = pd.DataFrame({"ucode": units, "parent_ucode": [None, "P", "P", "P"]})
+    fact = pd.DataFrame(
+        {
+            "ucode": units * len(values),
+            "indicator_id": [i for i in values for _ in units],
+            "date": date,
+            "value": [v for vals in values.values() for v in vals],
+            "suppressed": False,
+        }
+    )
+    return admin, fact

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import star_fact
 from geopipe.errors import ConfigError, GeopipeError, GeopipeWarning
 from geopipe.indicators.compute import compute_indicators
 from geopipe.indicators.rollup import rollup
@@ -247,9 +248,10 @@ def test_reference_detects_leaks_without_complementary_suppression(
     rwanda: gpd.GeoDataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The brute-force reference is not vacuous: with primary suppression only, it finds leaks."""
+    import geopipe.quality._suppression as engine
     import geopipe.quality.privacy as privacy
 
-    monkeypatch.setattr(privacy, "_complementary", lambda fact, value, hidden, sums, admin: hidden)
+    monkeypatch.setattr(engine, "_complete", lambda ppos, *, unknown, **_: (unknown, 0))
     rng = np.random.default_rng(11)
     n = int((rwanda["admin_level"] == 2).sum())
     fact = _fact(
@@ -260,3 +262,104 @@ def test_reference_detects_leaks_without_complementary_suppression(
     )
     out = privacy.suppress_small_counts(fact, rwanda, k=5)
     assert any("parent − siblings" in leak for leak in _recoverable(out, fact, rwanda))
+
+
+def test_pseudonym_depends_on_the_value_not_its_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    """101 stored as int, float, nullable Int64, numpy scalar or text "101" gives one pseudonym
+    (the HMAC of "101", computed here with the stdlib); other texts and numbers stay distinct."""
+    import hashlib
+    import hmac
+
+    key = "dtype-test-key-0123456789abcdef"
+    monkeypatch.setenv("GEOPIPE_PSEUDONYM_KEY", key)
+
+    def ref(text: str) -> str:
+        return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+    frames = {
+        "int64": pd.DataFrame({"id": np.array([101, 7], dtype="int64")}),
+        "uint8": pd.DataFrame({"id": np.array([101, 7], dtype="uint8")}),
+        "float": pd.DataFrame({"id": [101.0, 7.0]}),
+        "Int64 with NA": pd.DataFrame({"id": pd.array([101, None, 7], dtype="Int64")}),
+        "text": pd.DataFrame({"id": ["101", "7"]}),
+        "object mix": pd.DataFrame({"id": [np.int64(101), 7.0]}, dtype=object),
+    }
+    for name, frame in frames.items():
+        out = pseudonymise(frame, "id")["id"].dropna().tolist()
+        assert out == [ref("101"), ref("7")], name
+    # a float column with a null (how pandas reads an int id column with gaps) still gives "101"
+    assert pseudonymise(pd.DataFrame({"id": [101, None]}), "id")["id"].iloc[0] == ref("101")
+    mixed = pd.DataFrame({"id": [101.5, 2.0**62, -0.0]})
+    assert pseudonymise(mixed, "id")["id"].tolist() == [ref("101.5"), ref(str(2**62)), ref("0")]
+    texts = pd.DataFrame({"id": ["0101", "101.0", " 101", True]}, dtype=object)
+    out = pseudonymise(texts, "id")["id"].tolist()
+    assert out == [ref("0101"), ref("101.0"), ref(" 101"), ref("True")]
+    assert ref("101") not in out
+
+
+def test_a_run_catalog_is_used_and_the_global_one_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """User-defined indicators (a sensitive sum and a mean weighted by it) follow the same rules,
+    and with catalog= passed the built-in catalog is never read."""
+    import geopipe.indicators.catalog as catalog_module
+    from geopipe.indicators.catalog import Indicator
+    from geopipe.quality.privacy import suppress_cells
+
+    def no_global(*args, **kwargs):
+        raise AssertionError("the built-in catalog was read although catalog= was passed")
+
+    monkeypatch.setattr(catalog_module, "get_indicators", no_global)
+    catalog = {
+        "girls_u18": Indicator(
+            id="girls_u18",
+            name="Girls under 18",
+            unit="people",
+            family="population",
+            aggregation="sum",
+            description="user-defined",
+            sensitive=True,
+        ),
+        "girls_score_mean": Indicator(
+            id="girls_score_mean",
+            name="Mean score of girls",
+            unit="score",
+            family="population",
+            aggregation="weighted_mean",
+            weight="girls_u18",
+            description="user-defined",
+        ),
+    }
+    girls = [33.0, 3.0, 10.0, 20.0]
+    score = [(0.5 * 3 + 0.2 * 10 + 0.1 * 20) / 33, 0.5, 0.2, 0.1]
+    admin, fact = star_fact({"girls_u18": girls, "girls_score_mean": score})
+    out = suppress_small_counts(fact, admin, k=5, catalog=catalog)
+    hidden = out.set_index(["indicator_id", "ucode"])["suppressed"]
+    # A (3) is primary, B (10) its complement; the means of A and B go with their weights
+    assert hidden["girls_u18"].to_dict() == {"P": False, "A": True, "B": True, "C": False}
+    assert hidden["girls_score_mean"].to_dict() == {"P": False, "A": True, "B": True, "C": False}
+    assert out.attrs["geopipe"]["suppression"]["means_weight_hidden"] == 2
+    cells = pd.DataFrame(
+        {
+            "cell_id": ["a1", "a2"],
+            "ucode": "C",
+            "date": "2020-01-01",
+            "girls_u18": [19.0, 1.0],
+            "girls_score_mean": [0.1, 0.1],
+        }
+    )
+    done, report = suppress_cells(cells, out, k=5, catalog=catalog)
+    assert done[["girls_u18", "girls_score_mean"]].isna().all().all()  # 1 hidden, 19 its complement
+    assert report["values_hidden"] == 4 and report["unresolved"] == 0
+
+
+def test_suppress_cells_bad_input() -> None:
+    from geopipe.errors import InputError, MissingColumnError
+    from geopipe.quality.privacy import suppress_cells
+
+    fact = pd.DataFrame({"ucode": ["D"], "indicator_id": ["population_u5"], "value": [9.0]})
+    with pytest.raises(MissingColumnError, match="cell_id"):
+        suppress_cells(pd.DataFrame({"ucode": ["D"], "population_u5": [1.0]}), fact)
+    cells = pd.DataFrame({"cell_id": ["a"], "ucode": ["D"], "population_u5": [9.0]})
+    with pytest.raises(InputError, match="k was"):
+        suppress_cells(cells, fact, k=0)
+    with pytest.raises(InputError, match="k was"):
+        suppress_small_counts(fact, pd.DataFrame({"ucode": ["D"], "parent_ucode": [None]}), k=True)

@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "check_indicators": ".quality.indicators",
     "quality_report": ".quality.report",
     "suppress_small_counts": ".quality.privacy",
+    "suppress_cells": ".quality.privacy",
     "pseudonymise": ".quality.privacy",
     "zonal_layer": ".zonal.layers",
     # pipeline
@@ -106,7 +107,7 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .quality.boundaries import check_admin
     from .quality.indicators import check_indicators
     from .quality.points import check_points
-    from .quality.privacy import pseudonymise, suppress_small_counts
+    from .quality.privacy import pseudonymise, suppress_cells, suppress_small_counts
     from .quality.rasters import check_raster
     from .quality.report import quality_report
     from .remote import dhis2, georepo, geosight

@@ -18,7 +18,7 @@ pixel weights), ``state`` (output guard, keys, step cache), ``run`` (the runner)
 from __future__ import annotations
 
 from .model import SOURCE_KINDS, Pipeline, Source, Units
-from .outputs import append_history, compare_top_level, suppress_cells, wide_by_level
+from .outputs import append_history, compare_top_level, wide_by_level
 from .run import RunResult, measure_units, run_pipeline, run_steps
 
 __all__ = [
@@ -32,6 +32,5 @@ __all__ = [
     "measure_units",
     "run_pipeline",
     "run_steps",
-    "suppress_cells",
     "wide_by_level",
 ]

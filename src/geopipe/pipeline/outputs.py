@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 
 from ._util import jsonable
 
-__all__ = ["append_history", "compare_top_level", "suppress_cells", "wide_by_level", "write_run"]
+__all__ = ["append_history", "compare_top_level", "wide_by_level", "write_run"]
 
 
 def append_history(fact: pd.DataFrame, admin: pd.DataFrame, root: Path | str) -> list[Path]:
@@ -81,58 +80,6 @@ def compare_top_level(
             )
         out[str(ucode)] = rec
     return out
-
-
-def suppress_cells(
-    cells: gpd.GeoDataFrame, fact: pd.DataFrame, *, k: float = 5, catalog: Any = None
-) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
-    """Small-number suppression for grid fragments, consistent with the published admin values.
-
-    Fragments are treated as the children of their admin unit (``ucode``), whose published values
-    (already suppressed at admin level in ``fact``) are their parent's: sensitive counts below ``k``
-    are hidden, and more fragments are hidden until no district total minus its published fragments
-    reveals a hidden one; ratios built on a hidden count are hidden too. Hidden values become null.
-    """
-    from ..indicators.catalog import get_indicators
-    from ..quality.privacy import suppress_small_counts
-
-    catalog = dict(catalog) if catalog is not None else get_indicators()
-    cols = [c for c in cells.columns if c in catalog]
-    if not cols or cells.empty:
-        return cells, {"k": k, "total": 0}
-    frag = (cells["cell_id"].astype(str) + "@" + cells["ucode"].astype(str)).to_numpy()
-    date = cells["date"].iloc[0] if "date" in cells.columns else None
-    long = pd.DataFrame(
-        {
-            "ucode": np.repeat(frag, len(cols)),
-            "indicator_id": np.tile(cols, len(cells)),
-            "value": cells[cols].to_numpy(dtype=float).ravel(),
-        }
-    )
-    long["date"], long["suppressed"] = date, False
-    parents = fact[fact["ucode"].isin(set(cells["ucode"])) & fact["indicator_id"].isin(cols)]
-    parents = parents[parents["date"] == date] if date is not None else parents
-    both = pd.concat(
-        [long, parents[["ucode", "indicator_id", "value", "date", "suppressed"]]], ignore_index=True
-    )
-    districts = cells["ucode"].astype(str).unique()
-    tree = pd.DataFrame(
-        {
-            "ucode": [*frag, *districts],
-            "parent_ucode": [*cells["ucode"].astype(str), *([None] * len(districts))],
-        }
-    )
-    done = suppress_small_counts(both, tree, k=k, catalog=catalog)
-    hidden = done["suppressed"].to_numpy()[: len(long)].reshape(len(cells), len(cols))
-    out = cells.copy()
-    values = np.array(out[cols].to_numpy(dtype=float), copy=True)
-    values[hidden] = np.nan
-    out[cols] = values
-    return out, {
-        "k": k,
-        "cells_hidden": int(hidden.any(axis=1).sum()),
-        "values_hidden": int(hidden.sum()),
-    }
 
 
 def wide_by_level(

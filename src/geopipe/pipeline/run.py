@@ -240,11 +240,11 @@ def _build(
     from ..indicators.compute import compute_indicators
     from ..indicators.rollup import rollup
     from ..manifest import fact_lineage
+    from ..quality import privacy
     from ..quality.indicators import check_indicators
-    from ..quality.privacy import suppress_small_counts
     from ..quality.report import raise_on_fail
     from ._util import jsonable
-    from .outputs import compare_top_level, suppress_cells, wide_by_level
+    from .outputs import compare_top_level, wide_by_level
 
     finest = int(admin["admin_level"].max())
     units = admin[admin["admin_level"] == finest].reset_index(drop=True)
@@ -286,7 +286,7 @@ def _build(
             levels=q.get("levels"),
             catalog=catalog,
         )
-        fact = suppress_small_counts(fact, admin, k=k, catalog=catalog)
+        fact = privacy.suppress_small_counts(fact, admin, k=k, catalog=catalog)
         manifest.quality["suppression"] = jsonable(
             fact.attrs.get("geopipe", {}).get("suppression", {})
         )
@@ -309,7 +309,7 @@ def _build(
             ukey = digest({"admin": admin_key, "grid": name})
             cells, reports[f"steps_{name}"] = run_steps(ctx, name, cells, steps, cache, ukey)
             wide = _grid_table(cells, ids, p.date, catalog)
-            tables[name], manifest.quality[f"suppression_{name}"] = suppress_cells(
+            tables[name], manifest.quality[f"suppression_{name}"] = privacy.suppress_cells(
                 wide, fact, k=k, catalog=catalog
             )
     return tables, reports, result.skipped

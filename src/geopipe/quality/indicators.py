@@ -17,7 +17,7 @@ WHERE = "check_indicators"
 
 
 def catalog_entries(catalog: Any = None) -> dict[str, dict[str, Any]]:
-    """Catalog as ``{indicator_id: {aggregation, unit, numerator, denominator, sensitive, scale}}``.
+    """Catalog as ``{indicator_id: {aggregation, unit, numerator, denominator, weight, sensitive, scale}}``.
 
     ``catalog`` may be None (the packaged catalog), the ``dim_indicator`` DataFrame, or a mapping
     ``{id: Indicator}`` from :func:`geopipe.indicators.catalog.get_indicators`.
@@ -44,6 +44,7 @@ def catalog_entries(catalog: Any = None) -> dict[str, dict[str, Any]]:
                 "unit": r.get("unit"),
                 "numerator": _none(r.get("numerator")),
                 "denominator": _none(r.get("denominator")),
+                "weight": _none(r.get("weight")),
                 "sensitive": bool(r.get("sensitive", False)),
                 "scale": float(r.get("scale", 1.0) or 1.0),
             }
@@ -56,6 +57,7 @@ def catalog_entries(catalog: Any = None) -> dict[str, dict[str, Any]]:
                 "unit": v.unit,
                 "numerator": v.numerator,
                 "denominator": v.denominator,
+                "weight": v.weight,
                 "sensitive": bool(v.sensitive),
                 "scale": float(v.scale),
             }

@@ -1,39 +1,54 @@
 """Protecting children's data: small-count suppression, keyed pseudonyms, personal columns.
 
-Suppression rules (docs/quality.md explains them with an example):
+Suppression (docs/quality.md explains it with examples):
 
-1. *Primary*: a value of a ``sensitive`` catalog indicator below ``k`` (default 5, zero included)
-   is suppressed: ``value`` null, ``suppressed`` true.
-2. *Complementary*: each parent unit and its children form an equation (parent = Σ children,
-   which :func:`geopipe.indicators.rollup.rollup` guarantees). An equation with exactly one hidden
-   term gives that term away, whether it is a child (parent − siblings) or the parent (Σ children).
-   For every such family the smallest published child (or, for an only child, the parent) is
-   suppressed too, and this repeats over all levels until no family has exactly one hidden term.
-3. *Ratios*: a ratio whose numerator or denominator is suppressed is suppressed (ratio ×
+1. *Primary*: a value of a ``sensitive`` catalog indicator above zero and below ``k`` (default 5)
+   is suppressed: ``value`` null, ``suppressed`` true. A true zero is published: it says that no
+   child is there, which identifies no one.
+2. *Complementary*: each parent and its children form an equation (parent = Σ children, which
+   :func:`geopipe.indicators.rollup.rollup` guarantees). An equation with exactly one hidden term
+   gives that term away, so more terms are hidden until every equation has none or at least two.
+3. *Weighted means*: a mean is hidden wherever its weight is; and since a parent's mean times its
+   weight is Σ mean x weight over its children, those equations are completed the same way, by
+   hiding more means.
+4. *Ratios*: a ratio whose numerator or denominator is suppressed is suppressed (ratio ×
    denominator would give the numerator back).
+
+Grid fragments (:func:`suppress_cells`) are the children of their finest admin unit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import numbers
 import os
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, InputError, MissingColumnError, problem
+from ._suppression import LongRows, code_units, suppress_rows
 from .indicators import catalog_entries
 
-__all__ = ["drop_personal", "pseudonymise", "suppress_small_counts"]
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from ..indicators.catalog import Indicator
+
+__all__ = ["drop_personal", "pseudonymise", "suppress_cells", "suppress_small_counts"]
 
 
 def suppress_small_counts(
-    fact: pd.DataFrame, admin: pd.DataFrame, *, k: float = 5, catalog: Any = None
+    fact: pd.DataFrame,
+    admin: pd.DataFrame,
+    *,
+    k: float = 5,
+    catalog: Mapping[str, Indicator] | pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Suppress small counts of sensitive indicators, with complementary suppression.
+    """Suppress small counts of sensitive indicators so that no published equation gives them back.
 
     Parameters
     ----------
@@ -42,15 +57,19 @@ def suppress_small_counts(
     admin
         ``dim_admin`` (``ucode``, ``parent_ucode``): who is whose parent.
     k
-        Threshold: sensitive values below ``k`` are suppressed.
+        Threshold: sensitive values above zero and below ``k`` are suppressed.
     catalog
-        ``dim_indicator`` (default: the packaged catalog); its ``sensitive`` column decides.
+        ``{id: Indicator}`` of the run (default: the built-in catalog), or ``dim_indicator``;
+        its ``sensitive``, ``aggregation``, ``weight``, ``numerator`` and ``denominator`` decide.
 
     Returns
     -------
     pandas.DataFrame
         A copy of ``fact`` with ``value`` null and ``suppressed`` true where hidden;
-        ``attrs["geopipe"]["suppression"]`` counts primary, complementary and ratio suppressions.
+        ``attrs["geopipe"]["suppression"]`` counts the rows each rule hid (``primary``,
+        ``complementary``, ``means_weight_hidden``, ``means_complementary``, ``ratios``), the
+        ``total``, and ``unresolved``: equations left with one hidden term because nothing else in
+        them could be hidden (0 for a fact from :func:`~geopipe.indicators.rollup.rollup`).
 
     Examples
     --------
@@ -62,137 +81,185 @@ def suppress_small_counts(
     [False, True, True, False]
     """
     where = "suppress_small_counts"
-    for col in ("ucode", "indicator_id", "value"):
-        if col not in fact.columns:
-            raise MissingColumnError(
-                problem(
-                    "fact", f"has no {col!r} column", "pass the fact_indicator table", where=where
-                )
-            )
-    for col in ("ucode", "parent_ucode"):
-        if col not in admin.columns:
-            raise MissingColumnError(
-                problem(
-                    "admin",
-                    f"has no {col!r} column",
-                    "pass the dim_admin table from gp.read_admin",
-                    where=where,
-                )
-            )
-    if not np.isfinite(k) or k <= 0:
-        raise InputError(
-            problem("k", f"was {k!r}", "use a positive threshold such as 5 or 10", where=where)
-        )
-    cat = catalog_entries(catalog)
-    out = fact.copy()
-    out = out.reset_index(drop=True)
-    value = pd.to_numeric(out["value"], errors="coerce").to_numpy(dtype="float64")
-    hidden = (
-        out["suppressed"].fillna(False).to_numpy(dtype=bool)
-        if "suppressed" in out.columns
-        else np.zeros(len(out), dtype=bool)
+    _need_columns(
+        fact, "fact", ("ucode", "indicator_id", "value"), "pass the fact_indicator table", where
     )
-    ind = out["indicator_id"].astype(str).to_numpy()
-    sensitive = np.isin(ind, [i for i, e in cat.items() if e["sensitive"]])
-    primary = (
-        sensitive & ~hidden & np.isfinite(value) & (value > 0) & (value < k)
-    )  # a true zero identifies no one
-    hidden = hidden | primary
-    sums = np.isin(ind, [i for i, e in cat.items() if e["aggregation"] == "sum" and e["sensitive"]])
-    before = int(hidden.sum())
-    hidden = _complementary(out, value, hidden, sums, admin)
-    complementary = int(hidden.sum()) - before
-    before = int(hidden.sum())
-    hidden = _ratios(out, hidden, cat)
-    ratios = int(hidden.sum()) - before
-    out["value"] = np.where(hidden, np.nan, value)
+    _need_columns(
+        admin,
+        "admin",
+        ("ucode", "parent_ucode"),
+        "pass the dim_admin table from gp.read_admin",
+        where,
+    )
+    _check_k(k, where)
+    cat = catalog_entries(catalog)
+    out = fact.reset_index(drop=True)
+    parent_of = _parent_map(admin["ucode"], admin["parent_ucode"])
+    ucode = out["ucode"].astype(str).to_numpy(dtype=object)
+    ind_codes, indicators = pd.factorize(out["indicator_id"].astype(str))
+    unit, parent = code_units(ucode, pd.Series(ucode).map(parent_of).to_numpy(dtype=object))
+    rows = LongRows(
+        unit=unit,
+        parent=parent,
+        indicator=ind_codes,
+        indicators=list(indicators),
+        date=pd.factorize(_dates(out))[0],
+        value=pd.to_numeric(out["value"], errors="coerce").to_numpy(dtype="float64"),
+        hidden=_suppressed(out),
+        fixed=np.zeros(len(out), dtype=bool),
+    )
+    hidden, stats = suppress_rows(rows, cat, float(k))
+    out = out.copy()
+    out["value"] = np.where(hidden, np.nan, rows.value)
     out["suppressed"] = hidden
     out.attrs["geopipe"] = {
         **dict(fact.attrs.get("geopipe", {})),
-        "suppression": {
-            "k": k,
-            "primary": int(primary.sum()),
-            "complementary": complementary,
-            "ratios": ratios,
-            "total": int(hidden.sum()),
-        },
+        "suppression": {"k": k, **stats, "total": int(hidden.sum())},
     }
     return out
 
 
-def _group_keys(frame: pd.DataFrame) -> pd.Series:
-    key = frame["indicator_id"].astype(str)
-    if "date" in frame.columns:
-        key = key + "|" + frame["date"].astype(str)
-    return key
+def suppress_cells(
+    cells: gpd.GeoDataFrame | pd.DataFrame,
+    fact: pd.DataFrame,
+    *,
+    k: float = 5,
+    catalog: Mapping[str, Indicator] | pd.DataFrame | None = None,
+) -> tuple[gpd.GeoDataFrame | pd.DataFrame, dict[str, Any]]:
+    """Small-count suppression for grid fragments, consistent with the published admin values.
 
+    Each fragment (``cell_id``, ``ucode``) is a child of its finest admin unit ``ucode``, whose
+    values in ``fact`` are already published (run :func:`suppress_small_counts` first; they are not
+    changed here). The rules are those of :func:`suppress_small_counts`: sensitive counts in
+    (0, ``k``) are hidden, then more fragments until no unit minus its published fragments reveals a
+    hidden one, the means whose weight is hidden and more means until no unit's mean x weight
+    reveals a hidden fragment's, and ratios built on a hidden count. Hidden values become null.
 
-def _complementary(
-    fact: pd.DataFrame, value: np.ndarray, hidden: np.ndarray, sums: np.ndarray, admin: pd.DataFrame
-) -> np.ndarray:
-    """Hide more terms until no (parent = Σ children) equation has exactly one hidden term."""
-    rows = np.flatnonzero(sums)
-    if not len(rows):
-        return hidden
-    sub = fact.iloc[rows]
-    group = _group_keys(sub).to_numpy()
-    ucode = sub["ucode"].astype(str).to_numpy()
-    parent_of = pd.Series(
-        admin["parent_ucode"].to_numpy(), index=admin["ucode"].astype(str).to_numpy()
+    Parameters
+    ----------
+    cells
+        Wide grid table: ``cell_id``, ``ucode``, optional ``date``, one column per indicator.
+    fact
+        The suppressed ``fact_indicator`` (``ucode, indicator_id, date, value, suppressed``).
+    k
+        Threshold, the same as for the admin units.
+    catalog
+        ``{id: Indicator}`` of the run (default: the built-in catalog), or ``dim_indicator``.
+
+    Returns
+    -------
+    (table, report)
+        A copy of ``cells`` with hidden values null, and counts for the manifest: ``k``,
+        ``cells_hidden`` (fragments with a hidden value), ``values_hidden``, the count of each rule
+        and ``unresolved`` (families where nothing more could be hidden because the only other
+        term is a published admin value; 0 when fragments add up to their unit).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> cells = pd.DataFrame({"cell_id": ["a", "b", "c"], "ucode": "D", "date": "2020-01-01",
+    ...                       "population_u5": [2.0, 30.0, 40.0]})
+    >>> fact = pd.DataFrame({"ucode": ["D"], "indicator_id": ["population_u5"],
+    ...                      "date": ["2020-01-01"], "value": [72.0], "suppressed": [False]})
+    >>> out, report = suppress_cells(cells, fact)
+    >>> out["population_u5"].isna().tolist(), report["values_hidden"]
+    ([True, True, False], 2)
+    """
+    where = "suppress_cells"
+    _need_columns(
+        cells, "cells", ("cell_id", "ucode"), "pass the grid table (gp.h3_grid(...))", where
     )
-    parent_of = parent_of[~parent_of.index.duplicated()]
-    parent = pd.Series(ucode).map(parent_of).to_numpy(dtype=object)
-    pos = pd.Series(np.arange(len(sub)), index=pd.Index(group + "#" + ucode))
-    pos = pos[~pos.index.duplicated()]
-    has = pd.notna(parent)
-    pkey = np.where(has, group + "#" + np.where(has, parent, "").astype(str), "")
-    ppos = pos.reindex(pkey).to_numpy()
-    child = np.flatnonzero(~np.isnan(ppos))
-    fam = ppos[child].astype(np.int64)  # family id = position of the parent in `sub`
-    h = hidden[rows].copy()
-    v = value[rows]
-    # published children ordered by (no data last, value, ucode): the first per family is the one to hide
-    order = np.lexsort((ucode[child], np.nan_to_num(v[child], nan=np.inf), np.isnan(v[child]), fam))
-    child_sorted, fam_sorted = child[order], fam[order]
-    while True:
-        n_hidden = np.bincount(fam, weights=h[child], minlength=len(sub)) + h
-        n_children = np.bincount(fam, minlength=len(sub))
-        exposed = (n_children > 0) & (n_hidden == 1)
-        if not exposed.any():
-            break
-        cand = exposed[fam_sorted] & ~h[child_sorted]
-        firsts = pd.Series(child_sorted[cand]).groupby(fam_sorted[cand], sort=False).first()
-        h[firsts.to_numpy()] = True
-        no_child_left = exposed.copy()
-        no_child_left[firsts.index.to_numpy()] = False
-        h[np.flatnonzero(no_child_left)] = True  # an only child is hidden: hide its parent
-    out = hidden.copy()
-    out[rows] = h
-    return out
-
-
-def _ratios(fact: pd.DataFrame, hidden: np.ndarray, cat: dict[str, dict[str, Any]]) -> np.ndarray:
-    key = (
-        fact["ucode"].astype(str)
-        + "|"
-        + (fact["date"].astype(str) if "date" in fact.columns else "")
+    _need_columns(
+        fact,
+        "fact",
+        ("ucode", "indicator_id", "value"),
+        "pass the suppressed fact_indicator",
+        where,
     )
-    ind = fact["indicator_id"].astype(str)
-    hidden_keys = set((ind[hidden] + "@" + key[hidden]).tolist())
-    out = hidden.copy()
-    for ind_id, entry in cat.items():
-        if entry["aggregation"] != "ratio":
-            continue
-        sel = (ind == ind_id).to_numpy()
-        if not sel.any():
-            continue
-        parts = [entry["numerator"], entry["denominator"]]
-        hit = np.zeros(int(sel.sum()), dtype=bool)
-        for part in parts:
-            hit |= (part + "@" + key[sel]).isin(hidden_keys).to_numpy()
-        idx = np.flatnonzero(sel)
-        out[idx[hit]] = True
-    return out
+    _check_k(k, where)
+    cat = catalog_entries(catalog)
+    cols = [c for c in cells.columns if c in cat]
+    if not cols or cells.empty:
+        return cells.copy(), {"k": k, "cells_hidden": 0, "values_hidden": 0}
+    n, m = len(cells), len(cols)
+    district = cells["ucode"].astype(str).to_numpy(dtype=object)
+    dates = (
+        cells["date"].astype(str).to_numpy(dtype=object)
+        if "date" in cells.columns
+        else np.full(n, "", dtype=object)
+    )
+    parents = fact[fact["ucode"].astype(str).isin(set(district)) & fact["indicator_id"].isin(cols)]
+    if "date" in cells.columns and "date" in parents.columns:
+        parents = parents[parents["date"].astype(str).isin(set(dates))]
+    p_dates = (
+        _dates(parents) if "date" in cells.columns else np.full(len(parents), "", dtype=object)
+    )
+    # codes: fragments 0..n-1 in (cell_id, ucode) order, then the admin units in ucode order
+    frag = np.empty(n, dtype=np.int64)
+    frag[np.lexsort((district, cells["cell_id"].astype(str).to_numpy(dtype=object)))] = np.arange(n)
+    cell_admin, fact_admin = code_units(
+        district, parents["ucode"].astype(str).to_numpy(dtype=object)
+    )
+    date_codes, _ = pd.factorize(np.concatenate([dates, p_dates]))
+    values = np.array(cells[cols].to_numpy(dtype="float64"), copy=True)
+    rows = LongRows(
+        unit=np.concatenate([np.repeat(frag, m), n + fact_admin]),
+        parent=np.concatenate([np.repeat(n + cell_admin, m), np.full(len(parents), -1)]),
+        indicator=np.concatenate(
+            [np.tile(np.arange(m), n), pd.Index(cols).get_indexer(parents["indicator_id"])]
+        ),
+        indicators=cols,
+        date=np.concatenate([np.repeat(date_codes[:n], m), date_codes[n:]]),
+        value=np.concatenate(
+            [values.ravel(), pd.to_numeric(parents["value"], errors="coerce").to_numpy(float)]
+        ),
+        hidden=np.concatenate([np.zeros(n * m, dtype=bool), _suppressed(parents)]),
+        fixed=np.concatenate([np.zeros(n * m, dtype=bool), np.ones(len(parents), dtype=bool)]),
+    )
+    hidden, stats = suppress_rows(rows, cat, float(k))
+    mask = hidden[: n * m].reshape(n, m)
+    out = cells.copy()
+    values[mask] = np.nan
+    out[cols] = values
+    return out, {
+        "k": k,
+        "cells_hidden": int(mask.any(axis=1).sum()),
+        "values_hidden": int(mask.sum()),
+        **stats,
+    }
+
+
+def _need_columns(
+    frame: pd.DataFrame, name: str, cols: Iterable[str], fix: str, where: str
+) -> None:
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise MissingColumnError(problem(name, f"has no column(s) {missing}", fix, where=where))
+
+
+def _check_k(k: float, where: str) -> None:
+    if isinstance(k, bool) or not isinstance(k, numbers.Real) or not np.isfinite(k) or k <= 0:
+        raise InputError(
+            problem("k", f"was {k!r}", "use a positive threshold such as 5 or 10", where=where)
+        )
+
+
+def _parent_map(ucode: pd.Series, parent: pd.Series) -> pd.Series:
+    text = np.where(parent.notna().to_numpy(), parent.astype(str).to_numpy(), None)
+    out = pd.Series(text, index=ucode.astype(str).to_numpy(), dtype=object)
+    return out[~out.index.duplicated()]
+
+
+def _dates(frame: pd.DataFrame) -> np.ndarray:
+    if "date" not in frame.columns:
+        return np.full(len(frame), "", dtype=object)
+    return frame["date"].astype(str).to_numpy(dtype=object)
+
+
+def _suppressed(frame: pd.DataFrame) -> np.ndarray:
+    if "suppressed" not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    return frame["suppressed"].fillna(False).to_numpy(dtype=bool)
 
 
 def _key(key_env: str) -> bytes:
@@ -222,11 +289,17 @@ def _key(key_env: str) -> bytes:
 def pseudonymise(
     frame: pd.DataFrame, columns: str | Iterable[str], *, key_env: str = "GEOPIPE_PSEUDONYM_KEY"
 ) -> pd.DataFrame:
-    """Replace identifiers with keyed pseudonyms: HMAC-SHA256 (hex) of the value's text.
+    """Replace identifiers with keyed pseudonyms: HMAC-SHA256 (hex) of the value's canonical text.
 
-    The same value and key always give the same pseudonym (so joins across tables still work);
-    without the key the original cannot be recovered or confirmed by hashing guesses. The key is
-    read from the environment variable ``key_env`` and never stored. Nulls stay null.
+    The same value and key always give the same pseudonym (so joins across tables and runs still
+    work); without the key the original cannot be recovered or confirmed by hashing guesses. The
+    key is read from the environment variable ``key_env`` and never stored. Nulls stay null.
+
+    The pseudonym depends on the value, not on how a file stored it. The canonical text is:
+    a whole number without decimal point or type (``101``, ``101.0``, ``numpy.int64(101)``,
+    ``Int64`` and the text ``"101"`` all give the pseudonym of ``"101"``); another number its
+    shortest decimal form (``101.5``); text as it is, with case, spaces and leading zeros
+    (``"0101"`` and ``"101.0"`` are other ids than ``"101"``); booleans ``"True"`` / ``"False"``.
 
     Parameters
     ----------
@@ -259,9 +332,8 @@ def pseudonymise(
     secret = _key(key_env)
     out = frame.copy()
     for col in cols:
-        values = out[col].astype(object)
-        present = values.notna()
-        text = values[present].map(str)
+        present = out[col].notna()
+        text = _canonical_text(out[col][present])
         uniques = pd.unique(text.to_numpy())
         digest = {
             u: hmac.new(secret, u.encode("utf-8"), hashlib.sha256).hexdigest() for u in uniques
@@ -270,6 +342,43 @@ def pseudonymise(
         new[present] = text.map(digest)
         out[col] = new
     return out
+
+
+def _canonical_text(values: pd.Series) -> pd.Series:
+    """The text a pseudonym is made of (see :func:`pseudonymise`); ``values`` holds no null."""
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return values.map({True: "True", False: "False"}).astype(object)
+    if pd.api.types.is_integer_dtype(dtype):
+        return values.astype(
+            "int64" if pd.api.types.is_signed_integer_dtype(dtype) else "uint64"
+        ).astype(str)
+    if pd.api.types.is_float_dtype(dtype):
+        number = values.to_numpy(dtype="float64")
+        whole = np.isfinite(number) & (number == np.trunc(number)) & (np.abs(number) < 2.0**63)
+        text = values.astype(str).to_numpy(dtype=object)
+        text[whole] = number[whole].astype(np.int64).astype(str)
+        big = np.isfinite(number) & (number == np.trunc(number)) & ~whole
+        text[big] = [str(int(v)) for v in number[big]]
+        return pd.Series(text, index=values.index, dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=True) == "string":
+        return values.astype(object)
+    return values.map(_canonical_one).astype(object)
+
+
+def _canonical_one(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return "True" if value else "False"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if np.isfinite(number) and number == int(number):
+            return str(int(number))
+        return repr(number)
+    return str(value)
 
 
 def drop_personal(frame: pd.DataFrame, personal_columns: str | Iterable[str]) -> pd.DataFrame:
