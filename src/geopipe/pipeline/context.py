@@ -16,8 +16,10 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,16 @@ class RunContext:
         self.counts.update({f"read:{name}": 1 for name in self._read})
         self.memo: dict[tuple, Any] = {}
         self.cache_dir = cache_dir
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Add the seconds of the block to ``timings[name]`` (a step's time over its batches)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
 
     def source(self, name: str) -> Any:
         """The source ``name``, read on first use."""

@@ -119,6 +119,7 @@ def run_pipeline(
         p, ctx, admin, catalog, steps, cache, manifest, checks, out_dir
     )
     ctx.verify_unchanged()
+    manifest.timings.update({f"step:{k}": round(v, 6) for k, v in sorted(ctx.timings.items())})
     manifest.quality["step_cache"] = dict(sorted(cache.status.items()))
     reports["step_cache"] = manifest.quality["step_cache"]
     with manifest.step("write"):
@@ -381,7 +382,9 @@ def run_steps(
             pending.append((step, key))
             continue
         data = ctx.batch(unitset, out)
-        _store(out, step, key, step.run(out, data), data, cache, reports, unitset)
+        with ctx.timed(f"{unitset}/{step.name}"):
+            result = step.run(out, data)
+        _store(out, step, key, result, data, cache, reports, unitset)
     _flush(ctx, unitset, out, pending, cache, reports)
     return out, reports
 
@@ -414,7 +417,9 @@ def _flush(
         part = out.iloc[batch].reset_index(drop=True)
         data = ctx.batch(unitset, part)
         for step, _ in pending:
-            for col, values in step.run(part, data).items():
+            with ctx.timed(f"{unitset}/{step.name}"):
+                result = step.run(part, data)
+            for col, values in result.items():
                 arr = cols[step.name].setdefault(col, np.full(n, np.nan))
                 arr[batch] = values
     data = ctx.batch(unitset, out)

@@ -270,15 +270,30 @@ def _missing_pixels(valid: np.ndarray, inside: np.ndarray, extent_share: float) 
     return max(1, int((~valid & inside).sum()) + round(beyond))
 
 
-def _aoi(admin: gpd.GeoDataFrame, ds: Any) -> tuple[Any, Any]:
-    """The boundaries' union and the raster's footprint, both in an equal-area CRS."""
-    if admin.crs is None:
-        raise InputError(problem("admin", "has no CRS", "read it with gp.read_admin", where=WHERE))
+_UNIONS: dict[int, tuple[Any, Any]] = {}
+
+
+def _equal_area_union(admin: gpd.GeoDataFrame) -> Any:
+    """Union of the boundaries in the equal-area CRS, computed once per boundaries table (a run
+    checks several rasters against the same one)."""
+    hit = _UNIONS.get(id(admin))
+    if hit is not None and hit[0] is admin:
+        return hit[1]
     geoms = admin.geometry.to_numpy()
     keep = ~shapely.is_empty(geoms) & shapely.is_valid(geoms)
     union = shapely.union_all(
         gpd.GeoSeries(geoms[keep], crs=admin.crs).to_crs(EQUAL_AREA).to_numpy()
     )
+    _UNIONS.clear()  # keep one: the boundaries of the current run
+    _UNIONS[id(admin)] = (admin, union)
+    return union
+
+
+def _aoi(admin: gpd.GeoDataFrame, ds: Any) -> tuple[Any, Any]:
+    """The boundaries' union and the raster's footprint, both in an equal-area CRS."""
+    if admin.crs is None:
+        raise InputError(problem("admin", "has no CRS", "read it with gp.read_admin", where=WHERE))
+    union = _equal_area_union(admin)
     footprint = gpd.GeoSeries([shapely.box(*ds.bounds)], crs=ds.crs)
     footprint = footprint.set_crs(ds.crs, allow_override=True).segmentize(max(ds.res) * 10)
     with np.errstate(all="ignore"):
