@@ -117,3 +117,43 @@ def test_python_and_yaml_build_the_same_pipeline():
     )
     assert p.settings() == y.settings()
     assert list(p.catalog()) == list(y.catalog())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"sources": ["a.tif", "b.tif"]}, "sources: must be a mapping"),
+        (
+            {"steps": [{"kind": "distance_coverage", "facilities": "clinics", "distance_km": -5}]},
+            "distance_km must be a distance > 0",
+        ),
+        (
+            {"steps": [{"kind": "child_poverty", "layer": "pop", "poverty_threshold": "low"}]},
+            "poverty_threshold = 'low' is not a number",
+        ),
+        (
+            {"steps": [{"kind": "raster_stats", "raster": "pop", "stats": ["max"]}]},
+            "cannot be rolled up",
+        ),
+        ({"quality": {"k": 0}}, "quality.k: must be at least 1"),
+        ({"quality": {"levels": {"admin.gapp": "fail"}}}, "did you mean 'admin.gap'"),
+        ({"units": {"h3": [16]}}, "units.h3"),
+        ({"indicators": "population_total"}, "indicators: must be a list"),
+    ],
+)
+def test_each_wrong_value_is_a_config_error_with_its_path(tmp_path, change, message):
+    (tmp_path / "adm.geojson").write_text("{}")
+    (tmp_path / "pop.tif").write_bytes(b"")
+    (tmp_path / "c.csv").write_text("lon,lat\n")
+    base = {
+        "name": "x",
+        "date": "2020-01-01",
+        "sources": {
+            "admin": {"kind": "admin", "path": "adm.geojson"},
+            "pop": {"kind": "raster", "path": "pop.tif"},
+            "clinics": {"kind": "points", "path": "c.csv"},
+        },
+        "steps": [],
+    }
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        gp.Pipeline.from_dict({**base, **change}, base=tmp_path)
