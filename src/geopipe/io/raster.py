@@ -439,9 +439,11 @@ class RasterData:
         header: dict[str, Any],
         raw: np.ndarray | None,
         valid: np.ndarray | None,
+        row0: int = 0,
     ) -> None:
         self.path = os.fspath(path)
         self.name = self.path
+        self._row0 = row0  # first row held (a window of a partition), 0 for the whole raster
         for key, value in header.items():
             setattr(self, key, value)
         self._raw, self._valid = raw, valid
@@ -486,7 +488,13 @@ class RasterData:
         window: Any = None,
     ) -> np.ndarray:
         """Band 1 as rasterio's ``read`` returns it (from memory when held)."""
-        if self._raw is None or out_shape is not None or window is not None:
+        if (
+            self._raw is None
+            or self._row0
+            or len(self._raw) != self.height
+            or out_shape is not None
+            or window is not None
+        ):
             with rasterio.open(self.path) as ds:
                 return ds.read(
                     band,
@@ -501,12 +509,16 @@ class RasterData:
 
     def values_at(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(values, valid)`` at pixel (row, col) pairs: scale/offset applied, invalid -> 0."""
-        if self._raw is None:
+        held = self._raw is not None and (
+            len(rows) == 0
+            or (rows.min() >= self._row0 and rows.max() < self._row0 + len(self._raw))
+        )
+        if not held:
             from geopipe.zonal.layers import _read_cells
 
-            return _read_cells(self, rows, cols, row_blocks(self))
-        valid = self._valid[rows, cols]
-        values = self._raw[rows, cols].astype(np.float64)
+            return _read_cells(self.path, rows, cols, row_blocks(self))
+        valid = self._valid[rows - self._row0, cols]
+        values = self._raw[rows - self._row0, cols].astype(np.float64)
         scale, offset = self.scales[0], self.offsets[0]
         if scale != 1.0 or offset != 0.0:
             values = values * scale + offset
@@ -515,19 +527,23 @@ class RasterData:
         return values, valid
 
     def total(self) -> float:
-        """Sum of the valid pixel values (scale/offset applied)."""
+        """Sum of the valid pixel values (scale/offset applied) over the whole raster."""
         return float(sum(v.sum(dtype=np.float64) for _, _, v, _ in self.blocks(row_blocks(self))))
 
     def blocks(
         self, rows: list[tuple[int, int]], *, raw: bool = False
     ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
         """``(row_start, row_stop, values, valid)`` per row range, like :func:`iter_blocks`."""
-        if self._raw is None:
+        stop = self._row0 + (0 if self._raw is None else len(self._raw))
+        if self._raw is None or any(r0 < self._row0 or r1 > stop for r0, r1 in rows):
             yield from iter_blocks(self.path, rows, raw=raw)
             return
         scale, offset = self.scales[0], self.offsets[0]
         for r0, r1 in rows:
-            block, ok = self._raw[r0:r1], self._valid[r0:r1]
+            block, ok = (
+                self._raw[r0 - self._row0 : r1 - self._row0],
+                self._valid[r0 - self._row0 : r1 - self._row0],
+            )
             if raw:
                 yield r0, r1, block, ok
                 continue
@@ -556,7 +572,9 @@ _HEADER = (
 )
 
 
-def load_raster(path: PathLike, *, max_bytes: int = MAX_IN_MEMORY_BYTES) -> RasterData:
+def load_raster(
+    path: PathLike, *, max_bytes: int = MAX_IN_MEMORY_BYTES, rows: tuple[int, int] | None = None
+) -> RasterData:
     """Open a raster once (checked like :func:`open_raster`) and hold band 1 when it fits.
 
     Parameters
@@ -566,6 +584,9 @@ def load_raster(path: PathLike, *, max_bytes: int = MAX_IN_MEMORY_BYTES) -> Rast
     max_bytes
         Hold band 1 in memory when ``height x width x itemsize`` is at most this; larger rasters
         keep only their header and are read by row blocks on use.
+    rows
+        Hold only rows ``[start, stop)`` (the window of a partition); rows outside are read from
+        the file if ever asked for.
 
     Returns
     -------
@@ -579,11 +600,12 @@ def load_raster(path: PathLike, *, max_bytes: int = MAX_IN_MEMORY_BYTES) -> Rast
     """
     with open_raster(path) as ds:
         header = {k: getattr(ds, k) for k in _HEADER}
-        rows = row_blocks(ds)
-        fits = ds.height * ds.width * np.dtype(ds.dtypes[0]).itemsize <= max_bytes
+        r0, r1 = (0, ds.height) if rows is None else (max(0, rows[0]), min(ds.height, rows[1]))
+        blocks = [(a, b) for a, b in ((max(a, r0), min(b, r1)) for a, b in row_blocks(ds)) if a < b]
+        fits = (r1 - r0) * ds.width * np.dtype(ds.dtypes[0]).itemsize <= max_bytes
     raw = valid = None
-    if fits:
-        parts = list(iter_blocks(path, rows, raw=True))
+    if fits and blocks:
+        parts = list(iter_blocks(path, blocks, raw=True))
         raw = np.concatenate([p[2] for p in parts]) if len(parts) > 1 else parts[0][2]
         valid = np.concatenate([p[3] for p in parts]) if len(parts) > 1 else parts[0][3]
-    return RasterData(path, header, raw, valid)
+    return RasterData(path, header, raw, valid, row0=r0 if raw is not None else 0)

@@ -100,6 +100,9 @@ class RunContext:
         self.memo: dict[tuple, Any] = {}
         self.cache_dir = cache_dir
         self.timings: dict[str, float] = {}
+        from .engines import Engine
+
+        self.engine = Engine()
 
     @contextlib.contextmanager
     def timed(self, name: str) -> Iterator[None]:

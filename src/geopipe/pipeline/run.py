@@ -23,6 +23,7 @@ from ..errors import GeopipeWarning, OutputError, problem
 from ..indicators.catalog import Indicator
 from ..steps import Step
 from .context import RunContext
+from .engines import Engine
 from .model import Pipeline
 from .state import (
     StepCache,
@@ -55,6 +56,10 @@ def run_pipeline(
     output: str | Path | None = None,
     force: bool = False,
     only: Sequence[str] | None = None,
+    engine: Engine | str = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    partition_level: int | None = None,
 ) -> RunResult:
     """Run a pipeline end to end and write its run folder.
 
@@ -69,6 +74,9 @@ def run_pipeline(
     only
         Recompute only these steps (``kind`` or ``kind:column``, see ``Step.name``); the other
         steps' columns come from the previous runs' state (a step never computed is an error).
+    engine, workers, scheduler, partition_level
+        Where the pixel steps run (:class:`~geopipe.pipeline.engines.Engine`): ``"local"``
+        (default), ``"processes"`` or ``"dask"``; the tables are the same whichever is used.
 
     Returns
     -------
@@ -105,7 +113,12 @@ def run_pipeline(
         run=p.name, run_id=key[:12], parameters={"run_key": key, "pipeline": settings}
     )
     manifest.inputs = _portable(fps, p.config_path)
+    if not isinstance(engine, Engine):
+        engine = Engine(
+            engine, workers=workers, scheduler=scheduler, partition_level=partition_level
+        )
     ctx = RunContext(p, fps, preread=plan.fetched, cache_dir=plan.cache_dir)
+    ctx.engine = engine
     cache = StepCache(state_folder(out_dir), fps, roles)
     cache.read = not force
     cache.only = set(only or ())
@@ -411,21 +424,56 @@ def _flush(
     }
     renorm = any(getattr(s, "edge", "fraction") == "renormalize" for s, _ in pending)
     first = ctx.source(sorted(rasters)[0]) if rasters else None
-    batches = [np.arange(n)] if renorm or first is None else unit_batches(out, first)
     cols: dict[str, dict[str, np.ndarray]] = {s.name: {} for s, _ in pending}
-    for batch in batches:
-        part = out.iloc[batch].reset_index(drop=True)
-        data = ctx.batch(unitset, part)
+
+    def place(batch: np.ndarray, results: dict[str, dict[str, np.ndarray]]) -> None:
         for step, _ in pending:
-            with ctx.timed(f"{unitset}/{step.name}"):
-                result = step.run(part, data)
-            for col, values in result.items():
+            for col, values in results[step.name].items():
                 arr = cols[step.name].setdefault(col, np.full(n, np.nan))
                 arr[batch] = values
+
+    engine = ctx.engine
+    if renorm or first is None:
+        batches = [np.arange(n)]
+    elif engine.partition_level is not None:
+        batches = _partitions(ctx, out, engine.partition_level)
+    else:
+        batches = unit_batches(out, first)
+    if (engine.kind == "local" and engine.partition_level is None) or renorm:
+        for batch in batches:
+            part = out.iloc[batch].reset_index(drop=True)
+            data = ctx.batch(unitset, part)
+            results = {}
+            for step, _ in pending:
+                with ctx.timed(f"{unitset}/{step.name}"):
+                    results[step.name] = step.run(part, data)
+            place(batch, results)
+    else:
+        from .engines import run_partitions
+
+        parts = [out.iloc[b].reset_index(drop=True) for b in batches]
+        with ctx.timed(f"{unitset}/partitions:{engine.kind}"):
+            done = run_partitions(engine, ctx.pipeline, unitset, parts, [s for s, _ in pending])
+        for batch, results in zip(batches, done, strict=True):
+            place(batch, results)
     data = ctx.batch(unitset, out)
     for step, key in pending:
         _store(out, step, key, cols[step.name], data, cache, reports, unitset)
     pending.clear()
+
+
+def _partitions(ctx: RunContext, units: gpd.GeoDataFrame, level: int) -> list[np.ndarray]:
+    """Positions of ``units`` grouped by their admin ancestor at ``level`` (grid fragments by
+    their finest unit's ancestor), in the order of first appearance."""
+    admin = ctx.admin()
+    parent = admin.set_index("ucode")["parent_ucode"]
+    lvl = admin.set_index("ucode")["admin_level"]
+    key = units["ucode"].astype(str)
+    for _ in range(int(lvl.max()) - level):
+        up = key.map(parent)
+        key = key.where(key.map(lvl) <= level, up)
+    codes, _ = pd.factorize(key)
+    return [np.flatnonzero(codes == c) for c in range(codes.max() + 1)]
 
 
 def _store(

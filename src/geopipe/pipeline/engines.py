@@ -1,0 +1,191 @@
+"""Engines: where the pixel steps of a run execute — in process, on a process pool, or as tasks
+on a Dask ``distributed`` cluster. No home-made scheduler: ``concurrent.futures`` and
+``distributed`` do the scheduling, retries and worker-failure recovery.
+
+A **partition** is a set of units (all the finest admin units under one unit of
+``partition_level``, or a memory-bounded batch of units) whose pixel steps run together: the
+task receives the pipeline (sources as *paths* and parameters, never open datasets), the units of
+the partition and the steps; it opens the rasters itself and holds only the rows its units cover.
+Every unit belongs to exactly one partition and a unit's pixels are summed in the same order
+whatever the partition, so the tables equal the unpartitioned run's; steps that need every unit
+at once (point counts, overlays, ``edge="renormalize"``) are not partitioned.
+
+Dask is an optional extra (``pip install geopipe[dask]``); ``import geopipe`` never imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DependencyError, problem
+
+__all__ = ["ENGINES", "Engine", "run_partitions"]
+
+ENGINES = ("local", "processes", "dask")
+
+
+@dataclasses.dataclass(frozen=True)
+class Engine:
+    """How a run executes its pixel steps.
+
+    Parameters
+    ----------
+    kind
+        ``"local"`` (in process, default), ``"processes"`` (a process pool on this machine) or
+        ``"dask"`` (a ``distributed.Client``: a ``LocalCluster`` by default).
+    workers
+        Pool / local cluster size (default: the number of CPUs).
+    scheduler
+        Address of a running Dask scheduler (``tcp://host:8786``) instead of a local cluster.
+    retries
+        Times a failed task is retried (Dask: also survives a worker dying, within
+        distributed's ``allowed-failures``).
+    partition_level
+        Partition the finest units by their ancestor at this admin level (default: memory-bounded
+        batches of units).
+
+    Examples
+    --------
+    >>> Engine("processes", workers=2).kind
+    'processes'
+    """
+
+    kind: str = "local"
+    workers: int | None = None
+    scheduler: str | None = None
+    retries: int = 2
+    partition_level: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENGINES:
+            raise ConfigError(
+                problem("engine", f"was {self.kind!r}", f"use one of {list(ENGINES)}")
+            )
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(problem("workers", f"was {self.workers}", "use 1 or more"))
+
+
+def _window(units: Any, data: Any) -> tuple[int, int]:
+    """Raster rows ``[start, stop)`` the units cover (with a one-row margin)."""
+    from pyproj import Transformer
+
+    from ..zonal.raster import crs_id
+
+    x0, y0, x1, y1 = units.total_bounds
+    if crs_id(units.crs) != crs_id(data.crs):
+        tr = Transformer.from_crs(units.crs, data.crs, always_xy=True)
+        xs, ys = tr.transform([x0, x1, x0, x1], [y0, y0, y1, y1])
+        y0, y1 = min(ys), max(ys)
+    t = data.transform
+    rows = sorted(((y1 - t.f) / t.e, (y0 - t.f) / t.e))
+    return max(0, int(np.floor(rows[0])) - 1), min(data.height, int(np.ceil(rows[1])) + 1)
+
+
+def run_partition(
+    pipeline: Any, unitset: str, units: Any, steps: Sequence[Any]
+) -> dict[str, dict[str, np.ndarray]]:
+    """The task: run ``steps`` on ``units`` of ``pipeline``, opening what it needs itself.
+
+    Rasters are opened here and hold only the rows the partition covers; returns
+    ``{step name: {column: values}}`` for the units in order.
+
+    Examples
+    --------
+    >>> cols = run_partition(pipeline, "admin", districts.iloc[:3], pixel_steps)  # doctest: +SKIP
+    """
+    from ..io.raster import load_raster
+    from .context import RunContext
+
+    ctx = RunContext(pipeline)
+    for name, src in pipeline.sources.items():
+        if src.kind == "raster" and any(name in s.sources().values() for s in steps):
+            header = load_raster(src.path, max_bytes=0)  # the header only
+            ctx._read[name] = load_raster(src.path, rows=_window(units, header))
+    data = ctx.batch(unitset, units)
+    return {s.name: s.run(units, data) for s in steps}
+
+
+def run_partitions(
+    engine: Engine, pipeline: Any, unitset: str, parts: list[Any], steps: Sequence[Any]
+) -> list[dict[str, dict[str, np.ndarray]]]:
+    """Run :func:`run_partition` for every partition (a GeoDataFrame of units) on ``engine``."""
+    if engine.kind == "local":
+        return [run_partition(pipeline, unitset, part, steps) for part in parts]
+    if engine.kind == "processes":
+        return _on_pool(engine, pipeline, unitset, parts, steps)
+    return _on_dask(engine, pipeline, unitset, parts, steps)
+
+
+def _on_pool(
+    engine: Engine, pipeline: Any, unitset: str, parts: list[Any], steps: Sequence[Any]
+) -> list[Any]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    attempts = engine.retries + 1
+    for attempt in range(attempts):
+        ctx = multiprocessing.get_context("spawn")  # no fork after GDAL / thread pools started
+        try:
+            with ProcessPoolExecutor(max_workers=engine.workers, mp_context=ctx) as pool:
+                futures = [
+                    pool.submit(run_partition, pipeline, unitset, part, steps) for part in parts
+                ]
+                return [f.result() for f in futures]
+        except BrokenProcessPool:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _on_dask(
+    engine: Engine, pipeline: Any, unitset: str, parts: list[Any], steps: Sequence[Any]
+) -> list[Any]:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise DependencyError(
+            problem("engine 'dask'", "needs the distributed package", "pip install 'geopipe[dask]'")
+        ) from exc
+    client = _CLIENTS.get((engine.scheduler, engine.workers))
+    if client is None or client.status != "running":
+        if engine.scheduler:
+            client = distributed.Client(engine.scheduler)
+        else:
+            cluster = distributed.LocalCluster(
+                n_workers=engine.workers or 2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=40,
+            )
+            client = distributed.Client(cluster)
+        _CLIENTS[(engine.scheduler, engine.workers)] = client
+    futures = client.map(
+        run_partition,
+        [pipeline] * len(parts),
+        [unitset] * len(parts),
+        parts,
+        [list(steps)] * len(parts),
+        retries=engine.retries,
+        pure=False,
+    )
+    return client.gather(futures)
+
+
+#: one client per (scheduler, workers) for the life of the process (a cluster is slow to start)
+_CLIENTS: dict[tuple[Any, Any], Any] = {}
+
+
+def close_clients() -> None:
+    """Close the Dask clients (and local clusters) this process started."""
+    for client in list(_CLIENTS.values()):
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    _CLIENTS.clear()
