@@ -61,3 +61,33 @@ def write_raster(path, arr, transform, crs="EPSG:4326", **profile):
     ) as ds:
         ds.write(arr, 1)
     return path
+
+
+def geopipe_cli(*args, cwd=None, **kwargs):
+    """Run ``python -m geopipe.cli ARGS`` in a subprocess (this checkout's src first on the path)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    )
+    env.update(kwargs.pop("env", {}))
+    return subprocess.run(
+        [sys.executable, "-m", "geopipe.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=env,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory):
+    """`geopipe run pipelines/sample.yaml` piped (not a terminal): (run folder, CompletedProcess)."""
+    out = tmp_path_factory.mktemp("sample_cli") / "run"
+    done = geopipe_cli("run", ROOT / "pipelines" / "sample.yaml", "--output", out)
+    assert done.returncode == 0, done.stderr
+    return out, done

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sys
 import threading
 import time
@@ -44,6 +45,8 @@ class ProgressBars:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        # the terminal's size, or 80 x 24 where it reports none (0 x 0 would draw empty bars)
+        self._size = shutil.get_terminal_size()
 
     def _bar(self, desc: str, total: int | None, unit: str) -> Any:
         fmt = None if total else "{desc}: {elapsed}"
@@ -55,7 +58,8 @@ class ProgressBars:
             leave=False,
             file=self._file,
             bar_format=fmt,
-            dynamic_ncols=True,
+            ncols=min(self._size.columns, 120),
+            nrows=self._size.lines,
         )
 
     def _tick(self) -> None:  # refresh the elapsed time of steps that report no progress
@@ -79,9 +83,11 @@ class ProgressBars:
                 for name in list(self._loops):
                     self._end(self._loops, name)
                 bar = self._steps.get(event["step"])
-                if bar is not None and bar.last_print_t >= bar.start_t + BAR_DELAY:
-                    bar.write(f"{event['step']:<24} {event['seconds']:8.1f} s", file=self._file)
+                shown = bar is not None and bar.last_print_t >= bar.start_t + BAR_DELAY
                 self._end(self._steps, event["step"])
+                if shown:  # a step long enough to have had a bar leaves one line
+                    line = f"{event['step']:<24} {event['seconds']:8.1f} s"
+                    self._tqdm.write(line, file=self._file)
             elif kind == "run_end":
                 self._close()
 

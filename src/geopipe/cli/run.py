@@ -88,6 +88,42 @@ def _only_kwargs(only: list[str] | None) -> dict[str, Any]:
     return {"only": list(only)}
 
 
+def check_writable(out_dir: Path) -> None:
+    """Raise OutputError unless ``out_dir`` can be created or replaced (checked before any work).
+
+    The run writes a staging folder next to ``out_dir`` and swaps it in, so the nearest existing
+    ancestor must be a writable folder.
+    """
+    import os
+
+    from geopipe.errors import OutputError, problem
+
+    target = out_dir.resolve()
+    if target.exists() and not target.is_dir():
+        issue = "exists and is not a folder"
+    else:
+        parent = target.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            issue = f"cannot be created: '{parent}' is a file, not a folder"
+        elif not os.access(parent, os.W_OK | os.X_OK):
+            issue = f"cannot be written: no write permission in '{parent}'"
+        else:
+            return
+    raise OutputError(
+        problem(f"output folder '{out_dir}'", issue, "pass --output DIR on a writable disk")
+    )
+
+
+def _output_dir(args: argparse.Namespace) -> Path:
+    if args.output is not None:
+        return args.output
+    from geopipe.config import load_config
+
+    return Path(load_config(args.config).output)
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``run``; returns the exit code."""
     from geopipe import events
@@ -101,6 +137,7 @@ def main(args: argparse.Namespace) -> int:
     with events.listen(log), events.capture_warnings():
         try:
             kwargs = _only_kwargs(args.only)
+            check_writable(_output_dir(args))
             from geopipe.pipeline import run_pipeline
 
             result = run_pipeline(args.config, output=args.output, force=args.force, **kwargs)
@@ -124,7 +161,7 @@ def main(args: argparse.Namespace) -> int:
         if args.log_format == "json":  # the error is in run_end; stderr stays JSON lines
             return exit_code(error)
         return _common.report_error(error, verbose=args.verbose, hint=_common.RUN_HINT)
-    if not args.quiet and args.log_format == "text":
+    if not args.quiet:
         _summary(result)
     return 0
 
