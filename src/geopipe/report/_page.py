@@ -64,6 +64,7 @@ SCRIPT = r"""
       ctx.fill(paths[li][u], 'evenodd');
       if (few) ctx.stroke(paths[li][u]);
     }
+    cv.setAttribute('data-drawn', String(paths[li].length));  // read by the tests
     var legend = document.querySelector('.legend[data-level="' + li + '"][data-map="' + mi + '"]');
     var html = '';
     for (var i = 0; i < m.colors.length; i++) {
