@@ -7,23 +7,8 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, SAMPLE, TESTDATA, geopipe_cli
+from conftest import SAMPLE, TESTDATA, geopipe_cli, sample_config
 from geopipe import errors
-
-SAMPLE_YAML = (ROOT / "pipelines" / "sample.yaml").read_text(encoding="utf-8")
-
-
-def _config(tmp_path, extra: str = "", **replace: str):
-    """The sample config with absolute data paths, its output in tmp_path/out, plus ``extra``."""
-    text = SAMPLE_YAML.replace("../data/sample/", f"{SAMPLE}/").replace(
-        "output: ../out/sample", f"output: {tmp_path / 'out'}"
-    )
-    for old, new in replace.items():
-        assert old in text
-        text = text.replace(old, new)
-    path = tmp_path / "pipeline.yaml"
-    path.write_text(text + extra, encoding="utf-8")
-    return path
 
 
 def _nothing_written(tmp_path, *keep: str):
@@ -81,7 +66,7 @@ def test_usage_errors_exit_2(tmp_path):
 def test_unreadable_raster_exit_3(tmp_path):
     broken = tmp_path / "pop.tif"
     shutil.copy(TESTDATA / "bad" / "ras_truncated.tif", broken)
-    cfg = _config(
+    cfg = sample_config(
         tmp_path,
         **{
             f"population_total: {SAMPLE}/rwa_population_2020_modelled_232m.tif": f"population_total: {broken}"
@@ -95,7 +80,7 @@ def test_unreadable_raster_exit_3(tmp_path):
 
 @pytest.mark.slow
 def test_failing_quality_gate_exit_1_json(tmp_path):
-    cfg = _config(tmp_path, "\nquality:\n  levels: {admin.gap: fail}\n")
+    cfg = sample_config(tmp_path, "\nquality:\n  levels: {admin.gap: fail}\n")
     done = geopipe_cli("run", cfg, "--log-format", "json")
     assert done.returncode == 1, done.stderr
     lines = [json.loads(line) for line in done.stderr.splitlines()]  # stderr is JSON only
@@ -109,7 +94,7 @@ def test_failing_quality_gate_exit_1_json(tmp_path):
 def test_unwritable_output_exit_4(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder", encoding="utf-8")
-    cfg = _config(tmp_path)
+    cfg = sample_config(tmp_path)
     done = geopipe_cli("run", cfg, "--output", blocker / "run")
     assert done.returncode == 4, done.stderr
     assert "a_file" in done.stderr and "is a file, not a folder" in done.stderr
@@ -124,7 +109,7 @@ def test_only_is_refused_clearly_by_a_runner_without_it(tmp_path):
 
     if "only" in inspect.signature(run_pipeline).parameters:
         pytest.skip("this runner supports only=")
-    done = geopipe_cli("run", _config(tmp_path), "--only", "measures")
+    done = geopipe_cli("run", sample_config(tmp_path), "--only", "measures")
     assert done.returncode == 2 and "--only" in done.stderr
     _nothing_written(tmp_path)
 

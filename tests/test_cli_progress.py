@@ -15,7 +15,7 @@ import sys
 import termios
 import time
 
-from conftest import ROOT, geopipe_cli
+from conftest import ROOT, geopipe_cli, sample_config, schools_with_a_bad_row
 
 CONFIG = ROOT / "pipelines" / "sample.yaml"
 BAR = re.compile(r"(measures|h3_r7): \d\d:\d\d")  # a step's bar: "<step>: <elapsed>"
@@ -55,9 +55,14 @@ def _run_in_pty(*args, timeout=300):
     return proc.wait(timeout=30), out.decode("utf-8", "replace")
 
 
+WARNING = "1 of 2754 rows left out"  # read_points raises it once per read of the schools
+
+
 def test_progress_on_a_terminal(tmp_path):
-    rc, out = _run_in_pty("run", CONFIG, "--output", tmp_path / "run")
+    cfg = sample_config(tmp_path, **schools_with_a_bad_row(tmp_path))
+    rc, out = _run_in_pty("run", cfg)
     assert rc == 0, out
+    assert out.count(WARNING) == 1, out  # each distinct warning once
     assert BAR.search(out), out  # steps longer than ~1 s showed a bar
     assert re.search(r"(measures|h3_r7) +\d+\.\d s\r?\n", out)  # and left their time
     assert "wrote" in out
@@ -87,8 +92,9 @@ def test_quiet_and_json_never_draw_bars(monkeypatch):
 
 
 def test_json_log_lines(tmp_path):
-    out = tmp_path / "run"
-    done = geopipe_cli("run", CONFIG, "--output", out, "--log-format", "json")
+    out = tmp_path / "out"
+    cfg = sample_config(tmp_path, **schools_with_a_bad_row(tmp_path))
+    done = geopipe_cli("run", cfg, "--log-format", "json")
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stderr.splitlines()]
     kinds = [e["event"] for e in events]
@@ -100,11 +106,44 @@ def test_json_log_lines(tmp_path):
     assert {"read_admin", "measures", "write"} <= set(starts) and set(starts) == set(ends)
     assert all(e["status"] == "computed" and e["seconds"] >= 0 for e in ends.values())
     assert any(e["event"] == "progress" and e["unit"] == "block" for e in events)
+    warned = [e for e in events if e["event"] == "warning"]
+    assert [WARNING in e["message"] for e in warned] == [True]  # once, though raised twice
+    assert warned[0]["category"] == "GeopipeWarning"
     end = events[-1]
     assert end["status"] == "done" and end["exit_code"] == 0 and end["error"] is None
     assert end["output"] == str(out) and end["seconds"] > 0
     assert "wrote" in done.stdout  # people still get the summary on stdout
     # unchanged inputs: up to date, still ending with run_end
-    again = geopipe_cli("run", CONFIG, "--output", out, "--log-format", "json", "--quiet")
+    again = geopipe_cli("run", cfg, "--log-format", "json", "--quiet")
     last = json.loads(again.stderr.splitlines()[-1])
     assert again.returncode == 0 and last["status"] == "up_to_date" and again.stdout == ""
+
+
+def test_progress_bars_render_steps_and_loops(monkeypatch):
+    import io
+
+    from geopipe import events
+    from geopipe.cli import _display
+
+    monkeypatch.setattr(_display, "BAR_DELAY", 0.0)
+    buf = io.StringIO()
+    bars = _display.ProgressBars(file=buf)
+    bars._size = os.terminal_size((100, 30))
+    with events.listen(bars):
+        events.emit("step_start", step="measures", kind="stage")
+        for _ in events.progress(range(50), step="raster pop.tif", unit="block"):
+            time.sleep(0.004)
+        events.emit("step_end", step="measures", seconds=1.25, rows=None, status="computed")
+        events.emit("run_end", status="done", exit_code=0, output="o", seconds=1.3, error=None)
+    text = buf.getvalue()
+    assert "raster pop.tif" in text and "/50 " in text and "block" in text
+    assert re.search(r"measures +1\.2 s\n", text)
+
+
+def test_show_progress_listens_only_inside():
+    import geopipe as gp
+    from geopipe import events
+
+    with gp.show_progress():
+        assert events.listening()
+    assert not events.listening()
