@@ -147,3 +147,54 @@ def test_show_progress_listens_only_inside():
     with gp.show_progress():
         assert events.listening()
     assert not events.listening()
+
+
+def _fake_runner(monkeypatch, fn):
+    import geopipe.pipeline
+
+    monkeypatch.setattr(geopipe.pipeline, "run_pipeline", fn)
+
+
+def test_runner_events_pass_through_once_and_only_is_passed(monkeypatch, tmp_path, capsys):
+    """A runner that emits run_start / run_end itself and takes only=: no duplicates, only= given."""
+    from types import SimpleNamespace
+
+    from geopipe import events
+    from geopipe.cli import main
+
+    seen = {}
+
+    def runner(config, *, output=None, force=False, only=None):
+        seen.update(config=config, output=output, force=force, only=only)
+        events.emit("run_start", run="sample", config=str(config))
+        with events.listen(lambda e: None):  # nested listeners do not hide events from the CLI
+            events.emit("step_start", step="measures", kind="measures")
+        events.emit("step_end", step="measures", seconds=0.1, rows=30, status="reused")
+        events.emit(
+            "run_end", status="up_to_date", exit_code=0, output=str(output), seconds=0.2, error=None
+        )
+        return SimpleNamespace(up_to_date=True, output=output, manifest={})
+
+    _fake_runner(monkeypatch, runner)
+    cfg = sample_config(tmp_path)
+    code = main(["run", str(cfg), "--only", "measures", "--only", "h3_r7", "--log-format", "json"])
+    assert code == 0
+    assert seen["only"] == ["measures", "h3_r7"] and seen["force"] is False
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+    assert [e["event"] for e in lines] == ["run_start", "step_start", "step_end", "run_end"]
+    assert lines[2]["status"] == "reused" and lines[2]["rows"] == 30
+
+
+def test_a_crash_still_ends_the_json_log(monkeypatch, tmp_path, capsys):
+    from geopipe.cli import main
+    from geopipe.errors import EXIT_INTERNAL
+
+    def runner(config, *, output=None, force=False):
+        raise KeyError("a bug")
+
+    _fake_runner(monkeypatch, runner)
+    code = main(["run", str(sample_config(tmp_path)), "--log-format", "json"])
+    err = capsys.readouterr().err
+    end = json.loads(next(x for x in err.splitlines() if x.startswith("{") and "run_end" in x))
+    assert code == EXIT_INTERNAL == end["exit_code"] and end["status"] == "failed"
+    assert "KeyError" in end["error"] and "Traceback" in err

@@ -127,7 +127,12 @@ class TextLines:
 
     def __call__(self, event: dict[str, Any]) -> None:
         if event["event"] == "warning":
-            print(f"warning: {event['message']}", file=self._file, flush=True)
+            line = f"warning: {event['message']}"
+            tqdm = sys.modules.get("tqdm")
+            if tqdm is not None:  # bars may be on screen: tqdm clears and redraws them
+                tqdm.tqdm.write(line, file=self._file)
+            else:
+                print(line, file=self._file, flush=True)
 
     def close(self) -> None:
         """Nothing to end."""

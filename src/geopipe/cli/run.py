@@ -127,13 +127,13 @@ def _output_dir(args: argparse.Namespace) -> Path:
 def main(args: argparse.Namespace) -> int:
     """Run ``run``; returns the exit code."""
     from geopipe import events
-    from geopipe.errors import GeopipeError, exit_code
+    from geopipe.errors import EXIT_INTERNAL, GeopipeError, exit_code
 
     sink = _sink(args)
     log = _RunLog(sink, args.config)
     t0 = time.perf_counter()
     result = None
-    error: GeopipeError | None = None
+    error: BaseException | None = None
     with events.listen(log), events.capture_warnings():
         try:
             kwargs = _only_kwargs(args.only)
@@ -141,25 +141,33 @@ def main(args: argparse.Namespace) -> int:
             from geopipe.pipeline import run_pipeline
 
             result = run_pipeline(args.config, output=args.output, force=args.force, **kwargs)
-        except GeopipeError as exc:
+        except BaseException as exc:  # reported in run_end; only GeopipeError is handled here
             error = exc
         finally:
-            if "run_end" not in log.seen:
+            if error is None:
+                code = 0
+            elif isinstance(error, KeyboardInterrupt):
+                code = 130
+            else:
+                code = exit_code(error) if isinstance(error, GeopipeError) else EXIT_INTERNAL
+            if "run_end" not in log.seen:  # the runner did not say how it ended: say it here
                 status = (
                     "failed" if result is None else "up_to_date" if result.up_to_date else "done"
                 )
                 events.emit(
                     "run_end",
                     status=status,
-                    exit_code=0 if error is None else exit_code(error),
+                    exit_code=code,
                     output=None if result is None else str(result.output),
                     seconds=round(time.perf_counter() - t0, 3),
-                    error=None if error is None else str(error),
+                    error=None if error is None else f"{type(error).__name__}: {error}",
                 )
             sink.close()
+    if error is not None and not isinstance(error, GeopipeError):
+        raise error  # a bug or Ctrl-C: main() prints the traceback / "interrupted"
     if error is not None:
         if args.log_format == "json":  # the error is in run_end; stderr stays JSON lines
-            return exit_code(error)
+            return code
         return _common.report_error(error, verbose=args.verbose, hint=_common.RUN_HINT)
     if not args.quiet:
         _summary(result)
