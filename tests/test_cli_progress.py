@@ -99,6 +99,7 @@ def test_json_log_lines(tmp_path):
     events = [json.loads(line) for line in done.stderr.splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds[0] == "run_start" and kinds[-1] == "run_end"
+    assert events[0]["run"] == "sample" and events[0]["config"] == str(cfg)
     assert kinds.count("run_start") == 1 and kinds.count("run_end") == 1
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", e["time"]) for e in events)
     starts = [e["step"] for e in events if e["event"] == "step_start"]

@@ -47,12 +47,12 @@ class _RunLog:
     """Passes events to the display; adds run_start / run_end when the runner does not emit them."""
 
     def __init__(self, sink: Any, config: Path) -> None:
-        self.sink, self.config = sink, config
+        self.sink, self.config, self.run = sink, config, config.stem
         self.seen: set[str] = set()
 
     def __call__(self, event: dict[str, Any]) -> None:
         if not self.seen and event["event"] != "run_start":
-            start = {"event": "run_start", "time": event["time"], "run": self.config.stem}
+            start = {"event": "run_start", "time": event["time"], "run": self.run}
             self.sink({**start, "config": str(self.config)})
             self.seen.add("run_start")
         self.seen.add(event["event"])
@@ -116,12 +116,13 @@ def check_writable(out_dir: Path) -> None:
     )
 
 
-def _output_dir(args: argparse.Namespace) -> Path:
-    if args.output is not None:
-        return args.output
+def _read_config(args: argparse.Namespace, log: _RunLog) -> Path:
+    """Read the config (its errors are the usual ConfigError); name the run; the output folder."""
     from geopipe.config import load_config
 
-    return Path(load_config(args.config).output)
+    cfg = load_config(args.config)
+    log.run = str(cfg.name)
+    return args.output if args.output is not None else Path(cfg.output)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -137,7 +138,7 @@ def main(args: argparse.Namespace) -> int:
     with events.listen(log), events.capture_warnings():
         try:
             kwargs = _only_kwargs(args.only)
-            check_writable(_output_dir(args))
+            check_writable(_read_config(args, log))
             from geopipe.pipeline import run_pipeline
 
             result = run_pipeline(args.config, output=args.output, force=args.force, **kwargs)
