@@ -15,6 +15,8 @@ import sys
 import termios
 import time
 
+import pytest
+
 from conftest import ROOT, geopipe_cli, sample_config, schools_with_a_bad_row
 
 CONFIG = ROOT / "pipelines" / "sample.yaml"
@@ -58,6 +60,7 @@ def _run_in_pty(*args, timeout=300):
 WARNING = "1 of 2754 rows left out"  # read_points raises it once per read of the schools
 
 
+@pytest.mark.slow
 def test_progress_on_a_terminal(tmp_path):
     cfg = sample_config(tmp_path, **schools_with_a_bad_row(tmp_path))
     rc, out = _run_in_pty("run", cfg)
@@ -91,6 +94,7 @@ def test_quiet_and_json_never_draw_bars(monkeypatch):
     assert _display.BAR_DELAY <= 1.0
 
 
+@pytest.mark.slow
 def test_json_log_lines(tmp_path):
     out = tmp_path / "out"
     cfg = sample_config(tmp_path, **schools_with_a_bad_row(tmp_path))

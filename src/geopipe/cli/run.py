@@ -64,7 +64,12 @@ def _sink(args: argparse.Namespace) -> Any:
 
     if args.log_format == "json":
         return JsonLines()
-    bars = ProgressBars() if sys.stderr.isatty() and not args.quiet else None
+    bars = None
+    if sys.stderr.isatty() and not args.quiet:
+        try:
+            bars = ProgressBars()
+        except ImportError:  # tqdm missing (a broken install): run without bars
+            bars = None
     return Fanout(bars, TextLines())
 
 

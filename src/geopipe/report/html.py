@@ -159,6 +159,8 @@ def _num(x: Any) -> str:
         return "<span class='na'>–</span>"
     if isinstance(x, float):
         return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:,.3g}"
+    if isinstance(x, int | np.integer) and not isinstance(x, bool):
+        return f"{x:,}"
     return _e(x)
 
 
@@ -199,10 +201,26 @@ def _quality(manifest: dict[str, Any]) -> str:
     badges = " ".join(f"<span class='badge {lv}'>{n} {lv}</span>" for lv, n in counts.items())
     return (
         f"<section id='quality'><h2>Data quality</h2><p>{len(checks)} checks: {badges}</p>"
+        + _privacy(manifest)
         + (table(flagged) if flagged else "<p>Every check passed.</p>")
         + (f"<details><summary>{len(passed)} checks passed</summary>{table(passed)}</details>")
         + "</section>"
     )
+
+
+def _privacy(manifest: dict[str, Any]) -> str:
+    """Small-number suppression and skipped indicators, as recorded in the manifest."""
+    quality = manifest.get("quality") or {}
+    items = []
+    for key in sorted(k for k in quality if k.startswith("suppression")):
+        rec = quality[key] if isinstance(quality[key], dict) else {}
+        where = "admin tables" if key == "suppression" else key.removeprefix("suppression_")
+        facts = ", ".join(f"{_e(k)} {_num(v)}" for k, v in sorted(rec.items()))
+        items.append(f"<li>Small-number suppression, {_e(where)}: {facts}</li>")
+    skipped = quality.get("skipped_indicators") or {}
+    for ind, why in sorted(skipped.items()):
+        items.append(f"<li>Indicator <code>{_e(ind)}</code> not computed: {_e(why)}</li>")
+    return f"<ul class='note'>{''.join(items)}</ul>" if items else ""
 
 
 def _level_section(i: int, layer: dict[str, Any]) -> str:
