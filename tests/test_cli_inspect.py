@@ -189,3 +189,19 @@ def test_file_kinds():
 
     with pytest.raises(FormatError, match=r"\.xyz"):
         file_kind("notes.xyz")
+
+
+def test_partitioned_parquet_folder(sample_run, tmp_path):
+    from geopipe.io.partitioned import write_partitioned
+
+    run, _ = sample_run
+    fact = pd.read_parquet(run / "fact_indicator.parquet")
+    fact = pd.concat([fact.assign(date="2020-01-01"), fact.assign(date="2021-01-01")])
+    fact["iso3"] = "RWA"
+    root = tmp_path / "fact_indicator"
+    files = write_partitioned(fact, root)
+    info = inspect_file(root)
+    assert info["kind"] == "parquet_dataset" and info["files"] == len(files)
+    assert info["rows"] == len(fact)
+    assert info["partitions"] == {"date": ["2020-01-01", "2021-01-01"], "iso3": ["RWA"]}
+    assert "partition date: 2 values" in _text(root)

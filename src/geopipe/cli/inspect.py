@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "GeoParquet version and covering, DuckDB tables and views, raster nodata, block size\n"
             "and value range (read block by block, or from an overview). Reads GeoParquet,\n"
             "Parquet, DuckDB, GeoTIFF (any GDAL raster), GeoJSON, GeoPackage, TopoJSON,\n"
-            "Shapefile, CSV and run manifests. Exit 3 when a file is missing or unreadable."
+            "Shapefile, CSV, run manifests and folders of (partitioned) Parquet files.\n"
+            "Exit 3 when a file is missing or unreadable."
         ),
         example=(
             "geopipe inspect out/sample/adm2.parquet out/sample/warehouse.duckdb\n"
@@ -90,6 +91,13 @@ def format_info(info: dict[str, Any]) -> str:
         for col, wkt in (info.get("wkt_columns") or {}).items():
             add(f"  geometry as WKT text: column '{col}', bounds {_box(wkt['bounds'])}")
         add(f"  columns ({len(info['columns'])}):")
+        lines += _cols(info["columns"])
+    elif kind == "parquet_dataset":
+        add(f"  files: {info['files']}; rows: {_num(info['rows'])}")
+        for key, values in info["partitions"].items():
+            shown = ", ".join(values[:10]) + (", ..." if len(values) > 10 else "")
+            add(f"  partition {key}: {len(values)} values ({shown})")
+        add(f"  columns ({len(info['columns'])}, first file):")
         lines += _cols(info["columns"])
     elif kind == "duckdb":
         add(f"  spatial extension: {'loaded' if info['spatial_extension'] else 'not available'}")

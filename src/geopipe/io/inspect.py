@@ -30,7 +30,8 @@ BATCH_ROWS = 65_536
 def file_kind(path: str | os.PathLike[str]) -> str:
     """The kind of a data file, from its name (and first bytes for ``.json``).
 
-    Returns one of ``parquet``, ``duckdb``, ``raster``, ``vector``, ``csv``, ``manifest``.
+    Returns one of ``parquet``, ``parquet_dataset`` (a folder of Parquet files, e.g. partitioned
+    ``iso3=.../date=...``), ``duckdb``, ``raster``, ``vector``, ``csv``, ``manifest``.
 
     Examples
     --------
@@ -39,6 +40,8 @@ def file_kind(path: str | os.PathLike[str]) -> str:
     """
     p = Path(path)
     suffix = p.suffix.lower()
+    if p.is_dir() and next(p.rglob("*.parquet"), None) is not None:
+        return "parquet_dataset"
     if suffix in (".parquet", ".geoparquet", ".parq"):
         return "parquet"
     if suffix in (".duckdb", ".ddb"):
@@ -78,6 +81,7 @@ def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         - parquet: ``rows``, ``row_groups``, ``columns`` (name -> type) and, for GeoParquet,
           ``geoparquet`` (version, primary column, encoding, geometry types, CRS, bbox, covering);
           ``wkt_columns`` with their bounds when geometries are stored as WKT text;
+        - parquet_dataset: ``files``, ``rows``, ``columns``, ``partitions`` (key -> values);
         - duckdb: ``tables`` and ``views`` (name -> rows, columns; geometry bounds);
         - raster: ``width``, ``height``, ``bands``, ``dtype``, ``crs``, ``bounds``,
           ``resolution``, ``nodata``, ``block``, ``compression``, ``overviews`` and per band
@@ -107,6 +111,7 @@ def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     kind = file_kind(p)
     reader = {
         "parquet": _parquet,
+        "parquet_dataset": _parquet_dataset,
         "duckdb": _duckdb,
         "raster": _raster,
         "vector": _vector,
@@ -248,6 +253,32 @@ def _merge_box(box: Any, bounds: Any) -> Any:
             np.fmax(box[3], part[3]),
         ]
     )
+
+
+def _parquet_dataset(p: Path) -> dict[str, Any]:
+    """A folder of Parquet files (hive partitions ``key=value``): rows from the footers only."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = sorted(p.rglob("*.parquet"))
+    partitions: dict[str, set[str]] = {}
+    rows = 0
+    try:
+        for f in files:
+            rows += pq.ParquetFile(f).metadata.num_rows
+            for part in f.relative_to(p).parent.parts:
+                key, eq, value = part.partition("=")
+                if eq:
+                    partitions.setdefault(key, set()).add(value)
+        schema = pq.read_schema(files[0])
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise _unreadable(p, "a folder of Parquet files", exc) from exc
+    return {
+        "files": len(files),
+        "rows": rows,
+        "columns": {f.name: str(f.type) for f in schema},
+        "partitions": {k: sorted(v) for k, v in sorted(partitions.items())},
+    }
 
 
 # ---- DuckDB
