@@ -6,7 +6,8 @@ dependencies only when they run, so ``geopipe --help`` stays fast.
 
 Exit codes (see docs/cli.md and :func:`geopipe.errors.exit_code`): 0 done or up to date, 1 a
 data-quality gate or a file check failed, 2 usage or config error, 3 input error, 4 output error,
-5 some countries or partitions failed, 70 a bug (with its traceback), 130 interrupted.
+5 some countries or partitions failed, 70 a bug (with its traceback), 130 interrupted,
+141 stdout closed early (``| head``).
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("geopipe: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `geopipe inspect ... | head`: the reader left; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception:
         import traceback
 

@@ -61,7 +61,10 @@ def file_kind(path: str | os.PathLike[str]) -> str:
     if suffix in _TEXT:
         return "csv"
     if suffix == ".json":
-        head = p.read_text(encoding="utf-8", errors="replace")[:4096] if p.is_file() else ""
+        head = ""
+        if p.is_file():
+            with open(p, encoding="utf-8", errors="replace") as f:
+                head = f.read(4096)
         return "manifest" if '"manifest_version"' in head else "vector"
     raise FormatError(
         problem(
