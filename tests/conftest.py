@@ -203,3 +203,61 @@ def star_fact(values: dict[str, list[float]], date: str = "2020-01-01"):
         }
     )
     return admin, fact
+
+
+def geopipe_cli(*args, cwd=None, **kwargs):
+    """Run ``python -m geopipe.cli ARGS`` in a subprocess (this checkout's src first on the path)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    )
+    env.update(kwargs.pop("env", {}))
+    return subprocess.run(
+        [sys.executable, "-m", "geopipe.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=env,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory):
+    """`geopipe run pipelines/sample.yaml` piped (not a terminal): (run folder, CompletedProcess)."""
+    out = tmp_path_factory.mktemp("sample_cli") / "run"
+    done = geopipe_cli("run", ROOT / "pipelines" / "sample.yaml", "--output", out)
+    assert done.returncode == 0, done.stderr
+    return out, done
+
+
+def sample_config(tmp_path, extra: str = "", **replace: str):
+    """pipelines/sample.yaml with absolute data paths and output tmp_path/out, plus ``extra``.
+
+    ``replace`` maps text of the config to its replacement (each must occur).
+    """
+    text = (ROOT / "pipelines" / "sample.yaml").read_text(encoding="utf-8")
+    text = text.replace("../data/sample/", f"{SAMPLE}/").replace(
+        "output: ../out/sample", f"output: {tmp_path / 'out'}"
+    )
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text + extra, encoding="utf-8")
+    return path
+
+
+def schools_with_a_bad_row(tmp_path):
+    """The sample schools CSV plus one row without latitude: read_points warns "1 of 2754 rows"."""
+    import shutil
+
+    path = tmp_path / "schools.csv"
+    shutil.copy(SAMPLE / "rwa_schools_modelled.csv", path)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("BAD-1,Bad school,Primary,Yes,,29.6\n")
+    return {f"{SAMPLE}/rwa_schools_modelled.csv": str(path)}

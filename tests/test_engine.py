@@ -311,8 +311,8 @@ def test_input_changed_while_read_fails_and_keeps_the_old_run(world, monkeypatch
 
     real = context.read_source
 
-    def read_then_touch(src):
-        out = real(src)
+    def read_then_touch(src, **kwargs):
+        out = real(src, **kwargs)
         if src.kind == "raster" and Path(src.path).name == "pop.tif":
             os.utime(src.path, ns=(1, 1))  # replaced under the run's feet
         return out

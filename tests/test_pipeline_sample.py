@@ -60,6 +60,7 @@ def test_layout(run):
             "manifest.json",
             "geosight.csv",
             "quality_report.md",
+            "report.html",
         ]
     )
     assert not list(run.output.parent.glob(".*tmp*"))  # no staging folder left behind
@@ -286,6 +287,7 @@ def test_manifest(run):
         "warehouse.duckdb",
         "geosight.csv",
         "quality_report.md",
+        "report.html",
     }
     assert manifest["outputs"]["adm2.parquet"]["rows"] == 30
     assert {"population_total", "health_facilities", "admin_adm2"} <= set(manifest["inputs"])

@@ -46,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "write_geoparquet": ".io.geoparquet",
     "write_parquet": ".io.geoparquet",
     "check_geoparquet": ".io.geoparquet",
+    "inspect_file": ".io.inspect",
     "write_duckdb": ".io.warehouse",
     "load_spatial": ".io.warehouse",
     "write_geosight": ".io.geosight",
@@ -69,6 +70,8 @@ _EXPORTS: dict[str, str] = {
     "Units": ".pipeline",
     "RasterData": ".io.raster",
     "load_raster": ".io.raster",
+    "show_progress": ".cli._display",
+    "write_report_html": ".report",
     # indicators
     "indicator_catalog": ".indicators.catalog",
     "compute_indicators": ".indicators.compute",
@@ -87,6 +90,7 @@ __all__ = ["__version__", *sorted(_EXPORTS), *sorted(_SUBMODULES)]
 
 if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from . import steps
+    from .cli._display import show_progress
     from .config import load_config
     from .errors import GeopipeError, GeopipeWarning
     from .grids.h3 import h3_cells, h3_grid
@@ -97,6 +101,7 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .io.admin import read_admin
     from .io.geoparquet import check_geoparquet, read_geoparquet, write_geoparquet, write_parquet
     from .io.geosight import write_geosight
+    from .io.inspect import inspect_file
     from .io.partitioned import write_partitioned
     from .io.points import read_points
     from .io.raster import RasterData, build_vrt, load_raster, raster_info
@@ -111,6 +116,7 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .quality.rasters import check_raster
     from .quality.report import quality_report
     from .remote import dhis2, georepo, geosight
+    from .report import write_report_html
     from .zonal.areal import areal_interpolate
     from .zonal.distance import nearest_distance, population_within
     from .zonal.layers import zonal_layer

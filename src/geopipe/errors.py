@@ -31,9 +31,11 @@ __all__ = [
     "MissingColumnError",
     "MissingFileError",
     "OutputError",
+    "PartialRunError",
     "RasterError",
     "RemoteAuthError",
     "RemoteError",
+    "exit_code",
     "problem",
 ]
 
@@ -117,5 +119,47 @@ class RemoteAuthError(RemoteError, PermissionError):
     """A server refused the credentials (401 / 403); the message names the environment variables."""
 
 
+class PartialRunError(GeopipeError, RuntimeError):
+    """Some countries or partitions of a run failed; the others were written (exit code 5)."""
+
+
 class GeopipeWarning(UserWarning):
     """Something was repaired, dropped or assumed; the message says what and how many."""
+
+
+#: exit codes of the ``geopipe`` command, by error class (first match wins; see docs/cli.md)
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (DataQualityError, 1),
+    (PartialRunError, 5),
+    (OutputError, 4),
+    (RemoteError, 3),  # a source server refused or failed (after the retries)
+    (ConfigError, 2),
+    (DependencyError, 2),
+    (MissingFileError, 3),
+    (FormatError, 3),
+    (RasterError, 3),
+    (InputError, 3),  # also MissingColumnError, GeometryError
+    (GeopipeError, 2),
+)
+#: exit code of an error geopipe did not raise on purpose (a bug: the traceback is printed)
+EXIT_INTERNAL = 70
+
+
+def exit_code(exc: BaseException) -> int:
+    """The ``geopipe`` command's exit code for an exception.
+
+    0 is success; 1 a data-quality gate failed; 2 a usage or config error; 3 an input error
+    (missing, unreadable or unusable file); 4 an output error; 5 some countries or partitions
+    failed; 70 anything else (a bug).
+
+    Examples
+    --------
+    >>> exit_code(MissingFileError("raster 'pop.tif' does not exist"))
+    3
+    >>> exit_code(DataQualityError("1 check failed")), exit_code(KeyError("x"))
+    (1, 70)
+    """
+    for cls, code in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return EXIT_INTERNAL

@@ -454,13 +454,20 @@ class RunManifest:
         }
 
     @contextlib.contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        """Time the block and add the seconds to ``timings[name]``."""
+    def step(self, name: str, kind: str = "stage") -> Iterator[None]:
+        """Time the block, add the seconds to ``timings[name]``; emit step_start / step_end events."""
+        from geopipe import events
+
+        events.emit("step_start", step=name, kind=kind)
         t0 = time.perf_counter()
+        status = "failed"
         try:
             yield
+            status = "computed"
         finally:
-            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 6)
+            seconds = time.perf_counter() - t0
+            self.timings[name] = round(self.timings.get(name, 0.0) + seconds, 6)
+            events.emit("step_end", step=name, seconds=round(seconds, 6), rows=None, status=status)
 
     def finish(self) -> RunManifest:
         """Stamp the end time; returns self."""

@@ -107,11 +107,18 @@ class RunContext:
     @contextlib.contextmanager
     def timed(self, name: str) -> Iterator[None]:
         """Add the seconds of the block to ``timings[name]`` (a step's time over its batches)."""
+        from .. import events
+
         t0 = time.perf_counter()
+        events.emit("step_start", step=name, kind=name.split("/", 1)[-1].split(":", 1)[0])
+        status = "failed"
         try:
             yield
+            status = "computed"
         finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
+            self.timings[name] = self.timings.get(name, 0.0) + seconds
+            events.emit("step_end", step=name, seconds=round(seconds, 6), rows=None, status=status)
 
     def source(self, name: str) -> Any:
         """The source ``name``, read on first use."""

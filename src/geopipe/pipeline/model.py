@@ -544,6 +544,14 @@ _DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("geopipe_deferr
 def _raise(config_path: Path | None, name: str, problems: list[str]) -> None:
     if problems:
         label = f"'{config_path}'" if config_path else f"pipeline {name!r}"
+        if all(p.endswith("does not exist") for p in problems):  # only missing inputs: exit 3
+            raise MissingFileError(
+                problem(
+                    label,
+                    "names inputs that do not exist: " + "; ".join(problems),
+                    "check the paths (relative paths start from the config's folder)",
+                )
+            )
         raise ConfigError(
             problem(
                 label,

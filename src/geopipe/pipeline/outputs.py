@@ -166,6 +166,9 @@ def write_run(
         manifest.quality["step_cache"] = reports.get("step_cache", {})
         manifest.quality["skipped_indicators"] = dict(skipped)
         manifest.finish().write(staging / "manifest.json")
-        if finalize is not None:
-            finalize(staging)
+        if finalize is not None:  # reads the written folder (report.html), then is listed too
+            for name in finalize(staging) or ():
+                manifest.add_output(name, staging / name)
+                manifest.outputs[name]["path"] = name
+            manifest.write(staging / "manifest.json")
     return manifest.to_dict()

@@ -137,9 +137,9 @@ def run_pipeline(
     reports["step_cache"] = manifest.quality["step_cache"]
     with manifest.step("write"):
         written = _write(out_dir, tables, manifest, reports, skipped, checks, quarantined)
+    cache.commit()  # state only once the run folder is written
     if p.history is not None:
         written = _write_history(out_dir, tables, admin, p.history, manifest)
-    cache.prune()
     if p.geosight is not None:
         written = _push_geosight(p, tables["fact_indicator"], out_dir, written)
     return RunResult(
@@ -593,7 +593,9 @@ def _write(
 
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        return write_run(out_dir, tables, manifest, reports, skipped, checks, quarantined)
+        return write_run(
+            out_dir, tables, manifest, reports, skipped, checks, quarantined, finalize=_report_html
+        )
     except OutputError:
         raise
     except OSError as exc:
@@ -612,6 +614,13 @@ def _write(
                 "free space or fix permissions and rerun; the previous outputs were left untouched",
             )
         ) from exc
+
+
+def _report_html(staging: Path) -> list[str]:
+    """report.html of the staged run folder (quality, indicators per level, maps, inputs)."""
+    from ..report import write_report_html
+
+    return [write_report_html(staging).name]
 
 
 def _push_geosight(

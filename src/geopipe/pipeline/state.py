@@ -167,6 +167,7 @@ class StepCache:
         self.read = True
         #: with --only: the steps to recompute; every other step must come from the cache
         self.only: set[str] = set()
+        self._pending: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def key(self, unitset_key: str, step: Step, needs: Mapping[str, str]) -> str:
         inputs = {
@@ -204,11 +205,20 @@ class StepCache:
         return cols, json.loads(meta.get(b"geopipe_report", b"{}"))
 
     def put(self, key: str, columns: Mapping[str, Any], report: Mapping[str, Any]) -> None:
-        """Store an entry; a state folder that cannot be written only turns caching off (warned)."""
+        """Keep an entry to store when the run succeeds (:meth:`commit`): a failed run writes
+        nothing, not even state."""
+        self.used.add(key)
+        self._pending[key] = (dict(columns), dict(report))
+
+    def commit(self) -> None:
+        """Store the entries of this run; a state folder that cannot be written only turns
+        caching off (warned), and unused entries are removed."""
+        pending, self._pending = self._pending, {}
         if self.folder is None:
             return
         try:
-            self._put(key, columns, report)
+            for key, (columns, report) in pending.items():
+                self._put(key, columns, report)
         except OSError as exc:
             import warnings
 
@@ -221,6 +231,8 @@ class StepCache:
                 stacklevel=2,
             )
             self.folder = None
+            return
+        self.prune()
 
     def _put(self, key: str, columns: Mapping[str, Any], report: Mapping[str, Any]) -> None:
         assert self.folder is not None

@@ -38,6 +38,7 @@ from affine import Affine
 from pyproj import CRS, Transformer
 
 from geopipe.errors import GeometryError, GeopipeWarning, InputError, RasterError, problem
+from geopipe.events import progress
 from geopipe.io.raster import iter_blocks, open_raster, raster_info, row_blocks
 from geopipe.zonal._coverage import polygon_coverage
 
@@ -491,7 +492,10 @@ def _reduce_raster(path, ds, weights, pw: PixelWeights, stats, report_touched: b
     rows = row_blocks(ds)
     scale, offset = float(ds.scales[0]), float(ds.offsets[0])
     wblocks = iter_blocks(weights, rows) if weights is not None else None
-    for r0, r1, raw, valid in iter_blocks(path, rows, raw=True):
+    blocks = iter_blocks(path, rows, raw=True)
+    for r0, r1, raw, valid in progress(
+        blocks, step=f"raster {os.path.basename(path)}", unit="block", total=len(rows)
+    ):
         wblock = None
         if wblocks is not None:
             _, _, wvals, wvalid = next(wblocks)
