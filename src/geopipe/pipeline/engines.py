@@ -78,7 +78,7 @@ def _window(units: Any, data: Any) -> tuple[int, int]:
     x0, y0, x1, y1 = units.total_bounds
     if crs_id(units.crs) != crs_id(data.crs):
         tr = Transformer.from_crs(units.crs, data.crs, always_xy=True)
-        xs, ys = tr.transform([x0, x1, x0, x1], [y0, y0, y1, y1])
+        _, ys = tr.transform([x0, x1, x0, x1], [y0, y0, y1, y1])
         y0, y1 = min(ys), max(ys)
     t = data.transform
     rows = sorted(((y1 - t.f) / t.e, (y0 - t.f) / t.e))
