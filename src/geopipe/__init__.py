@@ -53,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "RunManifest": ".manifest",
     # quality and privacy
     "check_admin": ".quality.boundaries",
+    "check_hierarchy": ".quality.hierarchy",
     "check_points": ".quality.points",
     "check_raster": ".quality.rasters",
     "check_indicators": ".quality.indicators",
@@ -90,6 +91,7 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .manifest import RunManifest
     from .pipeline import run_pipeline
     from .quality.boundaries import check_admin
+    from .quality.hierarchy import check_hierarchy
     from .quality.indicators import check_indicators
     from .quality.points import check_points
     from .quality.privacy import pseudonymise, suppress_small_counts
