@@ -290,3 +290,68 @@ def test_check_hierarchy_reports_the_island_with_area_and_population(vnm):
 def test_check_hierarchy_passes_on_a_clean_hierarchy(rwanda_admin):
     results = check_hierarchy(rwanda_admin)
     assert [r.level for r in results] == ["pass", "pass", "pass"]
+
+
+def test_check_inputs_reports_the_island_and_stops_on_empty_layers(vnm, tmp_path):
+    """The run's input checks (before anything is written) carry the new checks."""
+    from types import SimpleNamespace
+
+    from geopipe.errors import ConfigError, EmptyInputError
+    from geopipe.quality.report import check_inputs
+
+    admin, _, raster = vnm
+
+    def cfg(points=(), levels=None):
+        return SimpleNamespace(
+            quality={"levels": levels} if levels else {},
+            rasters={"population_total": raster},
+            points=list(points),
+            wealth=None,
+            connectivity=None,
+        )
+
+    results, _ = check_inputs(cfg(), admin)
+    by_id = {r.check_id: r for r in results}
+    assert by_id["admin.nearest_parent"].level == "warn"
+    assert by_id["raster.outside_units"].details["outside_share"] > 0
+    report = gp.quality_report(results)
+    assert "Côn Đảo" in report and "raster.outside_units" in report
+    # a typo in quality.levels is a ConfigError with a suggestion, not silently ignored
+    with pytest.raises(ConfigError, match="did you mean 'admin.gap'"):
+        check_inputs(cfg(levels={"admin.gapp": "fail"}), admin)
+    # a facility file with lat/lon swapped stops the run before any output is written
+    swapped = tmp_path / "clinics.csv"
+    swapped.write_text("name,lat,lon\nA,105.85,21.03\nB,106.70,10.78\n")  # (lon, lat) in lat, lon
+    layer = SimpleNamespace(name="health_facilities", source=swapped, options={})
+    with pytest.raises(EmptyInputError, match="clinics.csv.*swapped"):
+        check_inputs(cfg([layer]), admin)
+
+
+def test_georepo_api_parents_list_yields_every_level(testdata, tmp_path):
+    import json
+
+    raw = _raw(testdata, "georepo")
+    entities = [
+        {
+            "ucode": r["ucode"],
+            "name": r["name"],
+            "admin_level": 2,
+            "parents": [
+                {"ucode": r["adm0_ucode"], "admin_level": 0, "name": r["adm0_name"]},
+                {"ucode": r["adm1_ucode"], "admin_level": 1, "name": r["adm1_name"]},
+            ],
+            "geometry": json.loads(shapely.to_geojson(r.geometry)),
+        }
+        for _, r in raw.iterrows()
+    ]
+    path = tmp_path / "rwa_level2_api.json"
+    path.write_text(json.dumps({"results": entities}), encoding="utf-8")
+    table = gp.read_admin(path)
+    assert table.groupby("admin_level").size().to_dict() == {0: 1, 1: 5, 2: 30}
+    assert _ucode_form_ok(table)
+    fine = table[table.admin_level == 2].set_index("ucode")
+    assert (
+        fine["parent_ucode"].sort_index() == raw.set_index("ucode")["adm1_ucode"].sort_index()
+    ).all()
+    provinces = table[table.admin_level == 1]
+    assert sorted(provinces["name"]) == sorted(set(raw["adm1_name"]))

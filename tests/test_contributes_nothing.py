@@ -114,3 +114,12 @@ def test_tiles_with_no_valid_quadkey(tmp_path, testdata):
         warnings.simplefilter("ignore", gp.GeopipeWarning)
         with pytest.raises(EmptyInputError, match="another area"):
             require_points_inside(tiles, rwanda, source="ookla tiles")
+
+
+def test_swapped_columns_beyond_90_degrees_are_named_by_the_reader(tmp_path):
+    # Viet Nam: longitudes 102-110 read as latitudes are out of range, so every row is rejected
+    path = tmp_path / "vnm_clinics.csv"
+    path.write_text("name,lat,lon\nHa Noi,105.85,21.03\nHo Chi Minh City,106.70,10.78\n")
+    with pytest.raises(EmptyInputError, match="vnm_clinics.csv.*columns are swapped.*lon="):
+        gp.read_points(path)
+    assert len(gp.read_points(path, lon="lat", lat="lon")) == 2

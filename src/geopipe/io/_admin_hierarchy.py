@@ -128,7 +128,10 @@ def _drop_pinholes(geoms: np.ndarray) -> np.ndarray:
             rings = shapely.get_rings(part)
             holes = [r for r in rings[1:] if shapely.area(shapely.polygons(r)) > _PINHOLE_DEG2]
             polys.append(shapely.polygons(rings[0], holes=holes or None))
-        out[i] = polys[0] if len(polys) == 1 else shapely.multipolygons(polys)
+        if not polys:
+            out[i] = geom
+        else:
+            out[i] = polys[0] if len(polys) == 1 else shapely.multipolygons(polys)
     return out
 
 

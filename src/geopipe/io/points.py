@@ -214,7 +214,7 @@ def read_points(
     if not geometry_given and decimal == "." and (reasons == "coordinates are not numbers").any():
         hint = _decimal_comma_hint(frame[lon_col], frame[lat_col], reasons)
     if len(table) and not keep.any():
-        raise _all_rejected(label, reasons, hint)
+        raise _all_rejected(label, reasons, hint, xs, ys)
     rejected = _rejected_records(table, reasons, ids)
     result = gpd.GeoDataFrame(
         {"point_id": ids[keep], "name": names[keep], "category": cats[keep]},
@@ -430,12 +430,25 @@ def _decimal_comma_hint(raw_x: pd.Series, raw_y: pd.Series, reasons: np.ndarray)
     return f"{n} rows parse as numbers with a decimal comma (e.g. {example!r})"
 
 
-def _all_rejected(label: str, reasons: np.ndarray, hint: str) -> EmptyInputError:
+def _all_rejected(
+    label: str, reasons: np.ndarray, hint: str, xs: np.ndarray, ys: np.ndarray
+) -> EmptyInputError:
     counts = pd.Series(reasons).value_counts()
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(xs) & np.isfinite(ys)
+        swap_fits = ok.any() and bool(
+            ((np.abs(xs[ok]) <= 90) & (np.abs(ys[ok]) <= 180) & (np.abs(ys[ok]) > 90)).all()
+        )
     summary = "; ".join(f"{n} {reason}" for reason, n in counts.items())
     if hint:
         cause = f"the file uses decimal commas: {hint}"
         fix = "pass decimal=',' or re-export the file with '.' decimals"
+    elif counts.index[0] == "coordinates outside lon -180..180 / lat -90..90" and swap_fits:
+        cause = (
+            "the latitude and longitude columns are swapped (every latitude is beyond ±90 but "
+            "within ±180, and every longitude within ±90)"
+        )
+        fix = "swap them: read_points(..., lon='<latitude column>', lat='<longitude column>')"
     elif counts.index[0] == "coordinates outside lon -180..180 / lat -90..90":
         cause = "the coordinates are projected metres, not degrees"
         fix = "pass crs='EPSG:...' (the CRS of the coordinates)"

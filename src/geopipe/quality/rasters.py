@@ -309,6 +309,7 @@ def check_outside_units(
     warn_share: float = 0.01,
     source: str | None = None,
     levels: Mapping[str, str] | None = None,
+    report: Mapping[str, Any] | None = None,
 ) -> CheckResult:
     """``raster.outside_units``: the share of a raster's total (the population) outside every unit.
 
@@ -332,6 +333,10 @@ def check_outside_units(
         Name in the result (default: the raster's file name).
     levels
         Override the level, e.g. ``{"raster.outside_units": "fail"}``.
+    report
+        Optional: the ``attrs["geopipe"]["zonal_raster"][...]`` entry of a ``zonal_raster`` call
+        with ``edge="fraction"`` over the same units and raster (as in ``manifest.json``), to reuse
+        its totals instead of reading the raster again.
 
     Returns
     -------
@@ -357,8 +362,11 @@ def check_outside_units(
         raise InputError(
             problem("warn_share", f"was {warn_share!r}", "use a share from 0 to 1", where=WHERE)
         )
-    out = zonal_raster(units, raster, stats=("sum",), edge="fraction")
-    rep = next(iter(out.attrs["geopipe"]["zonal_raster"].values()))
+    if report is not None and report.get("edge") == "fraction":
+        rep = report
+    else:
+        out = zonal_raster(units, raster, stats=("sum",), edge="fraction")
+        rep = next(iter(out.attrs["geopipe"]["zonal_raster"].values()))
     total, inside, touched = rep["raster_total"], rep["assigned_total"], rep["touched_total"]
     share = (1.0 - inside / total) if total else 0.0
     details: dict[str, Any] = {
