@@ -292,39 +292,30 @@ def test_check_hierarchy_passes_on_a_clean_hierarchy(rwanda_admin):
     assert [r.level for r in results] == ["pass", "pass", "pass"]
 
 
-def test_check_inputs_reports_the_island_and_stops_on_empty_layers(vnm, tmp_path):
-    """The run's input checks (before anything is written) carry the new checks."""
-    from types import SimpleNamespace
-
+def test_check_field_inputs_reports_the_island_and_stops_on_empty_layers(vnm):
+    """The one call a run's input stage makes (before anything is written)."""
     from geopipe.errors import ConfigError, EmptyInputError
-    from geopipe.quality.report import check_inputs
+    from geopipe.quality.field import check_field_inputs
 
     admin, _, raster = vnm
-
-    def cfg(points=(), levels=None):
-        return SimpleNamespace(
-            quality={"levels": levels} if levels else {},
-            rasters={"population_total": raster},
-            points=list(points),
-            wealth=None,
-            connectivity=None,
-        )
-
-    results, _ = check_inputs(cfg(), admin)
+    results = check_field_inputs(admin, population=raster)
     by_id = {r.check_id: r for r in results}
     assert by_id["admin.nearest_parent"].level == "warn"
+    assert by_id["admin.outside_country"].details["population"] > 0
     assert by_id["raster.outside_units"].details["outside_share"] > 0
     report = gp.quality_report(results)
     assert "Côn Đảo" in report and "raster.outside_units" in report
     # a typo in quality.levels is a ConfigError with a suggestion, not silently ignored
     with pytest.raises(ConfigError, match="did you mean 'admin.gap'"):
-        check_inputs(cfg(levels={"admin.gapp": "fail"}), admin)
-    # a facility file with lat/lon swapped stops the run before any output is written
-    swapped = tmp_path / "clinics.csv"
-    swapped.write_text("name,lat,lon\nA,105.85,21.03\nB,106.70,10.78\n")  # (lon, lat) in lat, lon
-    layer = SimpleNamespace(name="health_facilities", source=swapped, options={})
+        check_field_inputs(admin, levels={"admin.gapp": "fail"})
+    # a facility layer with lat/lon swapped stops the run before any output is written
+    clinics = gpd.GeoDataFrame(
+        {"point_id": ["A", "B"]},
+        geometry=gpd.points_from_xy([21.03, 10.78], [105.85, 106.7]),
+        crs=4326,
+    )
     with pytest.raises(EmptyInputError, match="clinics.csv.*swapped"):
-        check_inputs(cfg([layer]), admin)
+        check_field_inputs(admin, layers={"clinics.csv": clinics})
 
 
 def test_georepo_api_parents_list_yields_every_level(testdata, tmp_path):

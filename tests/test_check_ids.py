@@ -22,6 +22,12 @@ def test_registry_equals_the_ids_in_the_source_and_the_docs():
     found -= NOT_CHECKS
     assert found == set(CHECK_IDS)
     assert len(CHECK_IDS) == len(set(CHECK_IDS))
+    # one list only: any other name for it must be the same list
+    from geopipe.quality import checks
+
+    for other in ("KNOWN_CHECK_IDS",):
+        if hasattr(checks, other):
+            assert set(getattr(checks, other)) == set(CHECK_IDS), other
     docs = (ROOT / "docs" / "quality.md").read_text(encoding="utf-8")
     assert [c for c in CHECK_IDS if f"`{c}`" not in docs] == []
 

@@ -54,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     # quality and privacy
     "check_admin": ".quality.boundaries",
     "check_hierarchy": ".quality.hierarchy",
+    "check_field_inputs": ".quality.field",
     "check_points": ".quality.points",
     "check_raster": ".quality.rasters",
     "check_outside_units": ".quality.rasters",
@@ -92,6 +93,7 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .manifest import RunManifest
     from .pipeline import run_pipeline
     from .quality.boundaries import check_admin
+    from .quality.field import check_field_inputs
     from .quality.hierarchy import check_hierarchy
     from .quality.indicators import check_indicators
     from .quality.points import check_points

@@ -165,26 +165,6 @@ def check_levels(levels: Mapping[str, str] | None, where: str) -> dict[str, str]
     return levels
 
 
-def make_result(
-    check_id: str,
-    source: str,
-    affected: int,
-    *,
-    default: Level,
-    levels: Mapping[str, str],
-    bad: str,
-    ok: str,
-    examples: Iterable[Any] = (),
-    details: Mapping[str, Any] | None = None,
-) -> CheckResult:
-    """Build a result: ``pass`` with message ``ok`` when nothing is affected, else the configured
-    level (``levels[check_id]`` or ``default``) with message ``bad``."""
-    if affected <= 0:
-        return CheckResult(check_id, "pass", source, 0, ok, (), details or {})
-    level = levels.get(check_id, default)
-    return CheckResult(check_id, level, source, affected, bad, list(examples), details or {})  # type: ignore[arg-type]
-
-
 def validate_check_levels(
     levels: Mapping[str, Any] | None, *, path: str = "quality.levels"
 ) -> dict[str, str]:
@@ -249,3 +229,23 @@ def validate_check_levels(
             )
         )
     return {str(k): str(v) for k, v in levels.items()}
+
+
+def make_result(
+    check_id: str,
+    source: str,
+    affected: int,
+    *,
+    default: Level,
+    levels: Mapping[str, str],
+    bad: str,
+    ok: str,
+    examples: Iterable[Any] = (),
+    details: Mapping[str, Any] | None = None,
+) -> CheckResult:
+    """Build a result: ``pass`` with message ``ok`` when nothing is affected, else the configured
+    level (``levels[check_id]`` or ``default``) with message ``bad``."""
+    if affected <= 0:
+        return CheckResult(check_id, "pass", source, 0, ok, (), details or {})
+    level = levels.get(check_id, default)
+    return CheckResult(check_id, level, source, affected, bad, list(examples), details or {})  # type: ignore[arg-type]

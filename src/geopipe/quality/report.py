@@ -148,14 +148,9 @@ def check_inputs(cfg: Any, admin: Any) -> tuple[list[CheckResult], dict[str, Any
     """Run every input check of a pipeline config: boundaries, rasters, point layers, tile layers.
 
     Options come from the config's ``quality:`` section (all optional): ``levels`` (``{check_id:
-    "warn"|"fail"}``, validated against the known check ids), ``tolerance``, ``area_tolerance``,
-    ``min_decimals``, ``coverage_tolerance``, ``outside_share`` (``raster.outside_units`` warn
-    threshold, default 0.01) and ``allowed`` (``{point layer name: {column: values}}``). Tile
-    layers (``wealth.tiles``, ``connectivity.tiles``) are checked as points at their tile centres,
-    with the quadkey as id. The hierarchy is checked with :func:`~geopipe.quality.hierarchy.
-    check_hierarchy` and the ``population_total`` raster's share outside the units with
-    :func:`~geopipe.quality.rasters.check_outside_units`. A point or tile layer none of whose
-    points lies inside the boundaries raises :class:`~geopipe.errors.EmptyInputError`.
+    "warn"|"fail"}``), ``tolerance``, ``area_tolerance``, ``min_decimals``, ``coverage_tolerance``
+    and ``allowed`` (``{point layer name: {column: values}}``). Tile layers (``wealth.tiles``,
+    ``connectivity.tiles``) are checked as points at their tile centres, with the quadkey as id.
 
     Parameters
     ----------
@@ -184,14 +179,12 @@ def check_inputs(cfg: Any, admin: Any) -> tuple[list[CheckResult], dict[str, Any
     from ..errors import GeopipeWarning
     from ..io.points import read_points
     from .boundaries import check_admin
-    from .checks import validate_check_levels
-    from .hierarchy import check_hierarchy
-    from .points import check_points, require_points_inside
+    from .points import check_points
     from .quarantine import rejected_to_quarantine
-    from .rasters import check_outside_units, check_raster
+    from .rasters import check_raster
 
     opts = dict(getattr(cfg, "quality", None) or {})
-    levels = validate_check_levels(opts.get("levels"))
+    levels = opts.get("levels")
     allowed = opts.get("allowed") or {}
     results = check_admin(
         admin,
@@ -200,17 +193,6 @@ def check_inputs(cfg: Any, admin: Any) -> tuple[list[CheckResult], dict[str, Any
         levels=levels,
     )
     finest = admin[admin["admin_level"] == admin["admin_level"].max()]
-    population = dict(cfg.rasters).get("population_total")
-    results += check_hierarchy(admin, population=population, levels=levels)
-    if population is not None:
-        results.append(
-            check_outside_units(
-                finest,
-                population,
-                warn_share=float(opts.get("outside_share", 0.01)),
-                levels=levels,
-            )
-        )
     for path in dict(cfg.rasters).values():
         results += check_raster(
             path,
@@ -225,7 +207,6 @@ def check_inputs(cfg: Any, admin: Any) -> tuple[list[CheckResult], dict[str, Any
         for layer in cfg.points:
             points = read_points(layer.source, **layer.options)
             name = Path(str(layer.source)).name
-            require_points_inside(points, finest, source=name, where="check_inputs")
             results += check_points(
                 points,
                 admin=finest,
@@ -257,9 +238,6 @@ def check_inputs(cfg: Any, admin: Any) -> tuple[list[CheckResult], dict[str, Any
                 ids = tiles["quadkey"].astype(str).to_numpy()
                 geoms = shapely.centroid(tiles.geometry.to_numpy())
             centres = gpd.GeoDataFrame({"point_id": ids}, geometry=geoms, crs=4326)
-            require_points_inside(
-                centres, finest, source=Path(str(spec["tiles"])).name, where="check_inputs"
-            )
             results += check_points(
                 centres,
                 admin=finest,

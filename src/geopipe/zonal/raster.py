@@ -619,9 +619,9 @@ def zonal_raster(
                     )
                 if key not in cache:
                     cache[key] = _weights_for_grid(units, ds, edge)
-                    if len(cache[key].edge_unit) + len(cache[key].run_unit) == 0:
-                        raise _contributes_nothing(path, ds, units, "no unit overlaps it")
                 pw = cache[key]
+                if len(pw.edge_unit) + len(pw.run_unit) == 0:
+                    raise _contributes_nothing(path, ds, units, "no unit overlaps it")
                 acc = _reduce_raster(path, ds, weights, pw, stats, report_touched=True)
                 if acc.valid_seen == 0:
                     raise _contributes_nothing(
