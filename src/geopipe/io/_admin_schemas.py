@@ -149,11 +149,9 @@ def _ancestors(level: pd.Series, spec: Mapping[int, Mapping[str, Any]]) -> dict[
         for field, values in fields.items():
             if values is None:
                 continue
-            text = pd.Series(values, index=level.index).astype(object)
-            text = text.where(text.notna(), None)
-            stripped = text.map(lambda v: v.strip() if isinstance(v, str) else v)
-            blank = stripped.isna() | (stripped.astype(str) == "") | ~above
-            out[f"_anc_{field}_{k}"] = stripped.where(~blank, None).astype(object)
+            text = pd.Series(values, index=level.index).astype("string").str.strip()
+            blank = (text.isna() | (text == "")).to_numpy(dtype=bool) | ~above
+            out[f"_anc_{field}_{k}"] = text.astype(object).where(~blank, None)
     return out
 
 
