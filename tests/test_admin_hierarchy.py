@@ -346,3 +346,15 @@ def test_georepo_api_parents_list_yields_every_level(testdata, tmp_path):
     ).all()
     provinces = table[table.admin_level == 1]
     assert sorted(provinces["name"]) == sorted(set(raw["adm1_name"]))
+
+
+def test_concept_ucodes_stay_unique_when_the_source_gives_some(testdata, tmp_path):
+    raw = _raw(testdata, "georepo")
+    raw["concept_ucode"] = [f"#RWA_{i}" for i in range(1, len(raw) + 1)]  # 1..30 taken
+    raw.to_file(tmp_path / "export.geojson", driver="GeoJSON")
+    geo = gp.read_admin(tmp_path / "export.geojson")
+    assert geo["concept_ucode"].is_unique
+    kept = geo[geo.admin_level == 2].set_index("ucode")["concept_ucode"]
+    assert (kept.sort_index() == raw.set_index("ucode")["concept_ucode"].sort_index()).all()
+    derived = geo.loc[geo.admin_level < 2, "concept_ucode"]
+    assert sorted(derived) == sorted(f"#RWA_{i}" for i in range(31, 37))

@@ -397,7 +397,11 @@ def assign_ucodes(table: gpd.GeoDataFrame, version: int) -> gpd.GeoDataFrame:
     missing = concept.isna().to_numpy()
     if missing.any():
         sub = table.loc[missing, ["iso3", "level", "ucode"]].sort_values(["iso3", "level", "ucode"])
-        numbers = sub.groupby("iso3").cumcount() + 1
+        # after the numbers the source already uses (a GeoRepo export's children, say)
+        given = concept.dropna().astype(str).str.extract(r"^#(?P<iso>[A-Z]{3})_(?P<n>\d+)$")
+        used = pd.to_numeric(given["n"], errors="coerce").groupby(given["iso"]).max()
+        start = sub["iso3"].map(used).fillna(0).astype(int)
+        numbers = sub.groupby("iso3").cumcount() + 1 + start
         concept.loc[sub.index] = "#" + sub["iso3"] + "_" + numbers.astype(str)
     table["concept_ucode"] = concept.to_numpy()
     return table
