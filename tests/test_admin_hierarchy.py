@@ -358,3 +358,14 @@ def test_concept_ucodes_stay_unique_when_the_source_gives_some(testdata, tmp_pat
     assert (kept.sort_index() == raw.set_index("ucode")["concept_ucode"].sort_index()).all()
     derived = geo.loc[geo.admin_level < 2, "concept_ucode"]
     assert sorted(derived) == sorted(f"#RWA_{i}" for i in range(31, 37))
+
+
+def test_check_hierarchy_with_a_raster_that_misses_the_islands(vnm, testdata):
+    admin, _, _ = vnm
+    elsewhere = testdata / "real" / "prt_sao_miguel" / "gpw_v411_2020_count_2020.tif"
+    out = next(
+        r
+        for r in check_hierarchy(admin, population=elsewhere)
+        if r.check_id == "admin.outside_country"
+    )
+    assert out.details["population"] == 0.0 and "no raster data" in out.details["population_note"]

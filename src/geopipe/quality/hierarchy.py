@@ -203,7 +203,7 @@ def _population_in(parts: np.ndarray, population: Any) -> tuple[float | None, st
     try:
         out = zonal_raster(frame, population, stats=("sum",))
     except EmptyInputError:
-        return 0.0, "the parts outside the outline lie outside the raster"
+        return 0.0, "no raster data over these parts (beyond the raster's extent, or nodata)"
     return float(out["sum"].sum()), None
 
 
