@@ -369,3 +369,14 @@ def test_check_hierarchy_with_a_raster_that_misses_the_islands(vnm, testdata):
         if r.check_id == "admin.outside_country"
     )
     assert out.details["population"] == 0.0 and "no raster data" in out.details["population_note"]
+
+
+def test_children_naming_different_grandparents_are_reported(testdata, tmp_path):
+    raw = gpd.read_file(testdata / "admin" / "codab_rwa_adm3.gpkg")
+    first = raw["ADM2_PCODE"].iloc[0]
+    other = raw.loc[raw["ADM1_PCODE"] != raw["ADM1_PCODE"].iloc[0], "ADM1_PCODE"].iloc[0]
+    raw.loc[raw["ADM2_PCODE"] == first, "ADM1_PCODE"] = [raw["ADM1_PCODE"].iloc[0], other]
+    raw.to_file(tmp_path / "adm3.gpkg", driver="GPKG")
+    with pytest.warns(gp.GeopipeWarning, match=rf"name different ancestors above them \({first}\)"):
+        table = gp.read_admin(tmp_path / "adm3.gpkg")
+    assert table.groupby("admin_level").size().to_dict() == {0: 1, 1: 5, 2: 30, 3: 60}
