@@ -98,7 +98,7 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .quality.indicators import check_indicators
     from .quality.points import check_points
     from .quality.privacy import pseudonymise, suppress_small_counts
-    from .quality.rasters import check_outside_units, check_raster
+    from .quality.rasters import check_raster
     from .quality.report import quality_report
     from .zonal.areal import areal_interpolate
     from .zonal.distance import nearest_distance, population_within
