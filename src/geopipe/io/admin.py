@@ -36,7 +36,8 @@ import pandas as pd
 import shapely
 
 from ..errors import GeometryError, InputError, problem
-from ._admin_hierarchy import assign_ucodes, derive_parents, link_parents, unit_keys
+from ._admin_derive import derive_parents, unit_keys
+from ._admin_hierarchy import assign_ucodes, link_parents
 from ._admin_schemas import _MAPPING_KEYS, _Raw, is_mapping_key, normalise
 from ._files import (
     PathLike,
