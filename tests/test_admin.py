@@ -91,7 +91,8 @@ def test_level_inferred_from_shape_type(sample_dir):
     adm2 = gp.read_admin(sample_dir / "rwa_adm2.geojson")
     assert set(adm2["admin_level"]) == {2}
     assert adm2["parent_ucode"].isna().all()  # the parent level was not read
-    assert adm2["ucode"].str.match(r"^RWA_\d{4}_V1$").all()
+    # issue 12: a level-2 ucode has two 4-digit parts; 0000 stands for the parent not read
+    assert adm2["ucode"].str.match(r"^RWA_0000_\d{4}_V1$").all()
     with pytest.raises(InputError, match="no units of level 1"):
         gp.read_admin({1: sample_dir / "rwa_adm2.geojson"})
 

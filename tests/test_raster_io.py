@@ -40,6 +40,17 @@ def test_missing_file(tmp_path):
     assert isinstance(err.value, FileNotFoundError)
 
 
+def test_folder_given_as_a_raster(tmp_path, testdata):
+    # issue 12: a folder was reported as "does not exist"
+    import shutil
+
+    folder = tmp_path / "worldpop"
+    folder.mkdir()
+    shutil.copy(testdata / "real" / "prt_sao_miguel" / "gpw_v411_2020_count_2020.tif", folder)
+    with pytest.raises(FormatError, match=r"is a folder, not a raster file.*gpw_v411_2020_count"):
+        raster_info(folder)
+
+
 def test_not_a_raster(tmp_path):
     bad = tmp_path / "bad.tif"
     bad.write_text("this is not a GeoTIFF")

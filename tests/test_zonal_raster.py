@@ -240,12 +240,27 @@ def test_vnm_provinces_match_exactextract(testdata):
     np.testing.assert_allclose(out["mean"], ref["mean"], rtol=1e-7)
 
 
-def test_no_overlap_warns(synthetic):
-    from geopipe.errors import GeopipeWarning
+def test_no_overlap_is_an_error_naming_the_file_and_cause(synthetic):
+    # issue 12: a raster that overlaps no unit used to warn and publish zeros
+    from geopipe.errors import EmptyInputError, InputError
 
     far = gpd.GeoDataFrame({"ucode": ["X"]}, geometry=[shapely.box(50, 50, 51, 51)], crs=4326)
-    with pytest.warns(GeopipeWarning, match="no unit overlaps"):
-        out = zonal_raster(far, synthetic["values"], stats=("sum", "mean"))
-    assert out["sum"].iloc[0] == 0 and np.isnan(out["mean"].iloc[0])
-    rep = out.attrs["geopipe"]["zonal_raster"][str(synthetic["values"])]
-    assert rep["outside_share"] == pytest.approx(1.0)
+    with pytest.raises(EmptyInputError, match="no unit overlaps it") as err:
+        zonal_raster(far, synthetic["values"], stats=("sum", "mean"))
+    assert isinstance(err.value, InputError)
+    assert str(synthetic["values"]) in str(err.value) and "CRS" in str(err.value)
+
+
+def test_all_nodata_over_the_units_is_an_error(synthetic):
+    # issue 12: an all-nodata population raster published population_total = 0 everywhere
+    from geopipe.errors import EmptyInputError
+
+    empty = np.full((60, 80), -1.0)
+    empty[0, 0] = 5.0  # one valid pixel, but under no unit
+    path = _write(synthetic["tmp"] / "nodata.tif", empty, synthetic["transform"], nodata=-1.0)
+    with pytest.raises(EmptyInputError, match="no valid pixel over the units") as err:
+        zonal_raster(synthetic["units"].iloc[:3], path)
+    assert "nodata.tif" in str(err.value) and "nodata" in str(err.value)
+    # zeros that are valid data are not an error: the layer says "nobody lives here"
+    zeros = _write(synthetic["tmp"] / "zeros.tif", np.zeros((60, 80)), synthetic["transform"])
+    assert (zonal_raster(synthetic["units"].iloc[:3], zeros)["sum"] == 0).all()

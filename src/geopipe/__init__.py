@@ -54,8 +54,11 @@ _EXPORTS: dict[str, str] = {
     "RunManifest": ".manifest",
     # quality and privacy
     "check_admin": ".quality.boundaries",
+    "check_hierarchy": ".quality.hierarchy",
+    "check_field_inputs": ".quality.field",
     "check_points": ".quality.points",
     "check_raster": ".quality.rasters",
+    "check_outside_units": ".quality.rasters",
     "check_indicators": ".quality.indicators",
     "quality_report": ".quality.report",
     "suppress_small_counts": ".quality.privacy",
@@ -110,6 +113,8 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .manifest import RunManifest
     from .pipeline import Pipeline, Source, Units, run_pipeline
     from .quality.boundaries import check_admin
+    from .quality.field import check_field_inputs
+    from .quality.hierarchy import check_hierarchy
     from .quality.indicators import check_indicators
     from .quality.points import check_points
     from .quality.privacy import pseudonymise, suppress_cells, suppress_small_counts

@@ -23,6 +23,7 @@ __all__ = [
     "ConfigError",
     "DataQualityError",
     "DependencyError",
+    "EmptyInputError",
     "FormatError",
     "GeometryError",
     "GeopipeError",
@@ -69,6 +70,12 @@ class GeopipeError(Exception):
 
 class InputError(GeopipeError, ValueError):
     """An argument or an input dataset has a value geopipe cannot use."""
+
+
+class EmptyInputError(InputError):
+    """An input layer contributes nothing: no valid pixel over the units, no overlap with any unit,
+    every row rejected, every point outside the boundaries. The message names the file and the
+    likely cause (swapped lat/lon columns, decimal commas, the wrong raster or CRS)."""
 
 
 class MissingFileError(GeopipeError, FileNotFoundError):

@@ -1,5 +1,6 @@
-"""Hierarchy for read_admin: parents (from the source's codes or by largest area overlap) and
-GeoRepo-form ucodes generated top-down where the source has none."""
+"""Hierarchy for read_admin: parents (from the source's codes, by largest area overlap, else the
+nearest unit) and GeoRepo-form ucodes generated top-down where the source has none. Parents that
+no file provides are derived first (:mod:`._admin_derive`)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ import pandas as pd
 import shapely
 
 from ..errors import InputError, problem
+from ._admin_derive import DERIVED
 from ._files import warn
 
 WHERE = "read_admin"
 EQUAL_AREA = "EPSG:6933"  # World Cylindrical Equal Area: areas for overlap shares
 _UCODE_RE = re.compile(r"^(?P<base>[A-Z]{3}(?:_\d{4})*)_V(?P<version>\d+)$")
+# a unit whose code names a parent (given in its own file) but lies mostly elsewhere
+_CONFIRM_SHARE = 0.5
 
 
 # --------------------------------------------------------------------------- parents
@@ -30,6 +34,8 @@ def link_parents(table: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict[str, A
         "inferred": 0,
         "missing": 0,
         "min_inferred_overlap": None,
+        "nearest": [],
+        "code_geometry_disagreements": [],
     }
     levels = table["level"].to_numpy()
     key = table["iso3"] + "|" + table["level"].astype(str) + "|" + table["source_id"].astype(str)
@@ -51,6 +57,7 @@ def link_parents(table: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict[str, A
         parent_pos[idx] = pos[found].astype(np.int64)
         overlap[idx] = 1.0
         report["from_source"] = int(found.sum())
+        report["code_geometry_disagreements"] = _confirm_by_geometry(table, idx, parent_pos[idx])
 
     present = set(levels.tolist())
     todo = np.flatnonzero((parent_pos < 0) & (levels > 0) & np.isin(levels - 1, list(present)))
@@ -63,16 +70,109 @@ def link_parents(table: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict[str, A
         if ok.any():
             report["min_inferred_overlap"] = round(float(share[ok].min()), 6)
         if (~ok).any():
-            names = ", ".join(table["name"].to_numpy()[todo[~ok]][:5])
-            warn(
-                f"{WHERE}: {int((~ok).sum())} units overlap no unit one level up and have no parent: {names}"
-            )
+            lost = todo[~ok]
+            pos, km = _nearest_parent(table, lost)
+            got = pos >= 0
+            parent_pos[lost[got]] = pos[got]
+            overlap[lost[got]] = 0.0
+            names = table["name"].to_numpy()
+            report["nearest"] = [
+                {
+                    "unit": str(names[c]),
+                    "source_id": str(table["source_id"].iloc[c]),
+                    "parent": str(names[p]),
+                    "distance_km": round(float(d), 3),
+                }
+                for c, p, d in zip(lost[got], pos[got], km[got], strict=True)
+            ]
+            if got.any():
+                shown = "; ".join(
+                    f"{r['unit']!r} -> {r['parent']!r} ({r['distance_km']:.1f} km)"
+                    for r in report["nearest"][:5]
+                )
+                warn(
+                    f"{WHERE}: {int(got.sum())} units overlap no unit one level up and were put "
+                    f"under the nearest one (parent_overlap 0): {shown}. Check the coarser "
+                    "level's outline (a simplified coastline often leaves out islands)"
+                )
     report["missing"] = int(
         ((parent_pos < 0) & (levels > 0) & np.isin(levels - 1, list(present))).sum()
     )
     table = table.assign(_parent_pos=parent_pos, parent_overlap=overlap)
     table.loc[levels == 0, "parent_overlap"] = np.nan
     return table, report
+
+
+def _nearest_parent(table: gpd.GeoDataFrame, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows ``rows``: the nearest unit one level up in the same country and the distance (km,
+    geodesic between the closest points)."""
+    from pyproj import Geod
+
+    geoms = table.geometry.to_numpy()
+    levels = table["level"].to_numpy()
+    iso = table["iso3"].to_numpy()
+    pos = np.full(len(rows), -1, dtype=np.int64)
+    km = np.full(len(rows), np.nan)
+    for (lv, country), at in (
+        pd.Series(np.arange(len(rows))).groupby([levels[rows], iso[rows]]).groups.items()
+    ):
+        at = np.asarray(at)
+        cand = np.flatnonzero((levels == lv - 1) & (iso == country))
+        if not len(cand):
+            continue
+        tree = shapely.STRtree(geoms[cand])
+        child_i, cand_j = tree.query_nearest(geoms[rows[at]], all_matches=False)
+        pos[at[child_i]] = cand[cand_j]
+    found = pos >= 0
+    if found.any():
+        lines = shapely.shortest_line(geoms[rows[found]], geoms[pos[found]])
+        geod = Geod(ellps="WGS84")
+        km[found] = [geod.geometry_length(line) / 1000.0 for line in lines]
+    return pos, km
+
+
+def _confirm_by_geometry(
+    table: gpd.GeoDataFrame, rows: np.ndarray, parents: np.ndarray
+) -> list[dict[str, Any]]:
+    """Units whose code names a parent read from a file but lie mostly outside it (codes win)."""
+    from_file = ~table["source"].astype(str).str.startswith(DERIVED).to_numpy()[parents]
+    rows, parents = rows[from_file], parents[from_file]
+    if not len(rows):
+        return []
+    geoms = table.geometry.to_crs(EQUAL_AREA).to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = shapely.area(shapely.intersection(geoms[rows], geoms[parents])) / shapely.area(
+            geoms[rows]
+        )
+    low = share < _CONFIRM_SHARE
+    if not low.any():
+        return []
+    best, best_share = _largest_overlap(table, rows[low])
+    names = table["name"].to_numpy()
+    out = [
+        {
+            "unit": str(names[r]),
+            "parent_by_code": str(names[p]),
+            "share_in_parent_by_code": round(float(s), 4),
+            "parent_by_geometry": str(names[b]) if b >= 0 else None,
+            "share_in_parent_by_geometry": round(float(bs), 4),
+        }
+        for r, p, s, b, bs in zip(
+            rows[low], parents[low], share[low], best, best_share, strict=True
+        )
+        if b != p
+    ]
+    if out:
+        shown = "; ".join(
+            f"{d['unit']!r}: code says {d['parent_by_code']!r} "
+            f"({d['share_in_parent_by_code']:.0%} inside), geometry says {d['parent_by_geometry']!r}"
+            for d in out[:5]
+        )
+        warn(
+            f"{WHERE}: {len(out)} units lie mostly outside the parent their codes name; the codes "
+            f"were kept: {shown}"
+        )
+    return out
 
 
 def _largest_overlap(table: gpd.GeoDataFrame, todo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,9 +219,12 @@ def assign_ucodes(table: gpd.GeoDataFrame, version: int) -> gpd.GeoDataFrame:
         rows = np.flatnonzero((levels == lv) & pd.isna(ucode))
         if not len(rows):
             continue
+        # no parent: "0000" stands for the unknown ancestors, so the code still has one
+        # 4-digit part per level (RWA_0000_0003_V1 at level 2)
+        orphan_base = "_0000" * max(int(lv) - 1, 0)
         bases = np.array(
             [
-                _base_of(ucode[p]) if p >= 0 and ucode[p] else iso[r]
+                _base_of(ucode[p]) if p >= 0 and ucode[p] else iso[r] + orphan_base
                 for r, p in zip(rows, parent_pos[rows], strict=True)
             ],
             dtype=object,
@@ -168,7 +271,11 @@ def assign_ucodes(table: gpd.GeoDataFrame, version: int) -> gpd.GeoDataFrame:
     missing = concept.isna().to_numpy()
     if missing.any():
         sub = table.loc[missing, ["iso3", "level", "ucode"]].sort_values(["iso3", "level", "ucode"])
-        numbers = sub.groupby("iso3").cumcount() + 1
+        # after the numbers the source already uses (a GeoRepo export's children, say)
+        given = concept.dropna().astype(str).str.extract(r"^#(?P<iso>[A-Z]{3})_(?P<n>\d+)$")
+        used = pd.to_numeric(given["n"], errors="coerce").groupby(given["iso"]).max()
+        start = sub["iso3"].map(used).fillna(0).astype(int)
+        numbers = sub.groupby("iso3").cumcount() + 1 + start
         concept.loc[sub.index] = "#" + sub["iso3"] + "_" + numbers.astype(str)
     table["concept_ucode"] = concept.to_numpy()
     return table

@@ -34,6 +34,12 @@ _NORMAL = [
 ]
 
 _UCODE_RE = re.compile(r"^(?P<base>[A-Z]{3}(?:_\d{4})*)_V(?P<version>\d+)$")
+# Ancestor columns: ``_anc_{field}_{k}`` is the level-k ancestor's id / name / P-code / ucode as the
+# source spells it on a row of a finer level; read_admin derives the parents that have no file.
+_ANC_FIELDS = ("id", "name", "pcode", "ucode")
+ANC_RE = re.compile(r"^_anc_(?P<field>id|name|pcode|ucode)_(?P<level>\d)$")
+# mapping keys naming ancestor columns: id_0, name_0, id_1, name_1, ...
+_MAPPING_ANC_RE = re.compile(r"^(?P<field>id|name)_(?P<level>\d)$")
 _MAPPING_KEYS = {
     "name",
     "id",
@@ -85,7 +91,8 @@ def normalise(
     for col in _NORMAL:
         if col not in out:
             out[col] = None
-    table = pd.DataFrame(out)[[*_NORMAL, "geometry"]]
+    anc = sorted(c for c in out if ANC_RE.match(c))
+    table = pd.DataFrame(out)[[*_NORMAL, *anc, "geometry"]]
     if raw.level is not None:  # a file with several levels: the caller's level selects its rows
         found = sorted(table["level"].unique().tolist())
         table = table[table["level"] == raw.level]
@@ -134,6 +141,20 @@ def _fixed_level(
     return inferred.astype(int)
 
 
+def _ancestors(level: pd.Series, spec: Mapping[int, Mapping[str, Any]]) -> dict[str, pd.Series]:
+    """``_anc_{field}_{k}`` columns from ``{k: {field: values}}``, blank on rows at level <= k."""
+    out: dict[str, pd.Series] = {}
+    for k, fields in spec.items():
+        above = (level > k).to_numpy()
+        for field, values in fields.items():
+            if values is None:
+                continue
+            text = pd.Series(values, index=level.index).astype("string").str.strip()
+            blank = (text.isna() | (text == "")).to_numpy(dtype=bool) | ~above
+            out[f"_anc_{field}_{k}"] = text.astype(object).where(~blank, None)
+    return out
+
+
 def _from_geoboundaries(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
     inferred = None
     if "shapeType" in frame:
@@ -172,7 +193,20 @@ def _from_georepo(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
         if col in frame:
             pcode = frame[col] if pcode is None else pd.Series(pcode).fillna(frame[col])
     ucode = frame["ucode"].astype(str)
+    spec: dict[int, dict[str, Any]] = {}
+    for k in range(int(level.max()) if len(level) else 0):
+        codes = frame[f"adm{k}_ucode"] if f"adm{k}_ucode" in frame else None
+        names = frame[f"adm{k}_name"] if f"adm{k}_name" in frame else None
+        if "parents" in frame:
+            listed = frame["parents"].map(lambda p, k=k: _parent_entry(p, k))
+            from_list = listed.map(lambda e: e.get("ucode") if e else None)
+            codes = from_list if codes is None else pd.Series(codes).fillna(from_list)
+            listed_names = listed.map(lambda e: e.get("name") if e else None)
+            names = listed_names if names is None else pd.Series(names).fillna(listed_names)
+        if codes is not None:
+            spec[k] = {"id": codes, "ucode": codes, "name": names}
     return {
+        **_ancestors(level, spec),
         "level": level,
         "name": frame["name"] if "name" in frame else ucode,
         "source_id": ucode,
@@ -187,6 +221,12 @@ def _from_georepo(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
 
 
 def _parent_from_list(parents: Any, level: int) -> str | None:
+    entry = _parent_entry(parents, level - 1)
+    return entry.get("ucode") if entry else None
+
+
+def _parent_entry(parents: Any, level: int) -> dict[str, Any] | None:
+    """The entry of GeoRepo ``parents[]`` (a list or its JSON text) at ``level``, if any."""
     if parents is None or (isinstance(parents, float) and np.isnan(parents)):
         return None
     if isinstance(parents, str):
@@ -196,9 +236,9 @@ def _parent_from_list(parents: Any, level: int) -> str | None:
             parents = json.loads(parents)
         except json.JSONDecodeError:
             return None
-    for p in parents or []:
-        if isinstance(p, dict) and int(p.get("admin_level", -1)) == level - 1:
-            return p.get("ucode")
+    for p in parents if isinstance(parents, list | tuple | np.ndarray) else []:
+        if isinstance(p, dict) and int(p.get("admin_level", -1)) == level:
+            return p
     return None
 
 
@@ -227,9 +267,16 @@ def _from_gadm(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
                 where=WHERE,
             )
         )
-    name_col = f"NAME_{lv}" if lv > 0 else ("COUNTRY" if "COUNTRY" in frame else "NAME_0")
+    name_col = _gadm_name_col(frame, lv)
+    level = _fixed_level(frame, raw, lv, "GADM GID_n")
+    spec = {
+        k: {"id": frame[f"GID_{k}"], "name": frame.get(_gadm_name_col(frame, k))}
+        for k in levels
+        if k < lv
+    }
     return {
-        "level": _fixed_level(frame, raw, lv, "GADM GID_n"),
+        **_ancestors(level, spec),
+        "level": level,
         "name": frame[name_col] if name_col in frame else frame[f"GID_{lv}"],
         "source_id": frame[f"GID_{lv}"].astype(str),
         "_parent_id": frame[f"GID_{lv - 1}"].astype(str)
@@ -237,6 +284,15 @@ def _from_gadm(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
         else None,
         "iso3": frame["GID_0"] if "GID_0" in frame else None,
     }
+
+
+def _gadm_name_col(frame: pd.DataFrame, lv: int) -> str:
+    return f"NAME_{lv}" if lv > 0 else ("COUNTRY" if "COUNTRY" in frame else "NAME_0")
+
+
+def _codab_name_col(upper: Mapping[str, str], lv: int, default: str | None) -> str | None:
+    keys = ("EN", "FR", "ES", "PT", "REF", "NAME")
+    return next((upper[f"ADM{lv}_{k}"] for k in keys if f"ADM{lv}_{k}" in upper), default)
 
 
 def _from_codab(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
@@ -253,29 +309,22 @@ def _from_codab(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
                 where=WHERE,
             )
         )
-    name_col = next(
-        (
-            upper[k]
-            for k in (
-                f"ADM{lv}_EN",
-                f"ADM{lv}_FR",
-                f"ADM{lv}_ES",
-                f"ADM{lv}_PT",
-                f"ADM{lv}_REF",
-                f"ADM{lv}_NAME",
-            )
-            if k in upper
-        ),
-        pcode_col,
-    )
+    name_col = _codab_name_col(upper, lv, pcode_col)
     parent_col = upper.get(f"ADM{lv - 1}_PCODE") if lv > 0 else None
     iso = None
     if "ISO3" in upper:
         iso = frame[upper["ISO3"]]
     elif "ADM0_PCODE" in upper:
         iso = frame[upper["ADM0_PCODE"]].map(_iso3_from_code)
+    level = _fixed_level(frame, raw, lv, "COD-AB ADMn_PCODE")
+    spec = {}
+    for k in (k for k in levels if k < lv):
+        code = frame[upper[f"ADM{k}_PCODE"]]
+        anc_name = _codab_name_col(upper, k, None)
+        spec[k] = {"id": code, "pcode": code, "name": frame[anc_name] if anc_name else None}
     return {
-        "level": _fixed_level(frame, raw, lv, "COD-AB ADMn_PCODE"),
+        **_ancestors(level, spec),
+        "level": level,
         "name": frame[name_col],
         "source_id": frame[pcode_col].astype(str),
         "_parent_id": frame[parent_col].astype(str) if parent_col else None,
@@ -320,4 +369,23 @@ def _from_mapping(frame: pd.DataFrame, raw: _Raw, mapping: Mapping[str, str]) ->
         pd.to_numeric(frame[mapping["level"]], errors="coerce") if "level" in mapping else None
     )
     out["level"] = _fixed_level(frame, raw, inferred, "the mapping's 'level' column")
+    spec: dict[int, dict[str, Any]] = {}
+    for key, col in mapping.items():
+        match = _MAPPING_ANC_RE.match(key)
+        if match:
+            spec.setdefault(int(match.group("level")), {})[match.group("field")] = frame[col]
+    out.update(_ancestors(out["level"], spec))
+    if out["_parent_id"] is None and spec:
+        # no parent_id column: the parent is the ancestor one level up
+        parent = pd.Series(None, index=frame.index, dtype=object)
+        for k, fields in spec.items():
+            rows = (out["level"] == k + 1).to_numpy()
+            if "id" in fields:
+                parent[rows] = fields["id"][rows].astype(str)
+        out["_parent_id"] = parent
     return out
+
+
+def is_mapping_key(key: str) -> bool:
+    """A key read_admin's ``mapping=`` accepts (``name``, ``id``, ..., ``id_0``, ``name_0``, ...)."""
+    return key in _MAPPING_KEYS or bool(_MAPPING_ANC_RE.match(key))

@@ -36,8 +36,9 @@ import pandas as pd
 import shapely
 
 from ..errors import GeometryError, InputError, problem
+from ._admin_derive import derive_parents, unit_keys
 from ._admin_hierarchy import assign_ucodes, link_parents
-from ._admin_schemas import _MAPPING_KEYS, _Raw, normalise
+from ._admin_schemas import _MAPPING_KEYS, _Raw, is_mapping_key, normalise
 from ._files import (
     PathLike,
     existing_path,
@@ -80,6 +81,7 @@ def read_admin(
     layer: str | int | None = None,
     crs: Any = None,
     version: int = 1,
+    derive: bool = True,
 ) -> gpd.GeoDataFrame:
     """Read admin boundaries into the canonical ``dim_admin`` table (all levels in one table).
 
@@ -109,6 +111,11 @@ def read_admin(
         CRS of the coordinates when the file has none (a Shapefile without ``.prj``).
     version
         Version number used in generated ucodes (``_V1``).
+    derive
+        Make the coarser units that the finest level names in its codes (COD-AB ``ADMn_PCODE``,
+        GADM ``GID_n``, GeoRepo ``adm{N}_ucode`` / ``parents[]``, mapping ``id_<k>``) but no file
+        provides, by dissolving their children (``source`` starts with ``"derived"``). Default
+        True; False keeps only the levels read.
 
     Returns
     -------
@@ -125,14 +132,15 @@ def read_admin(
     [1, 5, 30]
     """
     if mapping is not None:
-        unknown = set(mapping) - _MAPPING_KEYS
+        unknown = {k for k in mapping if not is_mapping_key(k)}
         if unknown or "name" not in mapping:
             raise InputError(
                 problem(
                     "mapping",
                     f"has keys {sorted(mapping)}"
                     + (f" (unknown: {sorted(unknown)})" if unknown else " but no 'name'"),
-                    f"use keys from {sorted(_MAPPING_KEYS)}; 'name' is required",
+                    f"use keys from {sorted(_MAPPING_KEYS)} or id_<k> / name_<k> for the level-k "
+                    "ancestor's code and name; 'name' is required",
                     where=WHERE,
                 )
             )
@@ -165,12 +173,19 @@ def read_admin(
     _require_iso3(table)
 
     report: dict[str, Any] = {"sources": [r.label for r in raws], "rows_read": len(table)}
+    known: set[str] = set()
     if valid_on is not None:
+        known = unit_keys(table.assign(source_id=table["source_id"].astype(str)))
         table = _select_valid(table, valid_on)
         report["valid_on"] = str(pd.Timestamp(valid_on).date())
     table, report["geometries_repaired"], report["geometries_rejected"] = _repair(table)
     table = _check_levels(table)
+    if derive:
+        table, derived = derive_parents(table, known)
+    else:
+        table, derived = _drop_ancestors(table), {"derived": {}}
     table, report["parents"] = link_parents(table)
+    report["parents"].update(derived)
     table = assign_ucodes(table, version)
     table = _finish(table)
     report["rows"] = len(table)
@@ -383,6 +398,10 @@ def _check_levels(table: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             table["iso3"] + ":" + table["level"].astype(str) + ":" + table["name"]
         )
     return table
+
+
+def _drop_ancestors(table: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    return table.drop(columns=[c for c in table.columns if c.startswith("_anc_")])
 
 
 def _finish(table: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

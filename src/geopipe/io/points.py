@@ -28,7 +28,14 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..errors import FormatError, GeometryError, InputError, MissingColumnError, problem
+from ..errors import (
+    EmptyInputError,
+    FormatError,
+    GeometryError,
+    InputError,
+    MissingColumnError,
+    problem,
+)
 from ._files import PathLike, existing_path, read_vector, to_wgs84, warn
 
 __all__ = ["POINT_PROFILES", "read_points"]
@@ -112,6 +119,7 @@ def read_points(
     sheet: str | int | None = None,
     encoding: str | None = None,
     drop_columns: Sequence[str] = (),
+    decimal: str = ".",
 ) -> gpd.GeoDataFrame:
     """Read facilities, schools or other points into EPSG:4326 with canonical id/name/category.
 
@@ -133,12 +141,21 @@ def read_points(
         Text encoding of a CSV (default: UTF-8, with a Latin-1 fallback that is reported).
     drop_columns
         Source columns never to carry into the result (e.g. personal data such as phone numbers).
+    decimal
+        Decimal separator of the coordinate columns: ``"."`` (default) or ``","`` for exports
+        written with comma decimals (``-1,9441``).
 
     Returns
     -------
     geopandas.GeoDataFrame
         ``point_id, name, category``, the source columns, ``geometry`` (Point, EPSG:4326).
         ``result.attrs["geopipe"]`` holds ``profile``, ``rows_read``, ``rows`` and ``rejected``.
+
+    Raises
+    ------
+    EmptyInputError
+        Every row is rejected (the layer would contribute nothing); the message names the likely
+        cause, e.g. a decimal comma when the values parse with one.
 
     Examples
     --------
@@ -167,8 +184,10 @@ def read_points(
                         where=WHERE,
                     )
                 )
-        xs = pd.to_numeric(frame[lon_col], errors="coerce").to_numpy(dtype=float)
-        ys = pd.to_numeric(frame[lat_col], errors="coerce").to_numpy(dtype=float)
+        if decimal not in (".", ","):
+            raise InputError(problem("decimal", f"was {decimal!r}", "use '.' or ','", where=WHERE))
+        xs = _numbers(frame[lon_col], decimal)
+        ys = _numbers(frame[lat_col], decimal)
         if crs is not None:
             xs, ys = _reproject(xs, ys, crs)
         reasons = _coordinate_problems(xs, ys, frame[lon_col], frame[lat_col])
@@ -191,6 +210,11 @@ def read_points(
     )
 
     keep = reasons == ""
+    hint = ""
+    if not geometry_given and decimal == "." and (reasons == "coordinates are not numbers").any():
+        hint = _decimal_comma_hint(frame[lon_col], frame[lat_col], reasons)
+    if len(table) and not keep.any():
+        raise _all_rejected(label, reasons, hint, xs, ys)
     rejected = _rejected_records(table, reasons, ids)
     result = gpd.GeoDataFrame(
         {"point_id": ids[keep], "name": names[keep], "category": cats[keep]},
@@ -216,8 +240,9 @@ def read_points(
     if rejected:
         counts = pd.Series([r["reason"] for r in rejected]).value_counts()
         summary = "; ".join(f"{n} {reason}" for reason, n in counts.items())
+        extra = f"; {hint}: pass decimal=','" if hint else ""
         warn(
-            f"{WHERE}: '{label}': {len(rejected)} of {len(table)} rows left out ({summary}); they are listed in .attrs['geopipe']['rejected']"
+            f"{WHERE}: '{label}': {len(rejected)} of {len(table)} rows left out ({summary}); they are listed in .attrs['geopipe']['rejected']{extra}"
         )
     if duplicates["rows"]:
         warn(
@@ -385,6 +410,62 @@ def _reproject(xs: np.ndarray, ys: np.ndarray, crs: Any) -> tuple[np.ndarray, np
     out_x, out_y = xs.copy(), ys.copy()
     out_x[ok], out_y[ok] = transformer.transform(xs[ok], ys[ok])
     return out_x, out_y
+
+
+def _numbers(values: pd.Series, decimal: str) -> np.ndarray:
+    if decimal == ",":
+        values = values.astype("string").str.strip().str.replace(",", ".", regex=False)
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+
+
+def _decimal_comma_hint(raw_x: pd.Series, raw_y: pd.Series, reasons: np.ndarray) -> str:
+    """What to say when rows rejected as "not numbers" parse with a decimal comma ("" if none)."""
+    bad = reasons == "coordinates are not numbers"
+    fx = np.isfinite(_numbers(raw_x[bad], ","))
+    fy = np.isfinite(_numbers(raw_y[bad], ","))
+    n = int((fx & fy).sum())
+    if not n:
+        return ""
+    example = raw_y[bad].iloc[int(np.flatnonzero(fx & fy)[0])]
+    return f"{n} rows parse as numbers with a decimal comma (e.g. {example!r})"
+
+
+def _all_rejected(
+    label: str, reasons: np.ndarray, hint: str, xs: np.ndarray, ys: np.ndarray
+) -> EmptyInputError:
+    counts = pd.Series(reasons).value_counts()
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(xs) & np.isfinite(ys)
+        swap_fits = ok.any() and bool(
+            ((np.abs(xs[ok]) <= 90) & (np.abs(ys[ok]) <= 180) & (np.abs(ys[ok]) > 90)).all()
+        )
+    summary = "; ".join(f"{n} {reason}" for reason, n in counts.items())
+    if hint:
+        cause = f"the file uses decimal commas: {hint}"
+        fix = "pass decimal=',' or re-export the file with '.' decimals"
+    elif counts.index[0] == "coordinates outside lon -180..180 / lat -90..90" and swap_fits:
+        cause = (
+            "the latitude and longitude columns are swapped (every latitude is beyond ±90 but "
+            "within ±180, and every longitude within ±90)"
+        )
+        fix = "swap them: read_points(..., lon='<latitude column>', lat='<longitude column>')"
+    elif counts.index[0] == "coordinates outside lon -180..180 / lat -90..90":
+        cause = "the coordinates are projected metres, not degrees"
+        fix = "pass crs='EPSG:...' (the CRS of the coordinates)"
+    elif counts.index[0] == "missing coordinates":
+        cause = "the coordinate columns are empty (the wrong columns were picked?)"
+        fix = "pass lon= and lat= naming the coordinate columns"
+    else:
+        cause = f"{counts.index[0]}"
+        fix = "check the coordinate columns and the export"
+    return EmptyInputError(
+        problem(
+            f"points file '{label}'",
+            f"contributes nothing: all {len(reasons):,} rows were rejected ({summary}); likely cause: {cause}",
+            fix,
+            where=WHERE,
+        )
+    )
 
 
 def _coordinate_problems(

@@ -91,6 +91,17 @@ def open_raster(path: PathLike, *, check: bool = True) -> rasterio.DatasetReader
     try:
         ds = rasterio.open(spath)
     except RasterioIOError as exc:
+        if Path(spath).is_dir():  # a folder GDAL cannot read as a grid (e.g. not an ESRI grid)
+            inside = sorted(p.name for p in Path(spath).glob("*.tif"))[:5]
+            raise FormatError(
+                problem(
+                    f"raster '{spath}'",
+                    "is a folder, not a raster file"
+                    + (f" (it holds {', '.join(inside)})" if inside else ""),
+                    "name the raster file inside it (or build one with gp.build_vrt)",
+                    where="open_raster",
+                )
+            ) from exc
         raise FormatError(
             problem(
                 f"raster '{spath}'",

@@ -21,6 +21,7 @@ import pandas as pd
 import shapely
 
 from geopipe.errors import (
+    EmptyInputError,
     FormatError,
     GeopipeWarning,
     InputError,
@@ -265,6 +266,23 @@ def read_tiles(
         )
     polys = quadkey_to_polygon(keys.to_numpy(dtype=object))
     bad = pd.isna(pd.Series(polys, index=data.index))
+    if len(bad) and bad.all():
+        examples = keys.head(3).tolist()
+        numeric = quadkey in data.columns and pd.api.types.is_numeric_dtype(data[quadkey])
+        cause = (
+            "the quadkey column holds numbers that are not quadkeys (digits other than 0-3)"
+            if numeric
+            else f"column {quadkey!r} is not a quadkey column (values like {examples})"
+        )
+        raise EmptyInputError(
+            problem(
+                f"tiles {name}",
+                f"contribute nothing: all {len(bad):,} rows have an invalid quadkey; likely "
+                f"cause: {cause}",
+                "pass quadkey='<the column of 0-3 digit strings>' (or tile='<WKT column>')",
+                where=where,
+            )
+        )
     if bad.any():
         examples = keys[bad].head(3).tolist()
         warnings.warn(

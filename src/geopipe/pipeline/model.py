@@ -112,6 +112,7 @@ _QUALITY = {
     "coverage_tolerance": (int, float),
     "min_decimals": int,
     "allowed": dict,
+    "outside_share": (int, float),
 }
 _INDICATOR_KEYS = {
     "id",

@@ -275,6 +275,7 @@ def _build(
     reports: dict[str, Any] = {}
     with manifest.step("steps"):
         units, reports["steps"] = run_steps(ctx, "admin", units, steps, cache, admin_key)
+    checks += _outside_units(p, ctx, units, steps, reports["steps"])
     ids = list(catalog)
     k = float(p.quality.get("k", 5))
     with manifest.step("indicators"):
@@ -327,6 +328,40 @@ def _build(
                 wide, fact, k=k, catalog=catalog
             )
     return tables, reports, result.skipped
+
+
+def _outside_units(
+    p: Pipeline,
+    ctx: RunContext,
+    units: gpd.GeoDataFrame,
+    steps: list[Step],
+    reports: dict[str, Any],
+) -> list[Any]:
+    """``raster.outside_units`` for the population raster, from its step's totals (no new read)."""
+    from ..quality.rasters import check_outside_units
+
+    step = next(
+        (s for s in steps if "population_total" in s.columns() and hasattr(s, "raster")), None
+    )
+    if step is None:
+        return []
+    rep = dict(reports.get(step.name) or {})
+    reuse = (
+        {**rep, "touched_total": rep.get("assigned_total")}
+        if rep.get("edge") == "fraction"
+        else None
+    )
+    return [
+        check_outside_units(
+            units,
+            ctx.source(step.raster),
+            edge=step.edge,
+            source=Path(str(p.sources[step.raster].path)).name,
+            warn_share=float(p.quality.get("outside_share", 0.01)),
+            levels=p.quality.get("levels"),
+            report=reuse,
+        )
+    ]
 
 
 def _read_previous_fact(path: Path) -> pd.DataFrame | None:

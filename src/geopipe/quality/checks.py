@@ -15,13 +15,62 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import InputError, problem
+from ..errors import ConfigError, InputError, problem
 
-__all__ = ["LEVELS", "CheckResult", "Level", "make_result"]
+__all__ = ["CHECK_IDS", "LEVELS", "CheckResult", "Level", "make_result", "validate_check_levels"]
 
 Level = Literal["pass", "warn", "fail"]
 LEVELS: tuple[str, ...] = ("pass", "warn", "fail")
 MAX_EXAMPLES = 10
+
+# Every check id any geopipe check can produce (docs/quality.md describes each); a test keeps this
+# list and the ids in the source equal. ``quality.levels`` keys are validated against it.
+CHECK_IDS: tuple[str, ...] = (
+    # check_admin
+    "admin.z_coordinates",
+    "admin.invalid_geometry",
+    "admin.empty_geometry",
+    "admin.duplicate_ucode",
+    "admin.crs",
+    "admin.coordinates_out_of_bounds",
+    "admin.antimeridian",
+    "admin.missing_parent",
+    "admin.child_outside_parent",
+    "admin.overlap",
+    "admin.gap",
+    # check_hierarchy
+    "admin.nearest_parent",
+    "admin.outside_country",
+    "admin.parent_code_mismatch",
+    # check_points
+    "points.crs",
+    "points.null_coordinates",
+    "points.zero_coordinates",
+    "points.duplicate_id",
+    "points.duplicate_coordinates",
+    "points.swapped_lat_lon",
+    "points.outside_boundaries",
+    "points.low_precision",
+    "points.value_domain",
+    "points.rejected_by_reader",
+    # quarantine reasons of rows read_points left out
+    "points.coordinates_not_numeric",
+    "points.coordinates_out_of_range",
+    "points.not_a_point",
+    # check_raster, check_outside_units
+    "raster.crs",
+    "raster.nodata",
+    "raster.negative_values",
+    "raster.overlap",
+    "raster.coverage",
+    "raster.outside_units",
+    # check_indicators
+    "indicators.share_out_of_range",
+    "indicators.negative_count",
+    "indicators.numerator_gt_denominator",
+    "indicators.suppressed_value_published",
+    "indicators.change",
+)
 
 
 @dataclass(frozen=True)
@@ -116,6 +165,72 @@ def check_levels(levels: Mapping[str, str] | None, where: str) -> dict[str, str]
     return levels
 
 
+def validate_check_levels(
+    levels: Mapping[str, Any] | None, *, path: str = "quality.levels"
+) -> dict[str, str]:
+    """Validate a ``{check_id: level}`` mapping from a config: known ids, ``warn`` / ``fail`` values.
+
+    Every bad key and value is listed in one :class:`~geopipe.errors.ConfigError`, each unknown id
+    with the closest known ids ("did you mean"), so a typo such as ``admin.gapp`` can no longer
+    silently switch a gate off.
+
+    Parameters
+    ----------
+    levels
+        The mapping as read from YAML (``None`` means no overrides).
+    path
+        YAML path of the mapping, used in the message.
+
+    Returns
+    -------
+    dict
+        The mapping with string keys and values.
+
+    Raises
+    ------
+    ConfigError
+        The mapping is not a mapping, or has unknown check ids or levels other than warn / fail.
+
+    Examples
+    --------
+    >>> validate_check_levels({"admin.gap": "fail"})
+    {'admin.gap': 'fail'}
+    >>> validate_check_levels({"admin.gapp": "fail"})
+    Traceback (most recent call last):
+    ...
+    geopipe.errors.ConfigError: quality.levels has unknown check id 'admin.gapp' (did you mean 'admin.gap'?); fix: use ids from docs/quality.md: ...
+    """
+    import difflib
+
+    if levels is None:
+        return {}
+    if not isinstance(levels, Mapping):
+        raise ConfigError(
+            problem(
+                path,
+                f"is a {type(levels).__name__}",
+                "write a mapping of check id to warn / fail, e.g. {admin.gap: fail}",
+            )
+        )
+    issues: list[str] = []
+    for key, value in levels.items():
+        if str(key) not in CHECK_IDS:
+            close = difflib.get_close_matches(str(key), CHECK_IDS, n=3, cutoff=0.8)
+            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+            issues.append(f"unknown check id {str(key)!r}{hint}")
+        if value not in ("warn", "fail"):
+            issues.append(f"{path}.{key} is {value!r}, not 'warn' or 'fail'")
+    if issues:
+        raise ConfigError(
+            problem(
+                path,
+                "has " + "; ".join(issues),
+                "use ids from docs/quality.md: " + ", ".join(CHECK_IDS) + "; levels warn or fail",
+            )
+        )
+    return {str(k): str(v) for k, v in levels.items()}
+
+
 def make_result(
     check_id: str,
     source: str,
@@ -136,20 +251,8 @@ def make_result(
     return CheckResult(check_id, level, source, affected, bad, list(examples), details or {})  # type: ignore[arg-type]
 
 
-#: every check id the ``check_*`` functions report (what ``quality.levels`` may name)
-KNOWN_CHECK_IDS = (
-    "admin.antimeridian", "admin.child_outside_parent", "admin.coordinates_out_of_bounds",
-    "admin.crs", "admin.duplicate_ucode", "admin.empty_geometry", "admin.gap",
-    "admin.invalid_geometry", "admin.missing_parent", "admin.overlap", "admin.z_coordinates",
-    "indicators.change", "indicators.negative_count", "indicators.numerator_gt_denominator",
-    "indicators.share_out_of_range", "indicators.suppressed_value_published",
-    "points.coordinates_not_numeric", "points.coordinates_out_of_range", "points.crs",
-    "points.duplicate", "points.duplicate_coordinates", "points.duplicate_id",
-    "points.low_precision", "points.not_a_point", "points.null_coordinates",
-    "points.outside_boundaries", "points.rejected_by_reader", "points.swapped_lat_lon",
-    "points.value_domain", "points.zero_coordinates", "raster.coverage", "raster.crs",
-    "raster.negative_values", "raster.nodata", "raster.overlap",
-)  # fmt: skip
+#: what ``quality.levels`` may name (one list: :data:`CHECK_IDS`)
+KNOWN_CHECK_IDS = CHECK_IDS
 
 
 def known_check_ids() -> tuple[str, ...]:

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..errors import InputError, MissingColumnError, problem
+from ..errors import EmptyInputError, InputError, MissingColumnError, problem
 from .checks import CheckResult, check_levels, make_result
 
-__all__ = ["POINT_CHECKS", "check_points", "flag_points"]
+__all__ = ["POINT_CHECKS", "check_points", "flag_points", "require_points_inside"]
 
 WHERE = "check_points"
 
@@ -246,6 +246,115 @@ def check_points(
             )
         )
     return out
+
+
+def require_points_inside(
+    points: gpd.GeoDataFrame,
+    admin: gpd.GeoDataFrame,
+    *,
+    source: str | None = None,
+    where: str = "require_points_inside",
+) -> None:
+    """Raise when a point layer contributes nothing: not one point lies inside the boundaries.
+
+    A layer whose every point is outside would publish confident zeros (0 facilities
+    everywhere). The error names the file and the likely cause: swapped latitude / longitude
+    columns when swapping them puts the points inside, otherwise points of another area or CRS.
+    Points some of which are inside pass (the share outside is ``points.outside_boundaries`` in
+    :func:`check_points`).
+
+    Parameters
+    ----------
+    points
+        Points (any CRS, compared in EPSG:4326), e.g. from :func:`geopipe.read_points`; tiles
+        (polygons, :func:`geopipe.read_tiles`) are represented by a point inside each.
+    admin
+        Boundaries (any level or grid cells), any CRS.
+    source
+        Name of the points in the message (default: the file read_points read).
+    where
+        Function name shown in front of the message.
+
+    Raises
+    ------
+    EmptyInputError
+        No usable point lies inside any unit (a layer without usable points at all also raises).
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely import Point, box
+    >>> admin = gpd.GeoDataFrame(geometry=[box(28.8, -2.9, 30.9, -1.0)], crs=4326)
+    >>> pts = gpd.GeoDataFrame(geometry=[Point(-1.94, 30.06)], crs=4326)  # (lat, lon) swapped
+    >>> require_points_inside(pts, admin)
+    Traceback (most recent call last):
+    ...
+    geopipe.errors.EmptyInputError: require_points_inside: points 'points' contribute nothing: ...
+    """
+    _validate(points, "point_id", 0, None, admin)
+    if admin is None or not isinstance(admin, gpd.GeoDataFrame):
+        raise InputError(problem("admin", "is missing", "pass the boundaries", where=where))
+    geoms = points.geometry.to_numpy()
+    polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))
+    if polygonal.any():  # tiles: their centres stand for them
+        geoms = geoms.copy()
+        geoms[polygonal] = shapely.point_on_surface(geoms[polygonal])
+        points = points.set_geometry(gpd.GeoSeries(geoms, index=points.index, crs=points.crs))
+    x, y = _xy(points)
+    usable = np.isfinite(x) & np.isfinite(y) & ~((x == 0) & (y == 0))
+    inside, swapped = _against_admin(admin, x, y, usable)
+    if inside.any():
+        return
+    raise outside_error(source or _source_name(points), x, y, usable, swapped, admin, where)
+
+
+def outside_error(
+    label: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    usable: np.ndarray,
+    swapped: np.ndarray,
+    admin: gpd.GeoDataFrame,
+    where: str,
+) -> EmptyInputError:
+    """The error for a point layer none of whose points lies inside ``admin``, with the cause."""
+    n = int(usable.sum())
+    if n == 0:
+        return EmptyInputError(
+            problem(
+                f"points '{label}'",
+                f"contribute nothing: none of the {len(x):,} rows has usable coordinates",
+                "check the coordinate columns (gp.read_points lists the rejected rows)",
+                where=where,
+            )
+        )
+    a = admin if admin.crs is None or admin.crs.to_epsg() == 4326 else admin.to_crs(4326)
+    b = a.total_bounds
+    share = float(swapped.sum()) / n
+    if share >= 0.5:
+        cause = (
+            f"the latitude and longitude columns are swapped: with x and y exchanged "
+            f"{int(swapped.sum()):,} of the {n:,} points fall inside the boundaries"
+        )
+        fix = (
+            "swap the columns (read_points(..., lon='<latitude column>', lat='<longitude column>'))"
+        )
+    else:
+        cause = (
+            f"the points span lon {np.nanmin(x[usable]):.4g}..{np.nanmax(x[usable]):.4g}, lat "
+            f"{np.nanmin(y[usable]):.4g}..{np.nanmax(y[usable]):.4g} but the boundaries lon "
+            f"{b[0]:.4g}..{b[2]:.4g}, lat {b[1]:.4g}..{b[3]:.4g}: points of another area, or "
+            "coordinates in another CRS read as degrees"
+        )
+        fix = "pass the points of this area, or their CRS (read_points(..., crs='EPSG:...'))"
+    return EmptyInputError(
+        problem(
+            f"points '{label}'",
+            f"contribute nothing: all {n:,} usable points lie outside every unit; likely cause: {cause}",
+            fix,
+            where=where,
+        )
+    )
 
 
 # --------------------------------------------------------------------------- helpers

@@ -20,7 +20,7 @@ import shapely
 from ..errors import FormatError, InputError, MissingFileError, problem
 from .checks import CheckResult, check_levels, make_result
 
-__all__ = ["check_raster"]
+__all__ = ["check_outside_units", "check_raster"]
 
 WHERE = "check_raster"
 EQUAL_AREA = "EPSG:6933"
@@ -322,3 +322,108 @@ def _read(ds: Any, band: int, aoi: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
     transform = ds.transform @ ds.transform.scale(w / shape[1], h / shape[0])
     inside = geometry_mask([aoi_native], out_shape=shape, transform=transform, invert=True)
     return values, valid, inside
+
+
+def check_outside_units(
+    units: gpd.GeoDataFrame,
+    raster: str | os.PathLike[str],
+    *,
+    edge: str = "fraction",
+    warn_share: float = 0.01,
+    source: str | None = None,
+    levels: Mapping[str, str] | None = None,
+    report: Mapping[str, Any] | None = None,
+) -> CheckResult:
+    """``raster.outside_units``: the share of a raster's total (the population) outside every unit.
+
+    Computed with exact coverage weights (:func:`geopipe.zonal_raster`, ``edge="fraction"``):
+    pixels outside every unit and the parts of coastal / border pixels outside the units. With
+    ``edge="renormalize"`` the message and details also say what was moved into the border units
+    (the outside part of the pixels they touch) and what stays outside (pixels touching no unit).
+
+    Parameters
+    ----------
+    units
+        The units the run aggregates to (one admin level or grid fragments, not overlapping).
+    raster
+        The population (or any additive) raster.
+    edge
+        The edge rule the run uses (``"fraction"`` or ``"renormalize"``).
+    warn_share
+        Share of the raster total outside the units above which the check warns (default 1 %).
+        Set per run with ``levels={"raster.outside_units": "fail"}`` to stop instead.
+    source
+        Name in the result (default: the raster's file name).
+    levels
+        Override the level, e.g. ``{"raster.outside_units": "fail"}``.
+    report
+        Optional: the ``attrs["geopipe"]["zonal_raster"][...]`` entry of a ``zonal_raster`` call
+        with ``edge="fraction"`` over the same units and raster (as in ``manifest.json``), to reuse
+        its totals instead of reading the raster again.
+
+    Returns
+    -------
+    CheckResult
+        ``details`` holds ``raster_total``, ``inside_total``, ``outside_total``,
+        ``outside_share``, ``warn_share`` and, with ``edge="renormalize"``, ``moved_total``,
+        ``moved_share`` and ``left_outside_share``.
+
+    Examples
+    --------
+    >>> r = check_outside_units(adm1, "worldpop.tif", warn_share=0.01)  # doctest: +SKIP
+    >>> r.level, round(r.details["outside_share"], 4)  # doctest: +SKIP
+    ('warn', 0.0107)
+    """
+    from ..zonal.raster import zonal_raster
+
+    lv = check_levels(levels, WHERE)
+    if edge not in ("fraction", "renormalize"):
+        raise InputError(
+            problem("edge", f"was {edge!r}", "use 'fraction' or 'renormalize'", where=WHERE)
+        )
+    if not 0 <= warn_share < 1:
+        raise InputError(
+            problem("warn_share", f"was {warn_share!r}", "use a share from 0 to 1", where=WHERE)
+        )
+    if report is not None and report.get("edge") == "fraction":
+        rep = report
+    else:
+        out = zonal_raster(units, raster, stats=("sum",), edge="fraction")
+        rep = next(iter(out.attrs["geopipe"]["zonal_raster"].values()))
+    total, inside, touched = rep["raster_total"], rep["assigned_total"], rep["touched_total"]
+    share = (1.0 - inside / total) if total else 0.0
+    details: dict[str, Any] = {
+        "raster_total": total,
+        "inside_total": inside,
+        "outside_total": total - inside,
+        "outside_share": share,
+        "warn_share": warn_share,
+        "edge": edge,
+    }
+    text = f"{share:.2%} of the raster total ({total - inside:,.0f} of {total:,.0f}) lies outside every unit"
+    if edge == "renormalize":
+        moved = touched - inside
+        details.update(
+            moved_total=moved,
+            moved_share=moved / total if total else 0.0,
+            left_outside_share=(1.0 - touched / total) if total else 0.0,
+        )
+        text += (
+            f"; edge='renormalize' moved {moved:,.0f} ({details['moved_share']:.2%}) from the "
+            f"outside parts of border pixels into the units, {details['left_outside_share']:.2%} "
+            "stays outside (pixels touching no unit)"
+        )
+    src = source or Path(os.fspath(raster)).name
+    affected = max(int(round(total - inside)), 1) if share > warn_share else 0
+    return make_result(
+        "raster.outside_units",
+        src,
+        affected,
+        default="warn",
+        levels=lv,
+        bad=f"{text}, above the {warn_share:.1%} threshold: coastal or border pixels outside the "
+        "official outline, or a raster larger than the area; check the boundaries' coastline "
+        "or use edge='renormalize' for a per-country raster",
+        ok=f"{text} (threshold {warn_share:.1%})",
+        details=details,
+    )

@@ -211,6 +211,17 @@ def check_inputs(
     finest = admin[admin["admin_level"] == admin["admin_level"].max()]
     layers = {getattr(s, "layer", None) for s in steps}
     quarantined: dict[str, Any] = {}
+    from .checks import validate_check_levels
+    from .hierarchy import check_hierarchy
+    from .points import require_points_inside
+
+    validate_check_levels(levels)
+    population = next(
+        (getattr(s, "raster", None) for s in steps if "population_total" in s.columns()), None
+    )
+    results += check_hierarchy(
+        admin, population=read(population) if population else None, levels=levels
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GeopipeWarning)  # the readers' warnings become results here
         for name in sorted({n for s in steps for n in s.sources().values()}):
@@ -226,6 +237,7 @@ def check_inputs(
                 )
             elif src.kind == "points":
                 points = read(name)
+                require_points_inside(points, finest, source=label, where="check_inputs")
                 results += check_points(
                     points,
                     admin=finest,
@@ -239,6 +251,7 @@ def check_inputs(
                     quarantined[label] = rejected
             elif src.kind == "tiles":
                 tiles = read(name)
+                require_points_inside(tiles, finest, source=label, where="check_inputs")
                 centres = gpd.GeoDataFrame(
                     {"point_id": tiles["quadkey"].astype(str).to_numpy()},
                     geometry=shapely.centroid(tiles.geometry.to_numpy()),

@@ -286,7 +286,9 @@ class PointCount(Step):
 
         points = data.source(self.points)
         total = self.column or self.points
-        cols = {total: count_points(units, points, name="_n")["_n"].to_numpy()}
+        cols = {
+            total: count_points(units, points, name="_n", allow_none_inside=True)["_n"].to_numpy()
+        }
         for name, rule in self.subsets.items():
             column = str(rule["column"])
             if column not in points.columns:
@@ -300,7 +302,9 @@ class PointCount(Step):
                 )
             wanted = {str(v).strip().lower() for v in rule["values"]}
             chosen = points[points[column].astype(str).str.strip().str.lower().isin(wanted)]
-            cols[name] = count_points(units, chosen, name="_n")["_n"].to_numpy()
+            cols[name] = count_points(units, chosen, name="_n", allow_none_inside=True)[
+                "_n"
+            ].to_numpy()
         return cols
 
     def report(self, units: Any, data: StepData, columns: dict[str, np.ndarray]) -> dict[str, Any]:

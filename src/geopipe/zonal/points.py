@@ -230,11 +230,24 @@ def _assign_xy(polys: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarray) 
     return result
 
 
+def _raise_none_inside(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame, where: str) -> None:
+    from geopipe.quality.points import _against_admin, _source_name, _xy, outside_error
+
+    x, y = _xy(points)
+    usable = np.isfinite(x) & np.isfinite(y) & ~((x == 0) & (y == 0))
+    swapped = np.zeros(len(x), dtype=bool)
+    if usable.any():
+        _, swapped = _against_admin(units, x, y, usable)
+    raise outside_error(_source_name(points), x, y, usable, swapped, units, where)
+
+
 def count_points(
     units: gpd.GeoDataFrame,
     points: gpd.GeoDataFrame,
     by: str | None = None,
     name: str = "n_points",
+    *,
+    allow_none_inside: bool = False,
 ) -> gpd.GeoDataFrame:
     """Count the points in each unit, optionally one column per category of ``by``.
 
@@ -254,6 +267,11 @@ def count_points(
         missing are counted in ``f"{name}_missing"``.
     name
         Name of the total-count column.
+    allow_none_inside
+        By default a non-empty ``points`` of which not one point falls in any unit raises
+        :class:`~geopipe.errors.EmptyInputError` naming the likely cause (swapped lat/lon
+        columns, points of another area or CRS) instead of publishing 0 everywhere. Pass True
+        where that can be legitimate (a category subset, a partition of the units).
 
     Returns
     -------
@@ -292,6 +310,8 @@ def count_points(
     polys = np.asarray(units.geometry.array, dtype=object)
     pos = _assign_xy(polys, x, y, ok)
     hit = pos >= 0
+    if len(points) and not hit.any() and not allow_none_inside:
+        _raise_none_inside(points, units, where)
     n_units = len(units)
     out = units.copy()
     out[name] = np.bincount(pos[hit], minlength=n_units).astype(np.int64)

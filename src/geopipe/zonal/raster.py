@@ -37,7 +37,14 @@ import rasterio
 from affine import Affine
 from pyproj import CRS, Transformer
 
-from geopipe.errors import GeometryError, GeopipeWarning, InputError, RasterError, problem
+from geopipe.errors import (
+    EmptyInputError,
+    GeometryError,
+    GeopipeWarning,
+    InputError,
+    RasterError,
+    problem,
+)
 from geopipe.events import progress
 from geopipe.io.raster import iter_blocks, open_raster, raster_info, row_blocks
 from geopipe.zonal._coverage import polygon_coverage
@@ -353,6 +360,7 @@ class _Acc:
         self.touched_total = 0.0
         self.need_values = any(s in stats for s in ("min", "max", "median"))
         self.need_count = any(s in stats for s in ("count", "mean"))
+        self.valid_seen = 0.0  # coverage-weighted valid pixels, counted until the first is seen
 
 
 def _run_sums(a: np.ndarray, rr: np.ndarray, rs: np.ndarray, rt: np.ndarray) -> np.ndarray:
@@ -404,11 +412,16 @@ def _accumulate_block(acc, pw, r0, r1, raw, valid, scale, offset, wblock, touche
     acc.sum += np.bincount(eu, weights=w * ev, minlength=n)
     acc.count += np.bincount(eu, weights=w, minlength=n)
     run_sum = scale * _run_sums(raw, rr, rs, rt)
+    run_count = None
     if acc.need_count or shifted:
         run_count = _run_sums(valid, rr, rs, rt)
         acc.count += np.bincount(ru, weights=run_count, minlength=n)
         if shifted:
             run_sum += offset * run_count
+    if acc.valid_seen == 0:  # stops looking once a valid pixel over some unit was seen
+        acc.valid_seen = float(w.sum()) + float(
+            (run_count if run_count is not None else _run_sums(valid, rr, rs, rt)).sum()
+        )
     acc.sum += np.bincount(ru, weights=run_sum, minlength=n)
     if touched is not None:
         # run pixels are covered fully by one unit; edge pixels are added once each
@@ -528,6 +541,34 @@ def _columns(acc: _Acc, stats: tuple[str, ...], prefix: str) -> dict[str, np.nda
     return cols
 
 
+def _contributes_nothing(path: Any, ds: Any, units: gpd.GeoDataFrame, what: str) -> EmptyInputError:
+    """The error for a raster that would give every unit 0 / NaN, with the likely cause."""
+    b = ds.bounds
+    ub = units.to_crs(ds.crs).total_bounds if len(units) else None
+    where_units = (
+        f"units span {ub[0]:.4g}..{ub[2]:.4g} x {ub[1]:.4g}..{ub[3]:.4g}" if ub is not None else ""
+    )
+    if what.startswith("no unit"):
+        cause = (
+            f"the raster covers {b.left:.4g}..{b.right:.4g} x {b.bottom:.4g}..{b.top:.4g} in its "
+            f"CRS and the {where_units}: it is the raster of another area, or its CRS (or the "
+            "units' CRS) is wrong"
+        )
+    else:
+        cause = (
+            "every pixel the units touch is nodata (an empty or all-nodata export, or a nodata "
+            f"value ({ds.nodata}) that is also the data value)"
+        )
+    return EmptyInputError(
+        problem(
+            f"raster '{path}'",
+            f"contributes nothing: {what}, so every statistic would be 0 or NaN; likely cause: {cause}",
+            "pass the raster of this area (check it with gp.check_raster(path, admin=units))",
+            where="zonal_raster",
+        )
+    )
+
+
 def zonal_raster(
     units: gpd.GeoDataFrame,
     raster: PathLike | Mapping[str, PathLike],
@@ -607,16 +648,14 @@ def zonal_raster(
                     )
                 if key not in cache:
                     cache[key] = _weights_for_grid(units, ds, edge)
-                    if len(cache[key].edge_unit) + len(cache[key].run_unit) == 0:
-                        warnings.warn(
-                            f"zonal_raster: no unit overlaps raster '{path}' (after reprojecting "
-                            "the units to its CRS); every statistic is 0 or NaN. Check the "
-                            "raster's extent and the units' CRS",
-                            GeopipeWarning,
-                            stacklevel=2,
-                        )
                 pw = cache[key]
+                if len(pw.edge_unit) + len(pw.run_unit) == 0:
+                    raise _contributes_nothing(path, ds, units, "no unit overlaps it")
                 acc = _reduce_raster(path, ds, weights, pw, stats, report_touched=True)
+                if acc.valid_seen == 0:
+                    raise _contributes_nothing(
+                        path, ds, units, "it has no valid pixel over the units"
+                    )
             for col, values in _columns(acc, stats, pfx).items():
                 out[col] = values
             assigned = float(acc.sum.sum())

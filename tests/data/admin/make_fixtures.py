@@ -169,5 +169,106 @@ def main() -> None:
     feats.to_file(path, driver="GeoJSON", COORDINATE_PRECISION=5)
 
 
+# --------------------------------------------------------------------------- issue 12
+def field_fixtures() -> None:
+    """Single finest-level files that name their whole hierarchy in code columns (issue 12).
+
+    From the unsimplified Rwanda districts (a clean coverage), lightly simplified *as a coverage*
+    (``shapely.coverage_simplify``) so that shared borders stay shared, and each district split
+    into two invented "sectors" west and east of its centroid (a 4-level hierarchy):
+
+    * ``codab_rwa_adm3.gpkg`` — one COD-AB layer of 60 sectors with ``ADM3/2/1/0_PCODE`` and ``_EN``.
+    * ``gadm_rwa_adm2.gpkg`` — one GADM level-2 layer (30 districts) with ``GID_2/1/0``, ``NAME_2/1``,
+      ``COUNTRY``.
+    * ``georepo_rwa_adm2.geojson`` — a GeoRepo level-2 export (30 districts) with GeoRepo ucodes
+      in an order that is *not* name order (so kept-as-given is visible), ``adm1_ucode``,
+      ``adm0_ucode`` and ``adm1_name``/``adm0_name``.
+    """
+    adm1 = (
+        gpd.read_file(SAMPLE / "rwa_adm1.geojson").sort_values("shapeName").reset_index(drop=True)
+    )
+    adm2 = gpd.read_file(SAMPLE / "rwa_adm2.geojson")
+    adm2["geometry"] = shapely.coverage_simplify(adm2.geometry.to_numpy(), 0.002)
+    adm1["p"] = [f"RW{i:02d}" for i in range(1, len(adm1) + 1)]
+    adm2 = adm2.merge(
+        adm1[["shapeID", "p", "shapeName"]].rename(
+            columns={"shapeID": "ADM1_shapeID", "p": "p1", "shapeName": "n1"}
+        ),
+        on="ADM1_shapeID",
+    )
+    adm2 = adm2.sort_values(["p1", "shapeName"]).reset_index(drop=True)
+    adm2["p"] = adm2["p1"] + adm2.groupby("p1").cumcount().add(1).map("{:02d}".format)
+
+    # ---- COD-AB level 3: each district cut in two at its centroid's longitude
+    rows = []
+    for _, d in adm2.iterrows():
+        cx = d.geometry.centroid.x
+        minx, miny, maxx, maxy = d.geometry.bounds
+        halves = (
+            shapely.box(minx - 1, miny - 1, cx, maxy + 1),
+            shapely.box(cx, miny - 1, maxx + 1, maxy + 1),
+        )
+        for i, (half, side) in enumerate(zip(halves, ("West", "East"), strict=True), start=1):
+            part = shapely.intersection(d.geometry, half)
+            rows.append(
+                {
+                    "ADM3_EN": f"{d['shapeName']} {side}",
+                    "ADM3_PCODE": f"{d['p']}{i:02d}",
+                    "ADM2_EN": d["shapeName"],
+                    "ADM2_PCODE": d["p"],
+                    "ADM1_EN": d["n1"],
+                    "ADM1_PCODE": d["p1"],
+                    "ADM0_EN": "Rwanda",
+                    "ADM0_PCODE": "RW",
+                    "geometry": part,
+                }
+            )
+    path = HERE / "codab_rwa_adm3.gpkg"
+    path.unlink(missing_ok=True)
+    gpd.GeoDataFrame(rows, crs=4326).to_file(path, layer="rwa_adm3", driver="GPKG")
+
+    # ---- GADM level 2
+    g1 = {p: f"RWA.{i}_1" for i, p in enumerate(adm1["p"], start=1)}
+    seq = adm2.groupby("p1").cumcount().add(1)
+    path = HERE / "gadm_rwa_adm2.gpkg"
+    path.unlink(missing_ok=True)
+    gpd.GeoDataFrame(
+        {
+            "GID_0": "RWA",
+            "COUNTRY": "Rwanda",
+            "GID_1": adm2["p1"].map(g1),
+            "NAME_1": adm2["n1"],
+            "GID_2": [f"{g1[p][:-2]}.{s}_1" for p, s in zip(adm2["p1"], seq, strict=True)],
+            "NAME_2": adm2["shapeName"],
+        },
+        geometry=adm2.geometry,
+        crs=4326,
+    ).to_file(path, layer="ADM_ADM_2", driver="GPKG")
+
+    # ---- GeoRepo level-2 export: sequences in reverse name order, as a real export may have
+    u1 = {p: f"RWA_{i:04d}_V1" for i, p in enumerate(adm1["p"], start=1)}
+    rev = adm2.groupby("p1")["shapeName"].rank(ascending=False).astype(int)
+    path = HERE / "georepo_rwa_adm2.geojson"
+    path.unlink(missing_ok=True)
+    gpd.GeoDataFrame(
+        {
+            "ucode": [f"{u1[p][:-3]}_{r:04d}_V1" for p, r in zip(adm2["p1"], rev, strict=True)],
+            "concept_ucode": [f"#RWA_{i + 10}" for i in range(len(adm2))],
+            "name": adm2["shapeName"],
+            "admin_level": 2,
+            "adm0_ucode": "RWA_V1",
+            "adm0_name": "Rwanda",
+            "adm1_ucode": adm2["p1"].map(u1),
+            "adm1_name": adm2["n1"],
+            "PCode": adm2["p"],
+            "start_date": "2020-01-01",
+            "end_date": None,
+        },
+        geometry=adm2.geometry,
+        crs=4326,
+    ).to_file(path, driver="GeoJSON", COORDINATE_PRECISION=7)
+
+
 if __name__ == "__main__":
     main()
+    field_fixtures()
