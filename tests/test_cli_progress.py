@@ -20,7 +20,7 @@ import pytest
 from conftest import ROOT, geopipe_cli, sample_config, schools_with_a_bad_row
 
 CONFIG = ROOT / "pipelines" / "sample.yaml"
-BAR = re.compile(r"(measures|h3_r7): \d\d:\d\d")  # a step's bar: "<step>: <elapsed>"
+BAR = re.compile(r"(steps|h3_r7): \d\d:\d\d")  # a step's bar: "<step>: <elapsed>"
 
 
 def _run_in_pty(*args, timeout=300):
@@ -28,7 +28,9 @@ def _run_in_pty(*args, timeout=300):
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     env = dict(
-        os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+        os.environ,
+        GEOPIPE_PROGRESS_DELAY="0.2",  # bars for any step over 0.2 s, whatever the machine's speed
+        PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "geopipe.cli", *map(str, args)],
@@ -67,7 +69,7 @@ def test_progress_on_a_terminal(tmp_path):
     assert rc == 0, out
     assert out.count(WARNING) == 1, out  # each distinct warning once
     assert BAR.search(out), out  # steps longer than ~1 s showed a bar
-    assert re.search(r"(measures|h3_r7) +\d+\.\d s\r?\n", out)  # and left their time
+    assert re.search(r"(steps|h3_r7) +\d+\.\d s\r?\n", out)  # and left their time
     assert "wrote" in out
 
 
@@ -108,7 +110,7 @@ def test_json_log_lines(tmp_path):
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", e["time"]) for e in events)
     starts = [e["step"] for e in events if e["event"] == "step_start"]
     ends = {e["step"]: e for e in events if e["event"] == "step_end"}
-    assert {"read_admin", "measures", "write"} <= set(starts) and set(starts) == set(ends)
+    assert {"read_admin", "steps", "write"} <= set(starts) and set(starts) == set(ends)
     assert all(e["status"] == "computed" and e["seconds"] >= 0 for e in ends.values())
     assert any(e["event"] == "progress" and e["unit"] == "block" for e in events)
     warned = [e for e in events if e["event"] == "warning"]

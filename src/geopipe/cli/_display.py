@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sys
 import threading
@@ -20,8 +21,8 @@ from geopipe import events
 
 __all__ = ["JsonLines", "ProgressBars", "TextLines", "show_progress"]
 
-#: a step's bar appears once it has run this long (seconds)
-BAR_DELAY = 1.0
+#: a step's bar appears once it has run this long (seconds; GEOPIPE_PROGRESS_DELAY overrides)
+BAR_DELAY = float(os.environ.get("GEOPIPE_PROGRESS_DELAY", "1.0"))
 #: JSON logs write a loop's progress at most this often (seconds), plus its first and last event
 JSON_PROGRESS_INTERVAL = 2.0
 

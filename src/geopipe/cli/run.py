@@ -157,15 +157,18 @@ def main(args: argparse.Namespace) -> int:
             check_writable(_read_config(args, log))
             from geopipe.pipeline import run_pipeline
 
+            engine = {
+                k: v
+                for k, v in (
+                    ("engine", args.engine if args.engine != "local" else None),
+                    ("workers", args.workers),
+                    ("scheduler", args.scheduler),
+                    ("partition_level", args.partition_level),
+                )
+                if v is not None
+            }
             result = run_pipeline(
-                args.config,
-                output=args.output,
-                force=args.force,
-                engine=args.engine,
-                workers=args.workers,
-                scheduler=args.scheduler,
-                partition_level=args.partition_level,
-                **kwargs,
+                args.config, output=args.output, force=args.force, **engine, **kwargs
             )
         except BaseException as exc:  # reported in run_end; only GeopipeError is handled here
             error = exc

@@ -79,15 +79,6 @@ def open_raster(path: PathLike, *, check: bool = True) -> rasterio.DatasetReader
         raise MissingFileError(
             problem(f"raster '{spath}'", "does not exist", "check the path", where="open_raster")
         )
-    if Path(spath).is_dir():
-        raise FormatError(
-            problem(
-                f"raster '{spath}'",
-                "is a folder, not a raster file",
-                "pass the path of a GeoTIFF, COG or VRT inside it",
-                where="open_raster",
-            )
-        )
     try:
         ds = rasterio.open(spath)
     except RasterioIOError as exc:

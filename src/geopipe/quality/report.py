@@ -223,7 +223,8 @@ def check_inputs(
         admin, population=read(population) if population else None, levels=levels
     )
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", GeopipeWarning)  # the readers' warnings become results here
+        # the readers' warnings reach the user once (each source is read once) and become results
+        warnings.simplefilter("default", GeopipeWarning)
         for name in sorted({n for s in steps for n in s.sources().values()}):
             src = pipeline.sources[name]
             label = Path(str(src.path)).name

@@ -1,0 +1,117 @@
+"""Engines: local, a process pool and a Dask LocalCluster give identical tables, and a worker that
+dies mid-run is survived (issue 14)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import geopipe as gp
+from geopipe.pipeline.engines import close_clients
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "pipelines" / "sample.yaml"
+TABLES = ("fact_indicator", "adm2", "h3_r7")
+
+pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "run"
+    gp.run_pipeline(SAMPLE, output=out, partition_level=1)
+    return out
+
+
+def _same_tables(a: Path, b: Path) -> None:
+    for name in TABLES:
+        assert (a / f"{name}.parquet").read_bytes() == (b / f"{name}.parquet").read_bytes(), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["processes", "dask"])
+def test_engines_give_identical_tables(local_run, tmp_path, engine):
+    try:
+        gp.run_pipeline(
+            SAMPLE, output=tmp_path / "run", engine=engine, workers=2, partition_level=1
+        )
+    finally:
+        close_clients()
+    _same_tables(local_run, tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_partitioned_equals_unpartitioned_to_rounding(local_run, tmp_path):
+    """Partitions by province against one batch: the same values up to float summation order."""
+    import pandas as pd
+
+    gp.run_pipeline(SAMPLE, output=tmp_path / "whole")
+    for name in TABLES:
+        a = pd.read_parquet(local_run / f"{name}.parquet")
+        b = pd.read_parquet(tmp_path / "whole" / f"{name}.parquet")
+        assert a.shape == b.shape
+        for col in a.columns:
+            if a[col].dtype.kind == "f":
+                np.testing.assert_allclose(a[col], b[col], rtol=1e-12, atol=1e-9, equal_nan=True)
+            elif col not in ("geometry", "bbox"):
+                assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), (name, col)
+
+
+@gp.steps.step_type
+@dataclasses.dataclass(frozen=True)
+class DiesOnce(gp.steps.Step):
+    """A pixel step whose first execution kills its worker process (a crash, an OOM kill)."""
+
+    kind = "dies_once_test"
+    pixel = True
+    population: str = gp.steps.source("raster", default="population_total")
+    marker: str = ""
+
+    def indicators(self):
+        return [
+            gp.steps.measure(
+                "pixels_seen",
+                params=self.params(),
+                unit="pixels",
+                description="Coverage-weighted pixels of the population grid.",
+            )
+        ]
+
+    def run(self, units, data):
+        px = data.pixels(self.population)
+        if (
+            self.marker
+            and not os.path.exists(self.marker)
+            and os.environ.get("DASK_WORKER_KILL_OK") != "0"
+        ):
+            Path(self.marker).write_text(str(os.getpid()))
+            os._exit(1)  # the worker process dies mid-task
+        return {"pixels_seen": np.bincount(px.unit, px.coverage, minlength=px.n)}
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_is_survived(tmp_path):
+    p = gp.Pipeline.from_yaml(SAMPLE)
+    marker = tmp_path / "killed"
+    steps = (*p.steps, DiesOnce(marker=str(marker)))
+    q = dataclasses.replace(
+        p, steps=steps, units=gp.Units(), indicators=(*p.indicators, "pixels_seen")
+    )
+    ref = gp.run_pipeline(
+        dataclasses.replace(q, steps=(*p.steps, DiesOnce())),
+        output=tmp_path / "ref",
+        partition_level=1,
+    )
+    try:
+        gp.run_pipeline(q, output=tmp_path / "run", engine="dask", workers=2, partition_level=1)
+    finally:
+        close_clients()
+    assert marker.is_file()  # a worker did die
+    for name in ("fact_indicator", "adm2"):
+        assert (ref.output / f"{name}.parquet").read_bytes() == (
+            tmp_path / "run" / f"{name}.parquet"
+        ).read_bytes()
