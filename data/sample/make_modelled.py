@@ -90,19 +90,10 @@ def main() -> None:
     u5 = pop * share_u5
 
     profile = {
-        "driver": "GTiff",
-        "dtype": "float32",
-        "width": w,
-        "height": h,
-        "count": 1,
-        "crs": "EPSG:4326",
-        "transform": ft,
-        "nodata": NODATA,
+        **_tiff_profile(w, h, ft, NODATA),
         "tiled": True,
         "blockxsize": 256,
         "blockysize": 256,
-        "compress": "deflate",
-        "predictor": 3,
         "zlevel": 9,
     }
     for name, arr in (("population", pop), ("population_u18", u18), ("population_u5", u5)):
@@ -263,6 +254,22 @@ def _ookla_tiles(
     pq.write_table(table, HERE / "rwa_ookla_fixed_2020q1_modelled.parquet", compression="zstd")
 
 
+def _tiff_profile(w: int, h: int, transform: Affine, nodata: float) -> dict:
+    """Creation options shared by the modelled float32 GeoTIFFs."""
+    return {
+        "driver": "GTiff",
+        "dtype": "float32",
+        "width": w,
+        "height": h,
+        "count": 1,
+        "crs": "EPSG:4326",
+        "transform": transform,
+        "nodata": nodata,
+        "compress": "deflate",
+        "predictor": 3,
+    }
+
+
 def _friction_walking(adm0: gpd.GeoDataFrame) -> None:
     """Modelled walking friction (min/m) on a 30-arc-second grid over Rwanda; own seed."""
     from scipy.ndimage import zoom
@@ -278,18 +285,7 @@ def _friction_walking(adm0: gpd.GeoDataFrame) -> None:
     friction = 0.012 * np.clip(np.exp(0.35 * terrain), 0.8, 2.5)
     inside = ~geometry_mask(adm0.geometry, out_shape=(h, w), transform=transform, all_touched=True)
     out = np.where(inside, friction, -9999.0).astype("float32")
-    profile = {
-        "driver": "GTiff",
-        "dtype": "float32",
-        "width": w,
-        "height": h,
-        "count": 1,
-        "crs": "EPSG:4326",
-        "transform": transform,
-        "nodata": -9999.0,
-        "compress": "deflate",
-        "predictor": 3,
-    }
+    profile = _tiff_profile(w, h, transform, -9999.0)
     with rasterio.open(HERE / "rwa_friction_walking_modelled_1km.tif", "w", **profile) as dst:
         dst.write(out, 1)
         dst.update_tags(
