@@ -118,7 +118,8 @@ def test_speed_unit_equals_minutes_per_metre():
 
 
 # --------------------------------------------------------------------------- real friction
-def test_kigali_friction_equals_dijkstra():
+@pytest.mark.parametrize("engine", ["auto", "mcp"])
+def test_kigali_friction_equals_dijkstra(engine):
     """Real MAP walking friction around Kigali (47 % nodata: lakes, outside the clip) with the
     real healthsites.io facilities: equal to an independent Dijkstra to 1e-6 relative."""
     import rasterio
@@ -126,7 +127,7 @@ def test_kigali_friction_equals_dijkstra():
     health = gpd.read_file(HEALTH)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tt = gp.travel_time(KIGALI, health)
+        tt = gp.travel_time(KIGALI, health, engine=engine)
     assert any(issubclass(w.category, GeopipeWarning) for w in caught)
     with rasterio.open(KIGALI) as ds:
         f = ds.read(1).astype(float)
@@ -191,6 +192,27 @@ def test_bad_inputs():
         gp.travel_time((np.ones((3, 3)), t, "EPSG:4326"), _points([50.0], [5.0]))
     with pytest.raises(InputError, match="friction"):
         gp.travel_time([1, 2, 3], fac)
+
+
+def test_maze_falls_back_to_mcp_and_stays_exact():
+    """A serpentine corridor (walls open at alternate ends): the shortest path reverses its row
+    direction at every wall, so the row relaxation alone needs many rounds; "auto" then merges
+    the MCP bound and still ends on the exact Dijkstra values."""
+    h, w = 30, 61
+    f = np.full((h, w), float(np.float32(0.012)))
+    for k, c in enumerate(range(1, w - 1, 2)):
+        f[:, c] = np.nan
+        f[h - 1 if k % 2 == 0 else 0, c] = 0.012  # gap at the bottom, then at the top, ...
+    t = Affine(0.01, 0, 30.0, 0, -0.01, 0.0)
+    fac = _points([30.005], [-0.005])
+    tt = gp.travel_time((f, t, "EPSG:4326"), fac)
+    assert tt.info["engine"] == "auto+mcp" and tt.info["converged"]
+    ref = _dijkstra(f, t, [(0, 0)])
+    reached = np.isfinite(ref)
+    np.testing.assert_array_equal(np.isfinite(tt.values), reached)
+    np.testing.assert_allclose(tt.values[reached], ref[reached], rtol=1e-9)
+    with pytest.raises(InputError, match="engine"):
+        gp.travel_time((f, t, "EPSG:4326"), fac, engine="fast")
 
 
 # --------------------------------------------------------------------------- properties

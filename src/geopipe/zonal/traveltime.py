@@ -118,7 +118,8 @@ class TravelTimeRaster(GridRaster):
     facility reaches (cut off by barriers, or beyond ``max_minutes``). ``facilities`` reports every
     input facility (``status``: ``"used"``, ``"outside_grid"``, ``"on_barrier"``, ``"no_geometry"``;
     ``row``/``col`` of its cell). ``info``: ``error_bound`` (uniform-friction ratio of the
-    8-neighbour path to the straight geodesic), ``mcp_eps``, ``rounds``, ``converged``, timings.
+    8-neighbour path to the straight geodesic), ``engine`` used, ``mcp_eps`` (None when MCP was
+    not needed), ``rounds``, ``converged``, timings.
 
     Examples
     --------
@@ -276,15 +277,16 @@ def travel_time(
     barriers: Any = None,
     fill_nodata: float | None = None,
     max_rounds: int = 200,
+    engine: str = "auto",
 ) -> TravelTimeRaster:
     """Minutes to the nearest facility over a friction surface, on the friction grid.
 
     Least-cost accumulation over the 8-neighbour graph of the grid: a move between two cell
     centres costs its metric length (WGS 84 geodesic per row on geographic grids, pixel size on
-    projected ones) times the mean friction of the two cells. ``skimage.graph.MCP_Geometric``
-    does the accumulation on a slightly over-costed graph, then an exact relaxation of the true
-    costs brings every cell to its shortest-path value (docs/traveltime.md). Travel starts at the
-    centre of each facility's cell.
+    projected ones) times the mean friction of the two cells. An exact row-by-row relaxation of
+    these costs (seeded, when it needs it, by ``skimage.graph.MCP_Geometric`` on a slightly
+    over-costed graph) brings every cell to its shortest-path value (docs/traveltime.md). Travel
+    starts at the centre of each facility's cell.
 
     Parameters
     ----------
@@ -304,8 +306,11 @@ def travel_time(
     fill_nodata
         Friction (in ``friction_unit``) to use on nodata cells instead of making them barriers.
     max_rounds
-        Cap on the exact relaxation rounds (``info["converged"]`` says whether it finished; the
-        values are upper bounds within ``info["mcp_eps"]`` in any case).
+        Cap on the exact relaxation rounds (``info["converged"]`` says whether it finished).
+    engine
+        ``"auto"`` (default): exact relaxation from the facilities; if it needs more than a few
+        rounds (maze-like barriers), ``MCP_Geometric`` supplies an upper bound and relaxation
+        continues. ``"mcp"``: always start from ``MCP_Geometric``. Both give the same values.
 
     Returns
     -------
@@ -361,10 +366,15 @@ def travel_time(
                 where=WHERE,
             )
         )
-    from geopipe.zonal._leastcost import accumulate, move_lengths
+    from geopipe.zonal._leastcost import ENGINES, accumulate, move_lengths
+
+    if engine not in ENGINES:
+        raise InputError(
+            problem("`engine`", f"was {engine!r}", f"use one of {ENGINES}", where=WHERE)
+        )
 
     lengths = move_lengths(transform, crs, f.shape[0])
-    minutes, info = accumulate(f, lengths, seeds, max_rounds=max_rounds)
+    minutes, info = accumulate(f, lengths, seeds, max_rounds=max_rounds, engine=engine)
     minutes[~np.isfinite(f)] = np.nan
     if max_minutes is not None:
         minutes[minutes > max_minutes] = np.inf
@@ -372,7 +382,7 @@ def travel_time(
     if not info["converged"]:
         warnings.warn(
             f"travel_time: the exact relaxation stopped after {max_rounds} rounds; values are "
-            f"upper bounds within {info['mcp_eps']:.2e} (relative); raise `max_rounds`",
+            f"upper bounds (within {info['mcp_eps']:.2e} relative); raise `max_rounds`",
             GeopipeWarning,
             stacklevel=2,
         )
