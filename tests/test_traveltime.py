@@ -147,6 +147,21 @@ def test_kigali_friction_equals_dijkstra(engine):
     assert tt.info["converged"]
 
 
+def test_sample_friction_with_who_facilities(sample_dir):
+    """The modelled sample surface: every WHO facility seeds, every cell inside Rwanda is reached."""
+    import rasterio
+
+    path = sample_dir / "rwa_friction_walking_modelled_1km.tif"
+    with rasterio.open(path) as ds:
+        assert "modelled" in ds.tags()["source"]
+        valid = ds.read_masks(1) > 0
+    clinics = gp.read_points(sample_dir / "rwa_who_public_health_facilities.csv")
+    tt = gp.travel_time(path, clinics)
+    assert (tt.facilities["status"] == "used").all()
+    assert np.isfinite(tt.values[valid]).all() and np.isnan(tt.values[~valid]).all()
+    assert 20 < np.median(tt.values[valid]) < 120  # minutes on foot, for a plausible stand-in
+
+
 def test_write_roundtrip(tmp_path):
     import rasterio
 

@@ -17,7 +17,7 @@ import geopandas as gpd
 import numpy as np
 
 from geopipe.errors import GeopipeWarning, InputError, MissingColumnError, problem
-from geopipe.zonal.traveltime import GridRaster, _read_friction
+from geopipe.zonal.traveltime import GridRaster, _read_grid
 
 __all__ = ["DEFAULT_SPEEDS_KMH", "friction_surface"]
 
@@ -47,7 +47,7 @@ def _grid_of(like: Any) -> tuple[tuple[int, int], Any, str]:
     if isinstance(like, tuple) and len(like) == 3 and isinstance(like[0], tuple):
         shape, transform, crs = like
         return tuple(shape), transform, str(crs)
-    arr, transform, crs = _read_friction(like)
+    arr, transform, crs = _read_grid(like)
     return arr.shape, transform, crs
 
 

@@ -139,7 +139,7 @@ def _cell_of(t: Affine, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nd
     return row.astype(np.int64), col.astype(np.int64)
 
 
-def _read_friction(friction: Any) -> tuple[np.ndarray, Affine, str]:
+def _read_grid(friction: Any) -> tuple[np.ndarray, Affine, str]:
     """(float array with NaN for nodata, transform, crs) from a path, GridRaster or tuple."""
     if isinstance(friction, GridRaster):
         return np.asarray(friction.values, dtype=float), friction.transform, friction.crs
@@ -329,7 +329,7 @@ def travel_time(
     >>> round(float(tt.values[1, 2]), 2)  # one cell east: 1113 m at 5 km/h
     13.36
     """
-    arr, transform, crs = _read_friction(friction)
+    arr, transform, crs = _read_grid(friction)
     if transform.b != 0 or transform.d != 0 or transform.e >= 0:
         raise RasterError(
             problem(

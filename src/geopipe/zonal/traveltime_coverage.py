@@ -16,7 +16,7 @@ import geopandas as gpd
 import numpy as np
 
 from geopipe.errors import InputError, problem
-from geopipe.zonal.traveltime import GridRaster, _read_friction
+from geopipe.zonal.traveltime import GridRaster, _read_grid
 
 __all__ = ["coverage_sums", "travel_time_coverage"]
 
@@ -80,7 +80,7 @@ def coverage_sums(
 def _as_grid(travel_time: Any) -> GridRaster:
     if isinstance(travel_time, GridRaster):
         return travel_time
-    arr, transform, crs = _read_friction(travel_time)
+    arr, transform, crs = _read_grid(travel_time)
     return GridRaster(np.asarray(arr, dtype=float), transform, crs)
 
 
