@@ -209,23 +209,32 @@ def test_bad_inputs():
         gp.travel_time([1, 2, 3], fac)
 
 
-def test_maze_falls_back_to_mcp_and_stays_exact():
-    """A serpentine corridor (walls open at alternate ends): the shortest path reverses its row
-    direction at every wall, so the row relaxation alone needs many rounds; "auto" then merges
-    the MCP bound and still ends on the exact Dijkstra values."""
+def test_maze_needs_many_rounds_and_the_mcp_bound_covers_a_cap():
+    """A serpentine corridor (walls open at alternate ends): the shortest path reverses its
+    north-south direction at every wall, so the row relaxation needs many rounds. Uncapped it
+    ends on the exact Dijkstra values; capped, "auto" merges the MCP bound and every value is
+    within the stated ``mcp_eps`` of exact."""
     h, w = 30, 61
     f = np.full((h, w), float(np.float32(0.012)))
     for k, c in enumerate(range(1, w - 1, 2)):
         f[:, c] = np.nan
-        f[h - 1 if k % 2 == 0 else 0, c] = 0.012  # gap at the bottom, then at the top, ...
+        f[h - 1 if k % 2 == 0 else 0, c] = f[0, 0]  # gap at the bottom, then at the top, ...
     t = Affine(0.01, 0, 30.0, 0, -0.01, 0.0)
     fac = _points([30.005], [-0.005])
-    tt = gp.travel_time((f, t, "EPSG:4326"), fac)
-    assert tt.info["engine"] == "auto+mcp" and tt.info["converged"]
     ref = _dijkstra(f, t, [(0, 0)])
     reached = np.isfinite(ref)
+    tt = gp.travel_time((f, t, "EPSG:4326"), fac)
+    assert tt.info["engine"] == "auto" and tt.info["converged"] and tt.info["rounds"] > 10
     np.testing.assert_array_equal(np.isfinite(tt.values), reached)
     np.testing.assert_allclose(tt.values[reached], ref[reached], rtol=1e-9)
+    with pytest.warns(GeopipeWarning, match="upper bounds"):
+        capped = gp.travel_time((f, t, "EPSG:4326"), fac, max_rounds=4)
+    assert capped.info["engine"] == "auto+mcp" and not capped.info["converged"]
+    far = reached & (ref > 0)
+    ratio = capped.values[far] / ref[far]
+    assert ratio.min() >= 1 - 1e-9 and ratio.max() <= 1 + capped.info["mcp_eps"] + 1e-9
+    mcp = gp.travel_time((f, t, "EPSG:4326"), fac, engine="mcp")
+    np.testing.assert_allclose(mcp.values[reached], ref[reached], rtol=1e-9)
     with pytest.raises(InputError, match="engine"):
         gp.travel_time((f, t, "EPSG:4326"), fac, engine="fast")
 

@@ -186,7 +186,6 @@ def _sweeps(
 
 
 ENGINES = ("auto", "mcp")
-DIRECT_ROUNDS = 12  # "auto": relaxation rounds from the seeds alone before calling MCP
 
 
 def accumulate(
@@ -199,10 +198,12 @@ def accumulate(
     """Least-cost accumulation from ``seeds`` (``(n, 2)`` row/col) over ``friction`` (min/m,
     ``inf`` = impassable). Returns the cost array (``inf`` where unreachable) and diagnostics.
 
-    ``engine="mcp"``: stage 1 (MCP upper bound) then stage 2 (exact relaxation). ``"auto"``:
-    stage 2 straight from the seeds for up to ``DIRECT_ROUNDS`` rounds (enough on real friction
-    surfaces, see docs/traveltime.md); if it has not converged by then (maze-like barriers), the
-    MCP upper bound is merged in (both are costs of real paths) and stage 2 continues.
+    ``engine="auto"``: the exact relaxation straight from the seeds; only if it has not converged
+    after ``max_rounds`` rounds is the MCP upper bound merged in (both are costs of real paths),
+    so that every value is within ``mcp_eps`` of exact, and up to ``max_rounds`` more rounds run.
+    ``engine="mcp"``: the MCP upper bound first, then the relaxation. The number of rounds is set
+    by the shapes of the shortest paths (how often they reverse their north-south direction), not
+    by the starting values, so both engines converge in the same number of rounds.
     """
     import time
 
@@ -212,7 +213,7 @@ def accumulate(
     if engine == "auto":
         t = np.full(friction.shape, np.inf)
         t[seeds[:, 0], seeds[:, 1]] = 0.0
-        rounds, converged = _sweeps(t, friction, lengths, min(DIRECT_ROUNDS, max_rounds))
+        rounds, converged = _sweeps(t, friction, lengths, max_rounds)
         if converged:
             info.update(rounds=rounds, converged=True, seconds_exact=time.perf_counter() - t0)
             return t, info
@@ -225,7 +226,7 @@ def accumulate(
         del t_mcp
     else:
         t = t_mcp
-    more, converged = _sweeps(t, friction, lengths, max(max_rounds - rounds, 1))
+    more, converged = _sweeps(t, friction, lengths, max_rounds)
     t3 = time.perf_counter()
     info.update(
         rounds=rounds + more,

@@ -306,11 +306,13 @@ def travel_time(
     fill_nodata
         Friction (in ``friction_unit``) to use on nodata cells instead of making them barriers.
     max_rounds
-        Cap on the exact relaxation rounds (``info["converged"]`` says whether it finished).
+        Cap on the exact relaxation rounds, per phase (``info["converged"]`` says whether it
+        finished; a warning gives the remaining error bound otherwise).
     engine
-        ``"auto"`` (default): exact relaxation from the facilities; if it needs more than a few
-        rounds (maze-like barriers), ``MCP_Geometric`` supplies an upper bound and relaxation
-        continues. ``"mcp"``: always start from ``MCP_Geometric``. Both give the same values.
+        ``"auto"`` (default): exact relaxation from the facilities; only if it has not converged
+        after ``max_rounds``, ``MCP_Geometric`` supplies an upper bound (within
+        ``info["mcp_eps"]``) and relaxation continues. ``"mcp"``: start from ``MCP_Geometric``.
+        Both give the same values; "auto" is faster (docs/traveltime.md, Performance).
 
     Returns
     -------
