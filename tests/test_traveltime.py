@@ -319,6 +319,23 @@ def test_friction_surface_roads_and_travel_along_a_road():
     np.testing.assert_allclose(gp.friction_surface(both, like=like).values[1], 0.06 / 90, rtol=1e-6)
 
 
+def test_friction_surface_water_and_fill_nodata():
+    t = Affine(0.01, 0, 30.0, 0, -0.01, 0.0)
+    like = ((5, 5), t, "EPSG:4326")
+    lake = gpd.GeoDataFrame(geometry=[shapely.box(30.02, -0.05, 30.03, 0.0)], crs=4326)
+    roads = gpd.GeoDataFrame({"highway": []}, geometry=[], crs=4326)
+    fr = gp.friction_surface(roads, like=like, barriers=lake, offroad_kmh=4.0)
+    assert np.isnan(fr.values[:, 2]).all()
+    np.testing.assert_allclose(fr.values[:, [0, 1, 3, 4]], 0.015, rtol=1e-6)
+    fac = _points([30.005], [-0.025])
+    cut = gp.travel_time(fr, fac)
+    assert np.isinf(cut.values[:, 3:]).all()
+    swim = gp.travel_time(fr, fac, fill_nodata=0.05)  # cross the lake at 1.2 km/h
+    assert np.isfinite(swim.values).all()
+    with pytest.raises(InputError, match="positive speed"):
+        gp.friction_surface(roads, like=like, speeds={"primary": 0})
+
+
 # --------------------------------------------------------------------------- coverage
 def test_coverage_conserves_population_and_matches_exactextract(tmp_path, sample_dir):
     """Districts x the sample 232 m population x Kigali travel time: within + beyond = total to
