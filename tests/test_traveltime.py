@@ -387,6 +387,23 @@ def test_coverage_conserves_population_and_matches_exactextract(tmp_path, sample
     assert out["population_traveltime_mean_min"][~has].isna().all()
 
 
+def test_coverage_on_h3_fragments_rolls_up_to_districts(sample_dir):
+    """H3 fragments split at district edges: fragment sums add up to the district sums."""
+    pop = sample_dir / "rwa_population_2020_modelled_232m.tif"
+    districts = gpd.read_file(HEALTH.parent / "rwa_adm2.geojson").rename(
+        columns={"shapeID": "ucode"}
+    )
+    kigali = districts[districts.intersects(shapely.box(29.9, -2.05, 30.25, -1.85))]
+    frags = gp.h3_grid(kigali, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeopipeWarning)
+        tt = gp.travel_time(KIGALI, gpd.read_file(HEALTH))
+    cols = ["population_total", "population_within_60min", "population_beyond_60min"]
+    by_frag = gp.travel_time_coverage(frags, pop, tt).groupby("ucode")[cols].sum()
+    by_unit = gp.travel_time_coverage(kigali, pop, tt).set_index("ucode")[cols]
+    np.testing.assert_allclose(by_frag.loc[by_unit.index], by_unit, rtol=1e-6)
+
+
 def test_coverage_sums_pure():
     from geopipe.zonal.traveltime_coverage import coverage_sums
 
