@@ -209,11 +209,11 @@ def test_bad_inputs():
         gp.travel_time([1, 2, 3], fac)
 
 
-def test_maze_needs_many_rounds_and_the_mcp_bound_covers_a_cap():
+def test_maze_is_exact_and_the_mcp_bound_covers_a_round_cap():
     """A serpentine corridor (walls open at alternate ends): the shortest path reverses its
-    north-south direction at every wall, so the row relaxation needs many rounds. Uncapped it
-    ends on the exact Dijkstra values; capped, "auto" merges the MCP bound and every value is
-    within the stated ``mcp_eps`` of exact."""
+    north-south direction at every wall (17 rounds of row sweeps alone); the column sweeps follow
+    it in one. Capped at one round, "auto" merges the MCP bound and every value is within the
+    stated ``mcp_eps`` of exact."""
     h, w = 30, 61
     f = np.full((h, w), float(np.float32(0.012)))
     for k, c in enumerate(range(1, w - 1, 2)):
@@ -224,12 +224,14 @@ def test_maze_needs_many_rounds_and_the_mcp_bound_covers_a_cap():
     ref = _dijkstra(f, t, [(0, 0)])
     reached = np.isfinite(ref)
     tt = gp.travel_time((f, t, "EPSG:4326"), fac)
-    assert tt.info["engine"] == "auto" and tt.info["converged"] and tt.info["rounds"] > 10
+    assert tt.info["engine"] == "auto" and tt.info["converged"] and tt.info["rounds"] <= 3
     np.testing.assert_array_equal(np.isfinite(tt.values), reached)
     np.testing.assert_allclose(tt.values[reached], ref[reached], rtol=1e-9)
-    with pytest.warns(GeopipeWarning, match="upper bounds"):
-        capped = gp.travel_time((f, t, "EPSG:4326"), fac, max_rounds=4)
-    assert capped.info["engine"] == "auto+mcp" and not capped.info["converged"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        capped = gp.travel_time((f, t, "EPSG:4326"), fac, max_rounds=1)
+    assert capped.info["engine"] == "auto+mcp"
+    assert capped.info["converged"] or any("upper bounds" in str(m.message) for m in caught)
     far = reached & (ref > 0)
     ratio = capped.values[far] / ref[far]
     assert ratio.min() >= 1 - 1e-9 and ratio.max() <= 1 + capped.info["mcp_eps"] + 1e-9
@@ -242,8 +244,8 @@ def test_maze_needs_many_rounds_and_the_mcp_bound_covers_a_cap():
 # --------------------------------------------------------------------------- properties
 @st.composite
 def _grids(draw):
-    h = draw(st.integers(3, 12))
-    w = draw(st.integers(3, 12))
+    h = draw(st.integers(1, 14))
+    w = draw(st.integers(1, 14))
     seed = draw(st.integers(0, 2**31))
     rng = np.random.default_rng(seed)
     f = rng.uniform(0.005, 0.5, (h, w)).astype(np.float32).astype(float)
@@ -259,7 +261,7 @@ def _fac(t, cells):
     return _points(t.c + t.a * (cells[:, 1] + 0.5), t.f + t.e * (cells[:, 0] + 0.5))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_grids())
 def test_adding_a_facility_never_increases_travel_time(grid):
     f, t, cells, extra = grid
@@ -275,7 +277,7 @@ def test_adding_a_facility_never_increases_travel_time(grid):
     assert (after[fin] <= before[fin] * (1 + 1e-12)).all()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_grids())
 def test_random_grids_equal_dijkstra(grid):
     f, t, cells, _ = grid

@@ -139,48 +139,92 @@ def _relax_row(t_row, t_prev, f_row, f_prev, v: float, d: float, h: float, from_
     return new
 
 
+class _Lines:
+    """Gauss-Seidel sweeps over the lines (rows) of ``t``, relaxing each line from the previous
+    one and scanning it, revisiting only lines whose neighbours changed since."""
+
+    def __init__(self, t: np.ndarray, f: np.ndarray, prev_len, diag_len, scan_len) -> None:
+        n = t.shape[0]
+        self.t, self.f = t, f
+        self.prev_len, self.diag_len, self.scan_len = prev_len, diag_len, scan_len
+        self.last = np.zeros(n, dtype=np.int64)  # sweep number of each line's last change
+        self.relaxed = {1: np.full(n, -1, np.int64), -1: np.full(n, -1, np.int64)}
+        self.scanned = np.zeros(n, dtype=bool)
+        self.count = 0
+
+    def mark(self, lines: np.ndarray) -> None:
+        """Lines changed from outside (by the sweeps of the other orientation)."""
+        self.count += 1
+        self.last[lines] = self.count
+        self.scanned[lines] = False
+
+    def sweep(self, step: int) -> bool:
+        t, f, n = self.t, self.f, self.t.shape[0]
+        self.count += 1
+        done, changed = self.relaxed[step], False
+        for r in range(n) if step == 1 else range(n - 1, -1, -1):
+            p = r - step
+            from_prev = 0 <= p < n and self.last[p] > done[r]
+            if not from_prev and self.scanned[r]:
+                continue
+            m = min(r, p)
+            new = _relax_row(
+                t[r],
+                t[p] if from_prev else None,
+                f[r].astype(np.float64),
+                f[p].astype(np.float64) if from_prev else None,
+                self.prev_len(m) if from_prev else 0.0,
+                self.diag_len(m) if from_prev else 0.0,
+                self.scan_len(r),
+                from_prev,
+            )
+            if from_prev:
+                done[r] = self.count
+            self.scanned[r] = True
+            if (new < t[r] * (1.0 - _RTOL)).any():
+                np.minimum(t[r], new, out=t[r])
+                self.last[r] = self.count
+                changed = True
+        return changed
+
+
 def _sweeps(
     t: np.ndarray, f: np.ndarray, lengths: MoveLengths, max_rounds: int
 ) -> tuple[int, bool]:
-    """Stage 2, in place on ``t``. Returns (rounds run, converged)."""
-    height = t.shape[0]
-    last_change = np.zeros(height, dtype=np.int64)  # sweep number of each row's last change
-    relaxed = {1: np.full(height, -1, np.int64), -1: np.full(height, -1, np.int64)}
-    scanned = np.zeros(height, dtype=bool)
-    sweep = 0
+    """Stage 2, in place on ``t``. Returns (rounds run, converged).
+
+    A round sweeps the rows down and up, then the columns right and left (on transposed
+    copies, where the move lengths vary along the line): a shortest path needs another round
+    only where it reverses its direction along both axes.
+    """
+    h, v, d = lengths.h, lengths.v, lengths.d
+    rows = _Lines(t, f, lambda m: v[m], lambda m: d[m], lambda r: h[r])
+    cols = None
+    if t.shape[0] > 1 and t.shape[1] > 1:
+        cols = _Lines(
+            np.ascontiguousarray(t.T),
+            np.ascontiguousarray(f.T),
+            prev_len=lambda _: h,  # between neighbouring columns: east-west moves, per row
+            diag_len=lambda _: d,
+            scan_len=lambda _: v,  # along a column: north-south moves, per row pair
+        )
     for rnd in range(1, max_rounds + 1):
-        changed_any = False
-        for step in (1, -1):
-            sweep += 1
-            rows = range(height) if step == 1 else range(height - 1, -1, -1)
-            done = relaxed[step]
-            for r in rows:
-                p = r - step
-                from_prev = 0 <= p < height and last_change[p] > done[r]
-                if not from_prev and scanned[r]:
-                    continue
-                m = min(r, p)
-                f_row = f[r].astype(np.float64)
-                f_prev = f[p].astype(np.float64) if from_prev else None
-                new = _relax_row(
-                    t[r],
-                    t[p] if from_prev else None,
-                    f_row,
-                    f_prev,
-                    lengths.v[m] if from_prev else 0.0,
-                    lengths.d[m] if from_prev else 0.0,
-                    lengths.h[r],
-                    from_prev,
-                )
-                if from_prev:
-                    done[r] = sweep
-                scanned[r] = True
-                better = new < t[r] * (1.0 - _RTOL)
-                if better.any():
-                    t[r] = np.minimum(t[r], new)
-                    last_change[r] = sweep
-                    changed_any = True
-        if not changed_any:
+        changed = rows.sweep(1)
+        changed |= rows.sweep(-1)
+        if cols is not None:
+            fresh = cols.t > t.T
+            cols.mark(np.flatnonzero(fresh.any(axis=1)))
+            np.minimum(cols.t, t.T, out=cols.t)
+            del fresh
+            col_changed = cols.sweep(1)
+            col_changed |= cols.sweep(-1)
+            if col_changed:
+                fresh = t > cols.t.T
+                rows.mark(np.flatnonzero(fresh.any(axis=1)))
+                np.minimum(t, cols.t.T, out=t)
+                del fresh
+                changed = True
+        if not changed:
             return rnd, True
     return max_rounds, False
 
