@@ -188,41 +188,57 @@ class _Lines:
         return changed
 
 
+ROW_ROUNDS = 16  # rounds of row sweeps alone before the column sweeps join in
+
+
+def _push(src: _Lines, dst: _Lines, since: int) -> int:
+    """Copy the lines of ``src`` changed after its sweep ``since`` into ``dst`` (the transposed
+    orientation) and mark the ``dst`` lines that got lower. Returns ``src``'s sweep count."""
+    lines = np.flatnonzero(src.last > since)
+    if len(lines):
+        block = dst.t[:, lines]
+        new = src.t[lines].T
+        lower = new < block
+        if lower.any():
+            dst.t[:, lines] = np.minimum(block, new)
+            dst.mark(np.flatnonzero(lower.any(axis=1)))
+    return src.count
+
+
 def _sweeps(
     t: np.ndarray, f: np.ndarray, lengths: MoveLengths, max_rounds: int
 ) -> tuple[int, bool]:
     """Stage 2, in place on ``t``. Returns (rounds run, converged).
 
-    A round sweeps the rows down and up, then the columns right and left (on transposed
-    copies, where the move lengths vary along the line): a shortest path needs another round
-    only where it reverses its direction along both axes.
+    A round sweeps the rows down and up. A shortest path needs another round each time it turns
+    back north-south; where that happens often (after ``ROW_ROUNDS`` rounds), each round also
+    sweeps the columns right and left on transposed copies (move lengths then vary along the
+    line), so that only paths turning back along both axes need more rounds.
     """
     h, v, d = lengths.h, lengths.v, lengths.d
     rows = _Lines(t, f, lambda m: v[m], lambda m: d[m], lambda r: h[r])
-    cols = None
-    if t.shape[0] > 1 and t.shape[1] > 1:
-        cols = _Lines(
-            np.ascontiguousarray(t.T),
-            np.ascontiguousarray(f.T),
-            prev_len=lambda _: h,  # between neighbouring columns: east-west moves, per row
-            diag_len=lambda _: d,
-            scan_len=lambda _: v,  # along a column: north-south moves, per row pair
-        )
+    cols: _Lines | None = None
+    rows_pushed = cols_pushed = 0
+    two_d = t.shape[0] > 1 and t.shape[1] > 1
     for rnd in range(1, max_rounds + 1):
         changed = rows.sweep(1)
-        changed |= rows.sweep(-1)
+        changed = rows.sweep(-1) or changed
+        if cols is None and two_d and changed and rnd >= ROW_ROUNDS:
+            cols = _Lines(
+                np.ascontiguousarray(t.T),
+                np.ascontiguousarray(f.T),
+                prev_len=lambda _: h,  # between neighbouring columns: east-west moves, per row
+                diag_len=lambda _: d,
+                scan_len=lambda _: v,  # along a column: north-south moves, per row pair
+            )
+            rows_pushed = rows.count
+        elif cols is not None:
+            rows_pushed = _push(rows, cols, rows_pushed)
         if cols is not None:
-            fresh = cols.t > t.T
-            cols.mark(np.flatnonzero(fresh.any(axis=1)))
-            np.minimum(cols.t, t.T, out=cols.t)
-            del fresh
             col_changed = cols.sweep(1)
-            col_changed |= cols.sweep(-1)
+            col_changed = cols.sweep(-1) or col_changed
             if col_changed:
-                fresh = t > cols.t.T
-                rows.mark(np.flatnonzero(fresh.any(axis=1)))
-                np.minimum(t, cols.t.T, out=t)
-                del fresh
+                cols_pushed = _push(cols, rows, cols_pushed)
                 changed = True
         if not changed:
             return rnd, True
