@@ -18,6 +18,10 @@ bytes:
   an education level and a connectivity status that is likelier in dense places.
 * ``rwa_ookla_fixed_2020q1_modelled.parquet`` — Ookla-style zoom-14 tiles (quadkey, tile WKT,
   avg_d_kbps, avg_u_kbps, avg_lat_ms, tests, devices) where people live.
+* ``rwa_friction_walking_modelled_1km.tif`` — a walking friction surface in the Malaria Atlas
+  Project convention (minutes per metre) on a 30″ grid: 5 km/h (0.012 min/m) slowed by a smooth
+  "terrain" factor (0.8-2.5) from its own fixed seed; nodata outside Rwanda. Written last, from its
+  own random generator, so adding it changed no other file.
 
 Run: ``python data/sample/make_modelled.py`` (from the repo root, with the project's venv).
 """
@@ -86,19 +90,10 @@ def main() -> None:
     u5 = pop * share_u5
 
     profile = {
-        "driver": "GTiff",
-        "dtype": "float32",
-        "width": w,
-        "height": h,
-        "count": 1,
-        "crs": "EPSG:4326",
-        "transform": ft,
-        "nodata": NODATA,
+        **_tiff_profile(w, h, ft, NODATA),
         "tiled": True,
         "blockxsize": 256,
         "blockysize": 256,
-        "compress": "deflate",
-        "predictor": 3,
         "zlevel": 9,
     }
     for name, arr in (("population", pop), ("population_u18", u18), ("population_u5", u5)):
@@ -113,6 +108,7 @@ def main() -> None:
     _age_share_table(adm2, inside, pop, u18, u5, ft)
     _schools(u18, inside, ft, pop / pixel_km2, rng)
     _ookla_tiles(lon, lat, pop, inside, rng)
+    _friction_walking(adm0)
     print(
         f"population {pop[inside].sum():,.0f}; under-18 {u18[inside].sum():,.0f}; under-5 {u5[inside].sum():,.0f}"
     )
@@ -256,6 +252,46 @@ def _ookla_tiles(
     )
     table = table.sort_by("quadkey")
     pq.write_table(table, HERE / "rwa_ookla_fixed_2020q1_modelled.parquet", compression="zstd")
+
+
+def _tiff_profile(w: int, h: int, transform: Affine, nodata: float) -> dict:
+    """Creation options shared by the modelled float32 GeoTIFFs."""
+    return {
+        "driver": "GTiff",
+        "dtype": "float32",
+        "width": w,
+        "height": h,
+        "count": 1,
+        "crs": "EPSG:4326",
+        "transform": transform,
+        "nodata": nodata,
+        "compress": "deflate",
+        "predictor": 3,
+    }
+
+
+def _friction_walking(adm0: gpd.GeoDataFrame) -> None:
+    """Modelled walking friction (min/m) on a 30-arc-second grid over Rwanda; own seed."""
+    from scipy.ndimage import zoom
+
+    rng = np.random.default_rng(SEED + 15)
+    step = 1.0 / 120.0  # 30 arc-seconds, the MAP grid
+    xmin, ymin, xmax, ymax = adm0.total_bounds
+    x0, y1 = np.floor(xmin / step) * step, np.ceil(ymax / step) * step
+    w = int(np.ceil((xmax - x0) / step))
+    h = int(np.ceil((y1 - ymin) / step))
+    transform = Affine(step, 0.0, x0, 0.0, -step, y1)
+    terrain = zoom(rng.normal(size=(12, 14)), (h / 12, w / 14), order=3)[:h, :w]
+    friction = 0.012 * np.clip(np.exp(0.35 * terrain), 0.8, 2.5)
+    inside = ~geometry_mask(adm0.geometry, out_shape=(h, w), transform=transform, all_touched=True)
+    out = np.where(inside, friction, -9999.0).astype("float32")
+    profile = _tiff_profile(w, h, transform, -9999.0)
+    with rasterio.open(HERE / "rwa_friction_walking_modelled_1km.tif", "w", **profile) as dst:
+        dst.write(out, 1)
+        dst.update_tags(
+            source="modelled by data/sample/make_modelled.py (not MAP data)",
+            units="minutes per metre (walking)",
+        )
 
 
 if __name__ == "__main__":

@@ -42,6 +42,10 @@ _EXPORTS: dict[str, str] = {
     "population_within": ".zonal.distance",
     "areal_interpolate": ".zonal.areal",
     "line_length": ".zonal.lines",
+    "travel_time": ".zonal.traveltime",
+    "TravelTimeRaster": ".zonal.traveltime",
+    "friction_surface": ".zonal.friction",
+    "travel_time_coverage": ".zonal.traveltime_coverage",
     # load
     "write_geoparquet": ".io.geoparquet",
     "write_parquet": ".io.geoparquet",
@@ -124,11 +128,14 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .report import write_report_html
     from .zonal.areal import areal_interpolate
     from .zonal.distance import nearest_distance, population_within
+    from .zonal.friction import friction_surface
     from .zonal.layers import zonal_layer
     from .zonal.lines import line_length
     from .zonal.points import count_points
     from .zonal.raster import pixel_weights, zonal_raster
     from .zonal.raster_h3 import raster_to_h3
+    from .zonal.traveltime import TravelTimeRaster, travel_time
+    from .zonal.traveltime_coverage import travel_time_coverage
 
 
 def __getattr__(name: str) -> Any:
