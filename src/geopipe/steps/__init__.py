@@ -11,7 +11,7 @@ it reads; it declares the columns (indicators) it produces and wraps one functio
 
 Types: :class:`RasterStats`, :class:`AgeShares`, :class:`PointCount`, :class:`DistanceCoverage`,
 :class:`ValueLayer`, :class:`ChildPoverty`, :class:`Connectivity`, :class:`ArealInterpolate`,
-:class:`LineLength`. Write your own by subclassing :class:`Step` (docs/steps.md).
+:class:`LineLength`, :class:`TravelTimeCoverage`. Write your own by subclassing :class:`Step` (docs/steps.md).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .base import STEP_TYPES, Step, StepData, source, step_from_dict, step_type
 from .coverage import DistanceCoverage, distance_label
 from .layers import ChildPoverty, Connectivity, ValueLayer
 from .measures import AgeShares, ArealInterpolate, LineLength, PointCount, RasterStats, measure
+from .traveltime import TravelTimeCoverage, minutes_label
 
 __all__ = [
     "STEP_TYPES",
@@ -33,9 +34,11 @@ __all__ = [
     "RasterStats",
     "Step",
     "StepData",
+    "TravelTimeCoverage",
     "ValueLayer",
     "distance_label",
     "measure",
+    "minutes_label",
     "source",
     "step_from_dict",
     "step_type",
