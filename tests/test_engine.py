@@ -485,3 +485,28 @@ def test_a_step_of_your_own(world):
     strict = gp.run_pipeline(dataclasses.replace(p, quality={"k": 1e9}), output=d / "run")
     lit = strict.tables["fact_indicator"].query("indicator_id == 'lit_population'")
     assert lit["suppressed"].all() and lit["value"].isna().all()
+
+
+@pytest.mark.parametrize("case", ["all_nodata", "no_overlap", "swapped_points"])
+def test_a_layer_that_contributes_nothing_stops_the_run(world, case):
+    """An all-nodata raster, a raster that overlaps no unit, points that all lie outside: an
+    InputError naming the file, nothing written."""
+    import rasterio
+
+    cfg, d = world
+    if case == "swapped_points":
+        (d / "health.csv").write_text("lon,lat,name\n0.005,45.015,clinic\n")
+        match = "health.csv"
+    else:
+        with rasterio.open(d / "pop.tif") as src:
+            profile, data = src.profile, src.read(1)
+        if case == "all_nodata":
+            data[:] = profile["nodata"]
+        else:
+            profile["transform"] = rasterio.transform.from_origin(100, 50, 0.01, 0.01)
+        with rasterio.open(d / "pop.tif", "w", **profile) as dst:
+            dst.write(data, 1)
+        match = "pop.tif"
+    with pytest.raises(InputError, match=match):
+        gp.run_pipeline(gp.Pipeline.from_dict(cfg), output=d / "run")
+    assert not (d / "run").exists() and not (d / ".run.geopipe-state").exists()

@@ -297,3 +297,59 @@ def test_analytics_split_keeps_keywords_in_every_part(pat):
         got = gp.dhis2.read_analytics(srv.url, dx=dx, ou=ou, pe=pe, **FAST)
     # the test server answers LAST_12_MONTHS literally, once per part: read back once
     assert len(got) == len(ou) * len(pe) and not got.duplicated(["dx", "ou", "pe"]).any()
+
+
+def test_a_pipeline_publishes_dhis2_values_per_district(admin, pat, tmp_path, testdata):
+    """`kind: dhis2` + a `table_values` step: analytics values of the org units matched to the
+    districts are published per district and rolled up; the credentials reach no file."""
+    units, truth = _org_units(admin)
+    districts = [oid for oid, (ucode, _) in truth.items() if ucode and ucode.count("_") == 3]
+    values = {("deANCVISIT1", oid, "2024"): f"{(i + 1) * 2.5:g}" for i, oid in enumerate(districts)}
+    d = testdata / "admin"
+    with LocalServer(Dhis2App(units, values)) as srv, warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeopipeWarning)
+        p = gp.Pipeline.from_dict(
+            {
+                "name": "hmis",
+                "date": "2024-12-31",
+                "sources": {
+                    "admin": {
+                        "kind": "admin",
+                        "valid_on": "2021-01-01",
+                        "path": {
+                            0: str(d / "georepo_api.json"),
+                            1: str(d / "georepo_api.json"),
+                            2: str(d / "georepo_export.geojson"),
+                        },
+                    },
+                    "hmis": {
+                        "kind": "dhis2",
+                        "base_url": srv.url,
+                        "dx": ["deANCVISIT1"],
+                        "pe": ["2024"],
+                        **FAST,
+                    },
+                },
+                "steps": [
+                    {
+                        "kind": "table_values",
+                        "table": "hmis",
+                        "column": "anc_visits",
+                        "where": {"dx": "deANCVISIT1"},
+                        "unit": "visits",
+                    }
+                ],
+            }
+        )
+        result = gp.run_pipeline(p, output=tmp_path / "run")
+        again = gp.run_pipeline(p, output=tmp_path / "run")
+    fact = result.tables["fact_indicator"].set_index(["ucode", "indicator_id"])["value"]
+    for (_, oid, _), v in values.items():
+        ucode, method = truth[oid]
+        assert fact[(ucode, "anc_visits")] == pytest.approx(float(v)), (oid, method)
+    country = admin.loc[admin.admin_level == 0, "ucode"].iloc[0]
+    assert fact[(country, "anc_visits")] == pytest.approx(sum(float(v) for v in values.values()))
+    assert again.up_to_date
+    for f in (tmp_path / "run").rglob("*"):
+        if f.is_file():
+            assert PAT.encode() not in f.read_bytes(), f

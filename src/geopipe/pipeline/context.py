@@ -32,7 +32,7 @@ from .model import Pipeline, Source
 __all__ = ["BatchData", "PixelView", "RunContext", "read_source"]
 
 
-def read_source(src: Source, *, cache_dir: Any = None) -> Any:
+def read_source(src: Source, *, cache_dir: Any = None, admin: Any = None) -> Any:
     """Read a source with the reader of its kind (a GeoDataFrame, RasterData or DataFrame).
 
     Examples
@@ -77,7 +77,48 @@ def read_source(src: Source, *, cache_dir: Any = None) -> Any:
         from ..remote import georepo
 
         return georepo.read_view(**opts, cache_dir=None if cache_dir is None else str(cache_dir))
+    if src.kind == "dhis2":
+        if admin is None:
+            raise InputError(
+                problem(
+                    "a dhis2 source",
+                    "needs the admin units to match its org units",
+                    "read it through a run",
+                )
+            )
+        return _read_dhis2(opts, admin, cache_dir)
     raise InputError(problem(f"source kind {src.kind!r}", "has no reader", "use a known kind"))
+
+
+def _read_dhis2(opts: dict[str, Any], admin: Any, cache_dir: Any) -> Any:
+    """DHIS2 analytics values with a ``ucode`` per row: org units read and matched to the finest
+    admin units (by code, name under the parent, then space), values read for the matched units."""
+    from ..remote import dhis2
+
+    keys = ("token_env", "user_env", "password_env", "timeout", "retries", "backoff")
+    http = {k: opts[k] for k in keys if k in opts}
+    cache = None if cache_dir is None else str(cache_dir)
+    org = dhis2.read_org_units(
+        opts["base_url"], levels=opts.get("org_unit_levels"), cache_dir=cache, **http
+    )
+    matched = dhis2.match_org_units(
+        org,
+        admin,
+        level_offset=int(opts.get("level_offset", 1)),
+        min_overlap=float(opts.get("min_overlap", 0.5)),
+    )
+    finest = int(admin["admin_level"].max())
+    keep = matched[matched["admin_level"] == finest].dropna(subset=["ucode"])
+    ou = opts.get("ou") or ";".join(keep["id"].astype(str))
+    values = dhis2.read_analytics(
+        opts["base_url"], dx=opts["dx"], ou=ou, pe=opts["pe"], cache_dir=cache, **http
+    )
+    out = values.merge(
+        keep[["id", "ucode", "match_method"]], left_on="ou", right_on="id", how="left"
+    )
+    out = out.drop(columns="id")
+    out.attrs["geopipe"] = {"dhis2": dict(matched.attrs.get("geopipe", {}))}
+    return out
 
 
 class RunContext:

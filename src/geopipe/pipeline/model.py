@@ -81,9 +81,27 @@ SOURCE_KINDS: dict[str, frozenset[str]] = {
             "backoff",
         }
     ),
+    # DHIS2 analytics values, with each org unit matched to a ucode of the pipeline's admin units
+    "dhis2": frozenset(
+        {
+            "base_url",
+            "dx",
+            "pe",
+            "ou",
+            "org_unit_levels",
+            "level_offset",
+            "min_overlap",
+            "token_env",
+            "user_env",
+            "password_env",
+            "timeout",
+            "retries",
+            "backoff",
+        }
+    ),
 }
 #: source kinds read over the network (no path; fingerprinted by the content they return)
-REMOTE_KINDS = frozenset({"georepo"})
+REMOTE_KINDS = frozenset({"georepo", "dhis2"})
 #: source kinds that give admin units
 ADMIN_KINDS = frozenset({"admin", "georepo"})
 _TOP = (
@@ -628,7 +646,12 @@ def _source_problems(name: str, src: Source, check_files: bool) -> list[str]:
             f"sources.{name}: unknown keys {bad} for a {src.kind} source (allowed: {sorted(SOURCE_KINDS[src.kind])})"
         )
     if src.kind in REMOTE_KINDS:
-        missing = [k for k in ("base_url", "view_uuid", "levels") if k not in src.options]
+        need = (
+            ("base_url", "view_uuid", "levels")
+            if src.kind == "georepo"
+            else ("base_url", "dx", "pe")
+        )
+        missing = [k for k in need if k not in src.options]
         if missing:
             out.append(f"sources.{name}: a {src.kind} source needs {missing}")
         return out

@@ -24,7 +24,7 @@ from ..indicators.catalog import Indicator
 from ..steps import Step
 from .context import RunContext
 from .engines import Engine
-from .model import Pipeline
+from .model import REMOTE_KINDS, Pipeline
 from .state import (
     StepCache,
     check_output_folder,
@@ -186,10 +186,60 @@ def plan_run(p: Pipeline, out_dir: Path | None = None) -> RunPlan:
     fps = fingerprint_inputs(
         {r: f for r, f in files.items() if r in wanted}, (previous or {}).get("inputs")
     )
+    problems = p.environment_problems()
+    if problems:
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            problem(
+                f"pipeline {p.name!r}",
+                "; ".join(problems),
+                "set the variables (their values are never logged)",
+            )
+        )
+    cache_dir = None if out_dir is None else state_folder(out_dir) / "remote"
+    fetched: dict[str, Any] = {}
+    for name in sorted(used, key=lambda n: n != p.units.admin):  # the admin units first
+        src = p.sources[name]
+        if src.kind not in REMOTE_KINDS:
+            continue
+        from .context import read_source
+
+        admin = None
+        if src.kind == "dhis2":  # org units are matched to the pipeline's admin units
+            admin = fetched.get(p.units.admin)
+            if admin is None:
+                admin = fetched[p.units.admin] = read_source(p.sources[p.units.admin])
+        fetched[name] = read_source(src, cache_dir=cache_dir, admin=admin)
+        # fingerprinted by what the server returned: an unchanged view keeps the run up to date
+        fps[name] = {
+            "path": f"{src.kind}:{src.options.get('view_uuid', src.options.get('base_url', ''))}",
+            "sha256": _content_sha(fetched[name]),
+        }
+        roles[name] = [name]
     settings = p.settings()
-    return RunPlan(
-        catalog, steps, roles, fps, settings, run_key(settings, fps, __version__), previous
+    key = run_key(settings, fps, __version__)
+    return RunPlan(catalog, steps, roles, fps, settings, key, previous, fetched, cache_dir)
+
+
+def _content_sha(frame: Any) -> str:
+    """sha256 of a fetched table's content (attributes and WKB geometry), independent of paging."""
+    import hashlib
+
+    h = hashlib.sha256()
+    table = (
+        frame.sort_values([c for c in ("ucode", "dx", "pe") if c in frame.columns]).reset_index(
+            drop=True
+        )
+        if "ucode" in frame.columns
+        else frame
     )
+    attrs = table.drop(columns=[c for c in ("geometry",) if c in table.columns]).astype(str)
+    h.update(pd.util.hash_pandas_object(attrs, index=False).to_numpy().tobytes())
+    if "geometry" in table.columns:
+        for wkb in table.geometry.to_wkb():
+            h.update(wkb)
+    return h.hexdigest()
 
 
 def measure_units(pipeline: Pipeline, units: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:

@@ -170,7 +170,7 @@ def _match_names(out: pd.DataFrame, admin: pd.DataFrame, level: int) -> None:
     parent_ucode = out["parent_id"].map(out.dropna(subset=["ucode"]).set_index("id")["ucode"])
     parent_key = parent_ucode.where(out["parent_id"].notna(), "<root>")
     left = pd.DataFrame(
-        {"parent": parent_key[todo], "key": _norm_name(out.loc[todo, "name"])},
+        {"parent": parent_key[todo].astype(object), "key": _norm_name(out.loc[todo, "name"])},
         index=out.index[todo],
     )
     cand = admin[admin["admin_level"] == level]

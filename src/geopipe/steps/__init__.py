@@ -19,7 +19,15 @@ from __future__ import annotations
 from .base import STEP_TYPES, Step, StepData, source, step_from_dict, step_type
 from .coverage import DistanceCoverage, distance_label
 from .layers import ChildPoverty, Connectivity, ValueLayer
-from .measures import AgeShares, ArealInterpolate, LineLength, PointCount, RasterStats, measure
+from .measures import (
+    AgeShares,
+    ArealInterpolate,
+    LineLength,
+    PointCount,
+    RasterStats,
+    TableValues,
+    measure,
+)
 from .traveltime import TravelTimeCoverage, minutes_label
 
 __all__ = [
@@ -34,6 +42,7 @@ __all__ = [
     "RasterStats",
     "Step",
     "StepData",
+    "TableValues",
     "TravelTimeCoverage",
     "ValueLayer",
     "distance_label",

@@ -532,3 +532,68 @@ class ArealInterpolate(Step):
                 / 1e6
             )
         return cols
+
+
+@step_type
+@dataclasses.dataclass(frozen=True)
+class TableValues(Step):
+    """Values reported per admin unit in a table (a DHIS2 analytics export, a survey table) as a
+    sum per finest admin unit: the rows whose ``where`` columns match are summed by ``key``.
+
+    Grid fragments get no value (a count reported for a district cannot be placed in its cells):
+    the column is empty there. Units without a row get no value either (reported), never 0.
+
+    Examples
+    --------
+    >>> TableValues(table="hmis", where={"dx": "fbfJHSPpUQD"}, column="anc_visits").columns()
+    ['anc_visits']
+    """
+
+    kind = "table_values"
+    table: str = source("table", "dhis2")
+    column: str = "value"
+    key: str = "ucode"
+    value: str = "value"
+    where: dict[str, Any] = dataclasses.field(default_factory=dict)
+    unit: str = ""
+    description: str | None = None
+    sensitive: bool = False
+
+    def indicators(self) -> list[Indicator]:
+        rule = ", ".join(f"{k} = {v}" for k, v in self.where.items())
+        text = self.description or (
+            f"Sum of {self.value} of table {self.table}"
+            + (f" where {rule}" if rule else "")
+            + f", per unit by {self.key}."
+        )
+        return [
+            measure(
+                self.column,
+                params=self.params(),
+                unit=self.unit,
+                description=text,
+                sensitive=self.sensitive,
+            )
+        ]
+
+    def run(self, units: Any, data: StepData) -> dict[str, np.ndarray]:
+        table = data.source(self.table)
+        missing = [c for c in (self.key, self.value, *self.where) if c not in table.columns]
+        if missing:
+            raise MissingColumnError(
+                problem(
+                    f"table {self.table!r}",
+                    f"has no columns {missing}",
+                    f"use {list(map(str, table.columns))}",
+                    where=self.name,
+                )
+            )
+        if "cell_id" in units.columns or self.key not in units.columns:
+            return {self.column: np.full(len(units), np.nan)}
+        rows = table
+        for col, want in self.where.items():
+            wanted = {str(v) for v in (want if isinstance(want, list | tuple) else [want])}
+            rows = rows[rows[col].astype(str).isin(wanted)]
+        values = pd.to_numeric(rows[self.value], errors="coerce")
+        sums = values.groupby(rows[self.key].astype(str)).sum(min_count=1)
+        return {self.column: units[self.key].astype(str).map(sums).to_numpy(dtype=float)}
