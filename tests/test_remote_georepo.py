@@ -287,12 +287,18 @@ def test_a_pipeline_reads_its_boundaries_from_georepo(
         },
         "steps": [{"kind": "raster_stats", "raster": "population_total"}],
     }
-    with LocalServer(GeoRepoApp(_entities(testdata), cap=10)) as srv, warnings.catch_warnings():
+    app = GeoRepoApp(_entities(testdata), cap=10)
+    with LocalServer(app) as srv, warnings.catch_warnings():
         warnings.simplefilter("ignore", GeopipeWarning)
         cfg["sources"]["admin"]["base_url"] = srv.url
         p = gp.Pipeline.from_dict(cfg)
         first = gp.run_pipeline(p, output=tmp_path / "run")
         again = gp.run_pipeline(p, output=tmp_path / "run")
+        app.version = "2"  # a new version of the view: one district renamed
+        app.entities[2][0] = {**app.entities[2][0], "name": "Renamed district"}
+        changed = gp.run_pipeline(p, output=tmp_path / "run")
+    assert not changed.up_to_date
+    assert "Renamed district" in set(changed.tables["dim_admin"]["name"])
     _same(first.tables["dim_admin"], reference)
     assert again.up_to_date
     rows = first.tables["fact_indicator"].query(
