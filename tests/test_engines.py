@@ -115,3 +115,84 @@ def test_a_worker_killed_mid_run_is_survived(tmp_path):
         assert (ref.output / f"{name}.parquet").read_bytes() == (
             tmp_path / "run" / f"{name}.parquet"
         ).read_bytes()
+
+
+def _countries(tmp_path, isos):
+    """Three tiny synthetic countries (the tiny world with its own ucodes) and their config."""
+    import json
+
+    from conftest import tiny_world
+
+    cfg = None
+    for iso in isos:
+        d = tmp_path / iso
+        d.mkdir()
+        cfg = tiny_world(d)
+        admin = json.loads((d / "admin.geojson").read_text())
+        for f in admin["features"]:
+            for k in ("ucode", "parent"):
+                if f["properties"].get(k):
+                    f["properties"][k] = f["properties"][k].replace("XXX", iso)
+        (d / "admin.geojson").write_text(json.dumps(admin))
+    for src in cfg["sources"].values():
+        src["path"] = src["path"].replace(f"/{isos[-1]}/", "/{iso3}/")
+    cfg["sources"]["admin"]["iso3"] = "{iso3}"
+    return {**cfg, "countries": list(isos)}
+
+
+def test_three_countries_form_one_warehouse_equal_to_single_runs(tmp_path):
+    import pandas as pd
+
+    isos = ["XXA", "XXB", "XXC"]
+    cfg = _countries(tmp_path, isos)
+    p = gp.Pipeline.from_dict(cfg)
+    both = gp.run_pipeline(p, output=tmp_path / "all")
+    fact = both.tables["fact_indicator"]
+    assert set(both.tables["dim_admin"]["iso3"]) == set(isos)
+    for iso in isos:
+        single = gp.run_pipeline(p.for_country(iso), output=tmp_path / f"one_{iso}")
+        mine = (
+            fact[fact["ucode"].str.startswith(iso)]
+            .sort_values(["ucode", "indicator_id"])
+            .reset_index(drop=True)
+        )
+        ref = (
+            single.tables["fact_indicator"]
+            .sort_values(["ucode", "indicator_id"])
+            .reset_index(drop=True)
+        )
+        pd.testing.assert_frame_equal(mine, ref)
+    assert gp.run_pipeline(p, output=tmp_path / "all").up_to_date
+
+
+def test_a_failing_country_keeps_its_previous_tables_and_does_not_block_the_others(tmp_path):
+    isos = ["XXA", "XXB", "XXC"]
+    cfg = _countries(tmp_path, isos)
+    p = gp.Pipeline.from_dict(cfg)
+    first = gp.run_pipeline(p, output=tmp_path / "all")
+    before = first.tables["fact_indicator"]
+    (tmp_path / "XXB" / "pop.tif").unlink()  # XXB's input goes missing
+    (tmp_path / "XXC" / "health.csv").write_text(
+        "lon,lat,name\n0.035,0.005,clinic\n"
+    )  # XXC changes
+    with pytest.raises(gp.GeopipeError, match="XXB") as err:
+        gp.run_pipeline(p, output=tmp_path / "all")
+    assert gp.errors.exit_code(err.value) == 5
+    import pandas as pd
+
+    after = pd.read_parquet(tmp_path / "all" / "fact_indicator.parquet")
+    b0 = (
+        before[before["ucode"].str.startswith("XXB")]
+        .sort_values(["ucode", "indicator_id"])
+        .reset_index(drop=True)
+    )
+    b1 = (
+        after[after["ucode"].str.startswith("XXB")]
+        .sort_values(["ucode", "indicator_id"])
+        .reset_index(drop=True)
+    )
+    pd.testing.assert_frame_equal(b0, b1, check_dtype=False)  # XXB kept its previous rows
+    c = after[(after["ucode"] == "XXC_0001_V1") & (after["indicator_id"] == "health_facilities")][
+        "value"
+    ]
+    assert c.iloc[0] == 0  # XXC was refreshed: its clinic moved to unit B

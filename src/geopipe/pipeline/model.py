@@ -111,6 +111,7 @@ _TOP = (
     "output",
     "history",
     "geosight",
+    "countries",
     "sources",
     "units",
     "steps",
@@ -227,6 +228,7 @@ class Pipeline:
     history: Path | None = None
     description: str = ""
     geosight: Mapping[str, Any] | None = None
+    countries: tuple[str, ...] = ()
     config_path: Path | None = None
     check_files: bool = True
 
@@ -247,7 +249,17 @@ class Pipeline:
             out.append(
                 f"name: {self.name!r} must be letters, digits, '_', '-' or '.' (it names the output)"
             )
+        bad_iso = [c for c in self.countries if not re.fullmatch(r"[A-Z]{3}", str(c))]
+        if bad_iso:
+            out.append(f"countries: {bad_iso} are not ISO 3166-1 alpha-3 codes (e.g. RWA)")
+        templated = [k for k, v in self.sources.items() if "{iso3}" in str(v.path)]
+        if templated and not self.countries:
+            out.append(f"sources {templated}: paths with {{iso3}} need a 'countries' list")
         for key, src in self.sources.items():
+            if self.countries and "{iso3}" in str(src.path):
+                for iso in self.countries:
+                    out += _source_problems(key, _for_iso(src, iso), self.check_files)
+                continue
             out += _source_problems(key, src, self.check_files)
         admin = self.sources.get(self.units.admin)
         if admin is None or admin.kind not in ADMIN_KINDS:
@@ -404,6 +416,17 @@ class Pipeline:
                 files[f"{name}_{suffix}" if suffix else name] = path
         return files
 
+    def for_country(self, iso3: str) -> Pipeline:
+        """This pipeline for one of its countries: ``{iso3}`` in source paths filled in.
+
+        Examples
+        --------
+        >>> p.for_country("RWA").sources["population_total"].path  # doctest: +SKIP
+        PosixPath('data/RWA/pop.tif')
+        """
+        sources = {k: _for_iso(v, iso3) for k, v in self.sources.items()}
+        return dataclasses.replace(self, sources=sources, countries=())
+
     def environment_problems(self, environ: Mapping[str, str] | None = None) -> list[str]:
         """Unset environment variables that the remote sources name for their credentials
         (checked without any network call; values are never read into the messages)."""
@@ -442,6 +465,7 @@ class Pipeline:
             else [i if isinstance(i, str) else dict(i) for i in self.indicators],
             "quality": dict(self.quality),
             "geosight": None if self.geosight is None else dict(self.geosight),
+            "countries": list(self.countries),
         }
 
     def settings(self) -> dict[str, Any]:
@@ -547,6 +571,7 @@ class Pipeline:
                 output=(root / str(output)).resolve(),
                 history=(root / str(data["history"])).resolve() if data.get("history") else None,
                 geosight=data.get("geosight"),
+                countries=tuple(str(c) for c in (data.get("countries") or [])),
                 config_path=config_path,
                 check_files=check_files,
             )
@@ -601,6 +626,19 @@ def _date(value: Any, errors: list[str]) -> dt.date:
     except ValueError:
         errors.append(f"date: {value!r} is not an ISO date (YYYY-MM-DD)")
         return dt.date(1970, 1, 1)
+
+
+def _for_iso(src: Source, iso3: str) -> Source:
+    """``src`` with ``{iso3}`` in its path(s) replaced by ``iso3``."""
+    path = src.path
+    if isinstance(path, Mapping):
+        path = {k: Path(str(v).replace("{iso3}", iso3)) for k, v in path.items()}
+    elif path is not None:
+        path = Path(str(path).replace("{iso3}", iso3))
+    options = {
+        k: v.replace("{iso3}", iso3) if isinstance(v, str) else v for k, v in src.options.items()
+    }
+    return dataclasses.replace(src, path=path, options=options)
 
 
 def _resolve(root: Path, value: Any) -> Path:

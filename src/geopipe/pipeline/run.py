@@ -35,7 +35,16 @@ from .state import (
     state_folder,
 )
 
-__all__ = ["RunPlan", "RunResult", "measure_units", "plan_run", "run_pipeline", "run_steps"]
+__all__ = [
+    "ComputedRun",
+    "RunPlan",
+    "RunResult",
+    "compute_run",
+    "measure_units",
+    "plan_run",
+    "run_pipeline",
+    "run_steps",
+]
 
 
 @dataclasses.dataclass
@@ -90,36 +99,87 @@ def run_pipeline(
     >>> result.tables["adm2"][["name", "population_total"]].head()  # doctest: +SKIP
     """
     from ..io.atomic import remove_temps_of
-    from ..manifest import RunManifest
 
     p = pipeline if isinstance(pipeline, Pipeline) else Pipeline.from_yaml(pipeline)
     out_dir = Path(output) if output is not None else Path(p.output or f"out/{p.name}")
     check_output_folder(out_dir, history=p.history)
-    plan = plan_run(p, out_dir)
-    catalog, steps, roles, fps, key = (
-        plan.catalog,
-        plan.steps,
-        plan.roles,
-        plan.fingerprints,
-        plan.key,
-    )
-    settings, previous = plan.settings, plan.previous
-    if not force and not only:
-        fresh, _reason = is_up_to_date(out_dir, key, p.history, geosight=p.geosight is not None)
-        if fresh:
-            return RunResult(out_dir, {}, previous or {}, up_to_date=True)
-    remove_temps_of(out_dir)
-    manifest = RunManifest.start(
-        run=p.name, run_id=key[:12], parameters={"run_key": key, "pipeline": settings}
-    )
-    manifest.inputs = _portable(fps, p.config_path)
     if not isinstance(engine, Engine):
         engine = Engine(
             engine, workers=workers, scheduler=scheduler, partition_level=partition_level
         )
-    ctx = RunContext(p, fps, preread=plan.fetched, cache_dir=plan.cache_dir)
-    ctx.engine = engine
-    cache = StepCache(state_folder(out_dir), fps, roles)
+    if p.countries:
+        from .countries import run_countries
+
+        return run_countries(p, out_dir, force=force, only=only, engine=engine)
+    plan = plan_run(p, out_dir)
+    if not force and not only:
+        fresh, _reason = is_up_to_date(
+            out_dir, plan.key, p.history, geosight=p.geosight is not None
+        )
+        if fresh:
+            return RunResult(out_dir, {}, plan.previous or {}, up_to_date=True)
+    remove_temps_of(out_dir)
+    run = compute_run(p, plan, out_dir, force=force, only=only, engine=engine)
+    with run.manifest.step("write"):
+        written = _write(
+            out_dir, run.tables, run.manifest, run.reports, run.skipped, run.checks, run.quarantined
+        )
+    run.cache.commit()  # state only once the run folder is written
+    if p.history is not None:
+        written = _write_history(out_dir, run.tables, run.admin, p.history, run.manifest)
+    if p.geosight is not None:
+        written = _push_geosight(p, run.tables["fact_indicator"], out_dir, written)
+    return RunResult(
+        out_dir,
+        run.tables,
+        written,
+        timings=dict(run.manifest.timings),
+        counts=dict(run.ctx.counts),
+    )
+
+
+@dataclasses.dataclass
+class ComputedRun:
+    """The tables of a run in memory, before anything is written, and what was used to make them."""
+
+    tables: dict[str, pd.DataFrame]
+    manifest: Any
+    reports: dict[str, Any]
+    skipped: dict[str, str]
+    checks: list[Any]
+    quarantined: dict[str, Any]
+    admin: gpd.GeoDataFrame
+    ctx: RunContext
+    cache: StepCache
+
+
+def compute_run(
+    p: Pipeline,
+    plan: RunPlan,
+    out_dir: Path,
+    *,
+    force: bool = False,
+    only: Sequence[str] | None = None,
+    engine: Engine | None = None,
+) -> ComputedRun:
+    """Read, check, run the steps, compute, roll up and suppress: a run's tables in memory.
+
+    Examples
+    --------
+    >>> run = compute_run(p, plan_run(p, out), out)  # doctest: +SKIP
+    >>> run.tables["fact_indicator"].head()  # doctest: +SKIP
+    """
+    from ..manifest import RunManifest
+
+    manifest = RunManifest.start(
+        run=p.name,
+        run_id=plan.key[:12],
+        parameters={"run_key": plan.key, "pipeline": plan.settings},
+    )
+    manifest.inputs = _portable(plan.fingerprints, p.config_path)
+    ctx = RunContext(p, plan.fingerprints, preread=plan.fetched, cache_dir=plan.cache_dir)
+    ctx.engine = engine or Engine()
+    cache = StepCache(state_folder(out_dir), plan.fingerprints, plan.roles)
     cache.read = not force
     cache.only = set(only or ())
     with manifest.step("read_admin"):
@@ -127,24 +187,15 @@ def run_pipeline(
     with manifest.step("input_checks"):
         from ..quality.report import check_inputs
 
-        checks, quarantined = check_inputs(p, admin, read=ctx.source, steps=steps)
+        checks, quarantined = check_inputs(p, admin, read=ctx.source, steps=plan.steps)
     tables, reports, skipped = _build(
-        p, ctx, admin, catalog, steps, cache, manifest, checks, out_dir
+        p, ctx, admin, plan.catalog, plan.steps, cache, manifest, checks, out_dir
     )
     ctx.verify_unchanged()
     manifest.timings.update({f"step:{k}": round(v, 6) for k, v in sorted(ctx.timings.items())})
     manifest.quality["step_cache"] = dict(sorted(cache.status.items()))
     reports["step_cache"] = manifest.quality["step_cache"]
-    with manifest.step("write"):
-        written = _write(out_dir, tables, manifest, reports, skipped, checks, quarantined)
-    cache.commit()  # state only once the run folder is written
-    if p.history is not None:
-        written = _write_history(out_dir, tables, admin, p.history, manifest)
-    if p.geosight is not None:
-        written = _push_geosight(p, tables["fact_indicator"], out_dir, written)
-    return RunResult(
-        out_dir, tables, written, timings=dict(manifest.timings), counts=dict(ctx.counts)
-    )
+    return ComputedRun(tables, manifest, reports, skipped, checks, quarantined, admin, ctx, cache)
 
 
 @dataclasses.dataclass(frozen=True)

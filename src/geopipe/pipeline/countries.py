@@ -1,0 +1,166 @@
+"""Multi-country runs: one pipeline, a ``countries:`` list and ``{iso3}`` in source paths; one
+warehouse for all of them.
+
+Each country is planned, computed, checked and suppressed exactly as a single-country run of
+that country (:func:`compute_run` on ``pipeline.for_country(iso3)``), so its rows equal that run's.
+The tables of all countries are then written together into one run folder (``dim_admin``,
+``fact_indicator``, wide tables per level and grid, one DuckDB file). A country that fails — a
+missing input, a failed quality gate — is reported and does not block the others: its rows from
+the previous run folder are kept, the manifest names it under ``countries.failed``, and the run
+ends with a :class:`~geopipe.errors.PartialRunError` (exit code 5) once the others are written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from .. import __version__
+from ..errors import GeopipeError, PartialRunError, problem
+from .engines import Engine
+from .model import Pipeline
+from .state import digest, is_up_to_date
+
+__all__ = ["run_countries"]
+
+
+def run_countries(
+    p: Pipeline,
+    out_dir: Path,
+    *,
+    force: bool = False,
+    only: Sequence[str] | None = None,
+    engine: Engine | None = None,
+) -> Any:
+    """Run every country of ``p`` and write one warehouse (see the module docstring).
+
+    Examples
+    --------
+    >>> gp.run_pipeline("pipelines/countries.yaml")  # doctest: +SKIP
+    """
+    from ..io.atomic import remove_temps_of
+    from ..manifest import RunManifest
+    from .run import RunResult, _write, compute_run, plan_run
+
+    plans = {}
+    failed: dict[str, str] = {}
+    for iso in p.countries:
+        try:
+            plans[iso] = plan_run(p.for_country(iso), out_dir)
+        except GeopipeError as exc:
+            failed[iso] = f"{type(exc).__name__}: {exc}"
+    key = digest(
+        {
+            "countries": {i: plan.key for i, plan in sorted(plans.items())},
+            "failed": sorted(failed),
+            "geopipe": __version__,
+        }
+    )
+    if not force and not only and not failed:
+        fresh, _ = is_up_to_date(out_dir, key, p.history)
+        if fresh:
+            return RunResult(out_dir, {}, {}, up_to_date=True)
+    remove_temps_of(out_dir)
+    runs = {}
+    for iso, plan in plans.items():
+        try:
+            runs[iso] = compute_run(
+                p.for_country(iso), plan, out_dir, force=force, only=only, engine=engine
+            )
+        except GeopipeError as exc:
+            failed[iso] = f"{type(exc).__name__}: {exc}"
+    kept = _previous_rows(out_dir, sorted(failed))
+    if not runs and not kept:
+        raise PartialRunError(
+            problem("countries", f"all failed: {failed}", "fix the inputs named above")
+        )
+    tables = _combine([r.tables for r in runs.values()] + ([kept] if kept else []))
+    manifest = RunManifest.start(
+        run=p.name, run_id=key[:12], parameters={"run_key": key, "pipeline": p.settings()}
+    )
+    checks, quarantined, reports = [], {}, {}
+    for iso, run in runs.items():
+        manifest.inputs.update({f"{iso}/{r}": v for r, v in run.manifest.inputs.items()})
+        manifest.quality[f"country:{iso}"] = run.manifest.quality
+        manifest.timings.update({f"{iso}/{k}": v for k, v in run.manifest.timings.items()})
+        checks += run.checks
+        quarantined.update({f"{iso}_{k}": v for k, v in run.quarantined.items()})
+        reports[iso] = run.reports
+    manifest.quality["countries"] = {
+        "done": sorted(runs),
+        "failed": failed,
+        "kept_previous": sorted(kept_isos(kept)),
+    }
+    tables["fact_lineage"] = pd.concat(
+        [
+            r.tables["fact_lineage"].assign(source_id=lambda f, i=iso: i + "/" + f["source_id"])
+            for iso, r in runs.items()
+        ],
+        ignore_index=True,
+    )
+    with manifest.step("write"):
+        written = _write(out_dir, tables, manifest, {"steps": reports}, {}, checks, quarantined)
+    for run in runs.values():
+        run.cache.commit()
+    if failed:
+        raise PartialRunError(
+            problem(
+                f"countries {sorted(failed)}",
+                "were not refreshed (their previous tables were kept where there were any): "
+                + "; ".join(f"{i}: {m}" for i, m in sorted(failed.items())),
+                f"fix their inputs and rerun; {sorted(runs)} were written to {out_dir}",
+            )
+        )
+    return RunResult(out_dir, tables, written, timings=dict(manifest.timings))
+
+
+def kept_isos(kept: dict[str, pd.DataFrame]) -> set[str]:
+    admin = kept.get("dim_admin")
+    return set() if admin is None or admin.empty else set(admin["iso3"].astype(str))
+
+
+def _previous_rows(out_dir: Path, isos: list[str]) -> dict[str, pd.DataFrame]:
+    """The previous run folder's rows of the countries that failed (their tables stay published)."""
+    if not isos or not (out_dir / "dim_admin.parquet").is_file():
+        return {}
+    from ..io.geoparquet import read_geoparquet
+
+    out: dict[str, pd.DataFrame] = {}
+    admin = read_geoparquet(out_dir / "dim_admin.parquet")
+    ucodes = set(admin.loc[admin["iso3"].isin(isos), "ucode"])
+    if not ucodes:
+        return {}
+    for path in sorted(out_dir.glob("*.parquet")):
+        name = path.stem
+        if name in ("dim_indicator", "fact_lineage"):
+            continue
+        frame = (
+            read_geoparquet(path)
+            if name == "dim_admin" or name.startswith(("adm", "h3_", "sq_"))
+            else pd.read_parquet(path)
+        )
+        if "ucode" in frame.columns:
+            out[name] = frame[frame["ucode"].isin(ucodes)].drop(columns=["bbox"], errors="ignore")
+    return out
+
+
+def _combine(parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """Concatenate the tables of every country (geometry kept), ``dim_indicator`` once."""
+    names = sorted({n for t in parts for n in t if n != "fact_lineage"})
+    out: dict[str, pd.DataFrame] = {}
+    for name in names:
+        frames = [t[name] for t in parts if name in t and len(t[name])]
+        if not frames:
+            continue
+        if name == "dim_indicator":
+            out[name] = frames[0]
+            continue
+        combined = pd.concat(frames, ignore_index=True)
+        if isinstance(frames[0], gpd.GeoDataFrame):
+            combined = gpd.GeoDataFrame(combined, geometry="geometry", crs=frames[0].crs)
+        out[name] = combined
+    return out
