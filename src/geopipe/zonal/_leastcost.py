@@ -8,16 +8,17 @@ cell centres. On a geographic grid ``L`` depends on the row (cells narrow toward
 per row ``h[r]`` (to the east neighbour), and between rows ``r`` and ``r + 1`` ``v[r]`` (south)
 and ``d[r]`` (diagonal), all WGS 84 geodesics between cell centres.
 
-Two stages (see docs/traveltime.md):
+Two building blocks (see docs/traveltime.md):
 
-1. ``skimage.graph.MCP_Geometric`` (compiled Dijkstra) on a graph whose every edge costs *at
-   least* the true one: friction scaled per row by ``k[r]`` with an anisotropic ``sampling``.
-   Its result is an upper bound, within the relative error ``eps`` of that graph (reported).
-2. Gauss-Seidel relaxation of the true edge costs, row by row down and up the grid (within a row
-   the east/west passes are closed-form min-plus scans), only over rows whose neighbours changed,
-   until a whole round changes nothing. Then every edge satisfies ``T[b] <= T[a] + cost(a, b)``
-   and every value is the cost of a real path: ``T`` is the exact shortest-path cost (to floating
-   rounding), whatever stage 1's error.
+* the exact relaxation (:func:`_sweeps`): Gauss-Seidel sweeps of the true edge costs, rows down
+  and up (within a row the east/west passes are closed-form min-plus scans), columns too after
+  ``ROW_ROUNDS``, revisiting only lines whose neighbours changed, until a whole round changes
+  nothing. Then every edge satisfies ``T[b] <= T[a] + cost(a, b)`` and every value is the cost
+  of a real path: ``T`` is the exact shortest-path cost (to floating rounding);
+* an upper bound from ``skimage.graph.MCP_Geometric`` (compiled Dijkstra) on a graph whose every
+  edge costs *at least* the true one (friction scaled per row, anisotropic ``sampling``), within
+  the reported relative error ``eps``: the start of ``engine="mcp"``, and the guarantee behind the
+  round cap of ``engine="auto"``.
 """
 
 from __future__ import annotations
