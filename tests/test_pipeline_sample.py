@@ -69,7 +69,8 @@ def test_layout(run):
 def test_population_matches_exactextract(wide, sample_dir):
     adm2 = wide[2]
     cfg = load_config(CONFIG)
-    rasters = {n: s.path for n, s in cfg.sources.items() if s.kind == "raster"}
+    summed = {s.raster for s in cfg.steps if s.kind == "raster_stats"}
+    rasters = {n: s.path for n, s in cfg.sources.items() if n in summed}
     for column, raster in rasters.items():
         ref = exact_extract(
             str(raster), adm2[["ucode", "geometry"]], "sum", include_cols=["ucode"], output="pandas"

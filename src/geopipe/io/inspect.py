@@ -61,11 +61,13 @@ def file_kind(path: str | os.PathLike[str]) -> str:
     if suffix in _TEXT:
         return "csv"
     if suffix == ".json":
-        head = ""
-        if p.is_file():
-            with open(p, encoding="utf-8", errors="replace") as f:
-                head = f.read(4096)
-        return "manifest" if '"manifest_version"' in head else "vector"
+        import json
+
+        try:  # a run manifest is a JSON object with manifest_version (keys are sorted: read it all)
+            data = json.loads(p.read_text(encoding="utf-8")) if p.stat().st_size < 2**26 else None
+        except (OSError, ValueError):
+            data = None
+        return "manifest" if isinstance(data, dict) and "manifest_version" in data else "vector"
     raise FormatError(
         problem(
             f"'{p}'",
