@@ -54,6 +54,7 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "admin_geometry_wkt",
     "check_bi_table",
+    "fit_wkt",
     "flat_admin",
     "flat_table",
     "write_bi_table",
@@ -335,6 +336,67 @@ def _wkt_lengths(wkt: np.ndarray) -> np.ndarray:
     return np.array(pd.Series(wkt, dtype=object).str.len().fillna(0), dtype=np.int64)
 
 
+def fit_wkt(
+    geoms: np.ndarray,
+    *,
+    max_chars: int = MAX_TEXT_CHARS,
+    precision: int = WKT_PRECISION,
+    labels: pd.Series | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """WKT of ``geoms``, each simplified (only if needed) until it is under ``max_chars``.
+
+    The rule behind :func:`admin_geometry_wkt` (read its description), on a bare array.
+
+    Parameters
+    ----------
+    geoms
+        Shapely geometries (None allowed: WKT None, length 0).
+    max_chars, precision
+        As in :func:`admin_geometry_wkt`.
+    labels
+        Names of the rows for the error message (e.g. the ucodes).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``wkt`` (object), ``chars`` (int64), ``tolerance`` (degrees, 0 where unchanged) and the
+        geometries the WKT describes.
+
+    Examples
+    --------
+    >>> import numpy as np, shapely
+    >>> wkt, chars, tol, _ = fit_wkt(np.array([shapely.box(0, 0, 1, 1)]))
+    >>> wkt[0], int(chars[0]), float(tol[0])
+    ('POLYGON ((1 0, 1 1, 0 1, 0 0, 1 0))', 35, 0.0)
+    """
+    wkt = np.asarray(shapely.to_wkt(geoms, rounding_precision=precision, trim=True), dtype=object)
+    lengths = _wkt_lengths(wkt)
+    tolerance = np.zeros(len(geoms))
+    simplified = np.array(geoms, dtype=object, copy=True)
+    tol = _FIRST_TOLERANCE
+    for _ in range(_MAX_STEPS):
+        over = np.flatnonzero(lengths >= max_chars)
+        if not len(over):
+            break
+        simplified[over] = shapely.simplify(geoms[over], tol, preserve_topology=True)
+        wkt[over] = shapely.to_wkt(simplified[over], rounding_precision=precision, trim=True)
+        lengths[over] = _wkt_lengths(wkt[over])
+        tolerance[over] = tol
+        tol *= 2
+    if (lengths >= max_chars).any():
+        worst = int(np.argmax(lengths))
+        name = labels.iloc[worst] if labels is not None else f"row {worst}"
+        raise OutputError(
+            problem(
+                f"the WKT of '{name}'",
+                f"is still {int(lengths.max()):,} characters after simplifying at {tol / 2:g}°",
+                "pass a larger max_chars or a lower precision",
+                where="fit_wkt",
+            )
+        )
+    return wkt, lengths, tolerance, simplified
+
+
 def admin_geometry_wkt(
     admin: gpd.GeoDataFrame, *, max_chars: int = MAX_TEXT_CHARS, precision: int = WKT_PRECISION
 ) -> pd.DataFrame:
@@ -375,30 +437,9 @@ def admin_geometry_wkt(
     where = "admin_geometry_wkt"
     admin = _in_wgs84(admin, where)
     geoms = admin.geometry.to_numpy()
-    wkt = np.asarray(shapely.to_wkt(geoms, rounding_precision=precision, trim=True), dtype=object)
-    lengths = _wkt_lengths(wkt)
-    tolerance = np.zeros(len(geoms))
-    simplified = geoms.copy()
-    tol = _FIRST_TOLERANCE
-    for _ in range(_MAX_STEPS):
-        over = np.flatnonzero(lengths >= max_chars)
-        if not len(over):
-            break
-        simplified[over] = shapely.simplify(geoms[over], tol, preserve_topology=True)
-        wkt[over] = shapely.to_wkt(simplified[over], rounding_precision=precision, trim=True)
-        lengths[over] = _wkt_lengths(wkt[over])
-        tolerance[over] = tol
-        tol *= 2
-    if (lengths >= max_chars).any():
-        worst = admin["ucode"].iloc[int(np.argmax(lengths))] if "ucode" in admin else "?"
-        raise OutputError(
-            problem(
-                f"the WKT of '{worst}'",
-                f"is still {int(lengths.max()):,} characters after simplifying at {tol / 2:g}°",
-                "pass a larger max_chars or a lower precision",
-                where=where,
-            )
-        )
+    wkt, lengths, tolerance, simplified = fit_wkt(
+        geoms, max_chars=max_chars, precision=precision, labels=admin.get("ucode")
+    )
     area_change = np.zeros(len(geoms))
     changed = np.flatnonzero(tolerance > 0)
     if len(changed):
@@ -422,7 +463,8 @@ def flat_table(gdf: gpd.GeoDataFrame, *, wkt: bool = False) -> pd.DataFrame:
 
     Geometry columns and the GeoParquet ``bbox`` covering are dropped; the centroid of the active
     geometry gives ``latitude``/``longitude`` (kept if the table already has them). With
-    ``wkt=True`` (grid cells: short polygons) a ``wkt`` text column is added too.
+    ``wkt=True`` (grid cells: short polygons) a ``wkt`` text column is added too, simplified
+    only where it would reach 32,000 characters (:func:`fit_wkt`).
 
     Parameters
     ----------
@@ -453,7 +495,7 @@ def flat_table(gdf: gpd.GeoDataFrame, *, wkt: bool = False) -> pd.DataFrame:
     if "longitude" not in out.columns:
         out["longitude"] = lon
     if wkt:
-        out["wkt"] = shapely.to_wkt(geoms, rounding_precision=WKT_PRECISION, trim=True)
+        out["wkt"] = fit_wkt(geoms)[0]
     return out
 
 
