@@ -184,6 +184,23 @@ def _to_wkb(geoms: np.ndarray) -> np.ndarray:
     return shapely.to_wkb(geoms, flavor="iso", byte_order=1)
 
 
+def _wkb_array(geoms: np.ndarray) -> pa.Array:
+    """ISO WKB of ``geoms`` as an Arrow binary array, made in chunks on a few threads.
+
+    Serialising releases the GIL, building the Arrow array from the bytes objects does not: with
+    chunks, one thread builds its Arrow chunk while the others serialise theirs.
+    """
+    n = _threads()
+    if n == 1 or len(geoms) < _PARALLEL_MIN_ROWS:
+        return pa.array(_to_wkb(geoms), pa.binary())
+    from concurrent.futures import ThreadPoolExecutor
+
+    parts = np.array_split(geoms, 4 * n)
+    with ThreadPoolExecutor(n) as pool:
+        chunks = list(pool.map(lambda part: pa.array(_to_wkb(part), pa.binary()), parts))
+    return pa.concat_arrays(chunks)
+
+
 def _bounds(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row bounds (NaN for null/empty) and the mask of rows with a usable box."""
     bounds = _in_chunks(shapely.bounds, geoms)
@@ -380,12 +397,12 @@ def write_geoparquet(
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
-        pending = {col: pool.submit(_in_chunks, _to_wkb, values[col]) for col in geom_cols}
+        pending = {col: pool.submit(_wkb_array, values[col]) for col in geom_cols}
         order = sort_order(gdf, bounds, sort, where)
         attrs = _frame_to_table(pd.DataFrame(gdf.drop(columns=geom_cols)), where)
         if order is not None:
             attrs = _take_columns(attrs, order)
-        wkb = {col: pa.array(pending[col].result(), pa.binary()) for col in geom_cols}
+        wkb = {col: pending[col].result() for col in geom_cols}
     columns_meta: dict[str, Any] = {}
     for col in geom_cols:
         columns_meta[col] = _column_meta(
