@@ -385,3 +385,18 @@ def test_h3_sort_keys_equal_string_order_and_reject_non_h3() -> None:
     assert [shuffled[i] for i in np.argsort(keys, kind="stable")] == ids
     for bad in (["87283082bffffff", "87283082BFFFFFF"], ["8728308"], ["87283082bffffff", None]):
         assert _h3_keys(pd.Series(bad, dtype="string")) is None
+
+
+def test_threaded_geometry_path_writes_the_same_bytes(
+    tmp_path: Path, cells: gpd.GeoDataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunked, threaded WKB and bounds (used for big tables) give the single-thread file."""
+    import geopipe.io.geoparquet as gq
+
+    shuffled = cells.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    single = write_geoparquet(shuffled, tmp_path / "one.parquet").read_bytes()
+    monkeypatch.setattr(gq, "_PARALLEL_MIN_ROWS", 10)
+    monkeypatch.setattr(gq, "_threads", lambda: 3)
+    threaded = write_geoparquet(shuffled, tmp_path / "many.parquet")
+    assert threaded.read_bytes() == single
+    assert check_geoparquet(threaded) == []
