@@ -182,25 +182,31 @@ def _take_columns(table: pa.Table, order: np.ndarray) -> pa.Table:
     return pa.Table.from_arrays(taken, schema=table.schema)
 
 
-def _to_wkb(geoms: np.ndarray) -> np.ndarray:
-    return shapely.to_wkb(geoms, flavor="iso", byte_order=1)
+class _WkbJob:
+    """ISO WKB of a geometry array as an Arrow binary array, in chunks shared by worker threads
+    and, once it has done its own work, the calling thread.
 
-
-def _wkb_array(geoms: np.ndarray) -> pa.Array:
-    """ISO WKB of ``geoms`` as an Arrow binary array, made in chunks on a few threads.
-
-    Serialising releases the GIL, building the Arrow array from the bytes objects does not: with
-    chunks, one thread builds its Arrow chunk while the others serialise theirs.
+    Serialising releases the GIL; building an Arrow chunk from the bytes objects does not, so
+    while one thread builds its chunk the others serialise theirs. ``result()`` takes over the
+    chunks no worker has started (from the end) and returns them joined, in input order.
     """
-    n = _threads()
-    if n == 1 or len(geoms) < _PARALLEL_MIN_ROWS:
-        return pa.array(_to_wkb(geoms), pa.binary())
-    from concurrent.futures import ThreadPoolExecutor
 
-    parts = np.array_split(geoms, 4 * n)
-    with ThreadPoolExecutor(n) as pool:
-        chunks = list(pool.map(lambda part: pa.array(_to_wkb(part), pa.binary()), parts))
-    return pa.concat_arrays(chunks)
+    def __init__(self, geoms: np.ndarray, pool: Any) -> None:
+        big = len(geoms) >= _PARALLEL_MIN_ROWS
+        self.parts = np.array_split(geoms, 8 * _threads()) if big else [geoms]
+        self.futures = [pool.submit(self.one, part) for part in self.parts]
+
+    @staticmethod
+    def one(part: np.ndarray) -> pa.Array:
+        return pa.array(shapely.to_wkb(part, flavor="iso", byte_order=1), pa.binary())
+
+    def result(self) -> pa.Array:
+        done: dict[int, pa.Array] = {}
+        for i in reversed(range(len(self.parts))):
+            if self.futures[i].cancel():  # not started yet: do it here
+                done[i] = self.one(self.parts[i])
+        chunks = [done[i] if i in done else f.result() for i, f in enumerate(self.futures)]
+        return chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
 
 
 def _bounds(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -394,29 +400,33 @@ def write_geoparquet(
     bounds, usable = _bounds(values[primary])
 
     # Geometry is serialised in input order, the order the objects sit in memory (in sorted order
-    # it took 3x as long, measured on 1 M cells), in background threads while the rows are
-    # ordered and the attribute columns converted and reordered; the WKB is reordered after.
+    # it took 3x as long, measured on 1 M cells), by a worker thread while this thread orders the
+    # rows and converts and reorders the attribute columns, then helps with what is left; the
+    # metadata is read off the WKB while the WKB is reordered.
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(1) as pool:
-        pending = {col: pool.submit(_wkb_array, values[col]) for col in geom_cols}
+    with ThreadPoolExecutor(_threads()) as pool:
+        jobs = {col: _WkbJob(values[col], pool) for col in geom_cols}
         order = sort_order(gdf, bounds, sort, where)
         attrs = _frame_to_table(pd.DataFrame(gdf.drop(columns=geom_cols)), where)
         if order is not None:
             attrs = _take_columns(attrs, order)
-        wkb = {col: pending[col].result() for col in geom_cols}
-    columns_meta: dict[str, Any] = {}
-    for col in geom_cols:
-        columns_meta[col] = _column_meta(
-            values[col],
-            bounds if col == primary else None,
-            gdf[col].crs,
-            covering=col == primary,
-            wkb=wkb[col],
-        )
-    if order is not None:
-        wkb = {col: arr.take(pa.array(order)) for col, arr in wkb.items()}
-        bounds, usable = bounds[order], usable[order]
+        wkb = {col: job.result() for col, job in jobs.items()}
+        metas = {
+            col: pool.submit(
+                _column_meta,
+                values[col],
+                bounds if col == primary else None,
+                gdf[col].crs,
+                covering=col == primary,
+                wkb=wkb[col],
+            )
+            for col in geom_cols
+        }
+        if order is not None:
+            wkb = {col: arr.take(pa.array(order)) for col, arr in wkb.items()}
+            bounds, usable = bounds[order], usable[order]
+        columns_meta = {col: future.result() for col, future in metas.items()}
     # one Arrow table in the input's column order, then the bbox covering
     fields = {f.name: (f, attrs.column(f.name)) for f in attrs.schema}
     fields |= {col: (pa.field(col, pa.binary()), wkb[col]) for col in geom_cols}
