@@ -349,7 +349,8 @@ def test_geometry_types_read_off_wkb_equal_shapely_types(tmp_path: Path) -> None
     """The writer reads geometry types off the WKB bytes; shapely's type ids are the reference."""
     import pyarrow as pa
 
-    from geopipe.io.geoparquet import _geometry_types, _wkb_geometry_types
+    from geopipe.io._geoparquet_speed import wkb_geometry_types as _wkb_geometry_types
+    from geopipe.io.geoparquet import _geometry_types
 
     line = shapely.LineString([(0, 0), (1, 1)])
     geoms = np.array(
@@ -391,12 +392,12 @@ def test_threaded_geometry_path_writes_the_same_bytes(
     tmp_path: Path, cells: gpd.GeoDataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Chunked, threaded WKB and bounds (used for big tables) give the single-thread file."""
-    import geopipe.io.geoparquet as gq
+    import geopipe.io._geoparquet_speed as gq
 
     shuffled = cells.sample(frac=1.0, random_state=3).reset_index(drop=True)
     single = write_geoparquet(shuffled, tmp_path / "one.parquet").read_bytes()
-    monkeypatch.setattr(gq, "_PARALLEL_MIN_ROWS", 10)
-    monkeypatch.setattr(gq, "_threads", lambda: 3)
+    monkeypatch.setattr(gq, "PARALLEL_MIN_ROWS", 10)
+    monkeypatch.setattr(gq, "threads", lambda: 3)
     threaded = write_geoparquet(shuffled, tmp_path / "many.parquet")
     assert threaded.read_bytes() == single
     assert check_geoparquet(threaded) == []

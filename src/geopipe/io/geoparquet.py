@@ -45,6 +45,7 @@ import pyproj
 import shapely
 
 from geopipe.errors import FormatError, GeometryError, InputError, MissingFileError, problem
+from geopipe.io import _geoparquet_speed as _speed
 from geopipe.io._spatial_sort import SortMode, sort_order
 from geopipe.io.atomic import atomic_path
 
@@ -59,15 +60,6 @@ __all__ = [
 GEOPARQUET_VERSION = "1.1.0"
 COVERING = "bbox"
 _BBOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
-_WKB_NAMES = {  # ISO WKB type codes (+1000 Z, +2000 M, +3000 ZM)
-    1: "Point",
-    2: "LineString",
-    3: "Polygon",
-    4: "MultiPoint",
-    5: "MultiLineString",
-    6: "MultiPolygon",
-    7: "GeometryCollection",
-}
 _TYPE_NAMES = {
     0: "Point",
     1: "LineString",
@@ -92,28 +84,6 @@ def _geometry_types(geoms: np.ndarray) -> list[str]:
     return sorted({_TYPE_NAMES[int(c) // 2] + (" Z" if c % 2 else "") for c in codes})
 
 
-def _wkb_geometry_types(wkb: pa.Array) -> list[str]:
-    """``_geometry_types`` read off little-endian ISO WKB: the type code is bytes 1-4 of each row."""
-    valid = wkb.is_valid().to_numpy(zero_copy_only=False)
-    if wkb.offset:
-        wkb = pa.concat_arrays([wkb])  # a fresh array whose buffers start at row 0
-    offsets = np.frombuffer(wkb.buffers()[1], dtype=np.int32)[: len(wkb) + 1]
-    starts = offsets[:-1][valid & (np.diff(offsets) >= 5)]
-    if not len(starts):
-        return []
-    data = np.frombuffer(wkb.buffers()[2], dtype=np.uint8)
-    code = (
-        data[starts + 1].astype(np.int64)
-        | (data[starts + 2].astype(np.int64) << 8)
-        | (data[starts + 3].astype(np.int64) << 16)
-        | (data[starts + 4].astype(np.int64) << 24)
-    )
-    found = np.unique(code)
-    return sorted(
-        {_WKB_NAMES[int(c) % 1000] + (" Z" if c // 1000 in (1, 3) else "") for c in found}
-    )
-
-
 def _column_meta(
     values: np.ndarray,
     bounds: np.ndarray | None,
@@ -127,7 +97,9 @@ def _column_meta(
     ok = np.isfinite(b).all(axis=1)
     meta: dict[str, Any] = {
         "encoding": "WKB",
-        "geometry_types": _geometry_types(values) if wkb is None else _wkb_geometry_types(wkb),
+        "geometry_types": _geometry_types(values)
+        if wkb is None
+        else _speed.wkb_geometry_types(wkb),
         "crs": crs.to_json_dict(),
     }
     if ok.any():
@@ -143,75 +115,9 @@ def _column_meta(
     return meta
 
 
-_PARALLEL_MIN_ROWS = 100_000
-
-
-def _threads() -> int:
-    """Worker threads for geometry work: one core is left to the main thread, which orders the
-    rows meanwhile (on 2 cores, 2 workers + the main thread were 1.5x slower than 1 worker)."""
-    return max(1, min(4, (os.cpu_count() or 1) - 1))
-
-
-def _in_chunks(func: Any, geoms: np.ndarray) -> np.ndarray:
-    """``func(geoms)`` on contiguous chunks in threads (shapely releases the GIL), concatenated.
-
-    Contiguous chunks keep each thread on its own stretch of memory; the result equals
-    ``func(geoms)`` element for element.
-    """
-    n = _threads()
-    if n == 1 or len(geoms) < _PARALLEL_MIN_ROWS:
-        return func(geoms)
-    from concurrent.futures import ThreadPoolExecutor
-
-    parts = np.array_split(geoms, n)
-    with ThreadPoolExecutor(n) as pool:
-        return np.concatenate(list(pool.map(func, parts)))
-
-
-def _take_columns(table: pa.Table, order: np.ndarray) -> pa.Table:
-    """``table`` with its rows in ``order``: column by column, in threads (Arrow releases the GIL)."""
-    idx = pa.array(order)
-    columns = table.columns
-    if table.num_rows < _PARALLEL_MIN_ROWS or _threads() == 1:
-        taken = [c.take(idx) for c in columns]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(_threads()) as pool:
-            taken = list(pool.map(lambda c: c.take(idx), columns))
-    return pa.Table.from_arrays(taken, schema=table.schema)
-
-
-class _WkbJob:
-    """ISO WKB of a geometry array as an Arrow binary array, in chunks shared by worker threads
-    and, once it has done its own work, the calling thread.
-
-    Serialising releases the GIL; building an Arrow chunk from the bytes objects does not, so
-    while one thread builds its chunk the others serialise theirs. ``result()`` takes over the
-    chunks no worker has started (from the end) and returns them joined, in input order.
-    """
-
-    def __init__(self, geoms: np.ndarray, pool: Any) -> None:
-        big = len(geoms) >= _PARALLEL_MIN_ROWS
-        self.parts = np.array_split(geoms, 8 * _threads()) if big else [geoms]
-        self.futures = [pool.submit(self.one, part) for part in self.parts]
-
-    @staticmethod
-    def one(part: np.ndarray) -> pa.Array:
-        return pa.array(shapely.to_wkb(part, flavor="iso", byte_order=1), pa.binary())
-
-    def result(self) -> pa.Array:
-        done: dict[int, pa.Array] = {}
-        for i in reversed(range(len(self.parts))):
-            if self.futures[i].cancel():  # not started yet: do it here
-                done[i] = self.one(self.parts[i])
-        chunks = [done[i] if i in done else f.result() for i, f in enumerate(self.futures)]
-        return chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
-
-
 def _bounds(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row bounds (NaN for null/empty) and the mask of rows with a usable box."""
-    bounds = _in_chunks(shapely.bounds, geoms)
+    bounds = _speed.in_chunks(shapely.bounds, geoms)
     usable = np.isfinite(bounds).all(axis=1)
     return bounds, usable
 
@@ -405,12 +311,12 @@ def write_geoparquet(
     # metadata is read off the WKB while the WKB is reordered.
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(_threads()) as pool:
-        jobs = {col: _WkbJob(values[col], pool) for col in geom_cols}
+    with ThreadPoolExecutor(_speed.threads()) as pool:
+        jobs = {col: _speed.WkbJob(values[col], pool) for col in geom_cols}
         order = sort_order(gdf, bounds, sort, where)
         attrs = _frame_to_table(pd.DataFrame(gdf.drop(columns=geom_cols)), where)
         if order is not None:
-            attrs = _take_columns(attrs, order)
+            attrs = _speed.take_columns(attrs, order)
         wkb = {col: job.result() for col, job in jobs.items()}
         metas = {
             col: pool.submit(
