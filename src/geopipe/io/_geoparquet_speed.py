@@ -23,15 +23,9 @@ __all__ = [
     "wkb_geometry_types",
 ]
 
-_WKB_NAMES = {  # ISO WKB type codes (+1000 Z, +2000 M, +3000 ZM)
-    1: "Point",
-    2: "LineString",
-    3: "Polygon",
-    4: "MultiPoint",
-    5: "MultiLineString",
-    6: "MultiPolygon",
-    7: "GeometryCollection",
-}
+# ISO WKB type codes 1-7 (+1000 Z, +2000 M, +3000 ZM)
+_BASE_TYPES = ("Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")
+_WKB_NAMES = dict(enumerate((*_BASE_TYPES, "GeometryCollection"), start=1))
 
 
 def wkb_geometry_types(wkb: pa.Array) -> list[str]:
