@@ -343,3 +343,61 @@ def test_errors_name_the_problem_and_fix(tmp_path: Path, admin: gpd.GeoDataFrame
     with pytest.raises(MissingFileError):
         read_geoparquet(tmp_path / "missing.parquet")
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_geometry_types_read_off_wkb_equal_shapely_types(tmp_path: Path) -> None:
+    """The writer reads geometry types off the WKB bytes; shapely's type ids are the reference."""
+    import pyarrow as pa
+
+    from geopipe.io._geoparquet_speed import wkb_geometry_types as _wkb_geometry_types
+    from geopipe.io.geoparquet import _geometry_types
+
+    line = shapely.LineString([(0, 0), (1, 1)])
+    geoms = np.array(
+        [
+            shapely.Point(0, 0),
+            shapely.Point(0, 0, 1),
+            line,
+            shapely.LinearRing([(0, 0), (1, 0), (1, 1)]),
+            shapely.box(0, 0, 1, 1),
+            shapely.MultiPoint([(0, 0), (1, 1)]),
+            shapely.MultiLineString([line]),
+            shapely.MultiPolygon([shapely.box(0, 0, 1, 1)]),
+            shapely.GeometryCollection([line]),
+            shapely.Polygon(),
+            shapely.from_wkt("LINESTRING Z (0 0 0, 1 1 1)"),
+            shapely.from_wkt("POINT M (1 2 3)"),
+            None,
+        ],
+        dtype=object,
+    )
+    wkb = pa.array(shapely.to_wkb(geoms, flavor="iso", byte_order=1), pa.binary())
+    assert _wkb_geometry_types(wkb) == _geometry_types(geoms)
+    assert _wkb_geometry_types(wkb.slice(4)) == _geometry_types(geoms[4:])
+
+
+def test_h3_sort_keys_equal_string_order_and_reject_non_h3() -> None:
+    from geopipe.io._spatial_sort import _h3_keys
+
+    ids = sorted(h3.grid_disk(h3.latlng_to_cell(-1.95, 30.06, 7), 5))
+    shuffled = list(np.random.default_rng(1).permutation(ids))
+    keys = _h3_keys(pd.Series(shuffled, dtype="string"))
+    assert keys.tolist() == [h3.str_to_int(c) for c in shuffled]
+    assert [shuffled[i] for i in np.argsort(keys, kind="stable")] == ids
+    for bad in (["87283082bffffff", "87283082BFFFFFF"], ["8728308"], ["87283082bffffff", None]):
+        assert _h3_keys(pd.Series(bad, dtype="string")) is None
+
+
+def test_threaded_geometry_path_writes_the_same_bytes(
+    tmp_path: Path, cells: gpd.GeoDataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunked, threaded WKB and bounds (used for big tables) give the single-thread file."""
+    import geopipe.io._geoparquet_speed as gq
+
+    shuffled = cells.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    single = write_geoparquet(shuffled, tmp_path / "one.parquet").read_bytes()
+    monkeypatch.setattr(gq, "PARALLEL_MIN_ROWS", 10)
+    monkeypatch.setattr(gq, "threads", lambda: 3)
+    threaded = write_geoparquet(shuffled, tmp_path / "many.parquet")
+    assert threaded.read_bytes() == single
+    assert check_geoparquet(threaded) == []

@@ -146,3 +146,37 @@ def test_errors(tmp_path: Path) -> None:
         write_partitioned(_fact(["2024/01"]), tmp_path / "f")
     with pytest.raises(InputError, match="is empty"):
         write_partitioned(_fact(["2024-01-01"]), tmp_path / "f", partition_cols=())
+
+
+def test_partition_file_read_alone_has_its_partition_values(tmp_path: Path) -> None:
+    """Power BI's folder connector reads each file alone: iso3 and date must be inside it."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from geopipe.io.bi import check_bi_table
+
+    fact = _fact(["2024-01-01", "2024-02-01"])
+    fact["date"] = pd.to_datetime(fact["date"]).dt.date  # real dates, as the pipeline writes
+    root = tmp_path / "fact_indicator"
+    files = write_partitioned(fact, root)
+    one = root / "iso3=RWA" / "date=2024-02-01" / "part-0.parquet"
+    assert one in files
+    alone = pq.read_table(one)  # a plain file read, no dataset, no folder names
+    assert alone.schema.field("iso3").type == pa.string()
+    assert alone.schema.field("date").type == pa.date32()
+    assert set(alone.column("iso3").to_pylist()) == {"RWA"}
+    assert set(alone.column("date").to_pylist()) == {dt.date(2024, 2, 1)}
+    assert set(pd.read_parquet(one)["iso3"]) == {"RWA"}
+    assert check_bi_table(one) == []
+    # hive reads still give every row once, with the same values as the input
+    want = _norm(fact.astype({"date": str}))
+    assert _norm(_duck(root)).equals(want)
+    typed = ds.partitioning(
+        pa.schema([("iso3", pa.string()), ("date", pa.date32())]), flavor="hive"
+    )
+    hive = ds.dataset(root, format="parquet", partitioning=typed).to_table().to_pandas()
+    got = hive[want.columns].astype({"date": str})
+    assert _norm(got).equals(want)
+    assert len(ds.dataset(root, format="parquet").to_table()) == len(fact)

@@ -61,6 +61,7 @@ def test_layout(run):
             "geosight.csv",
             "quality_report.md",
             "report.html",
+            "bi",
         ]
     )
     assert not list(run.output.parent.glob(".*tmp*"))  # no staging folder left behind
@@ -289,6 +290,7 @@ def test_manifest(run):
         "geosight.csv",
         "quality_report.md",
         "report.html",
+        *(f"bi/{p.name}" for p in (run.output / "bi").iterdir()),
     }
     assert manifest["outputs"]["adm2.parquet"]["rows"] == 30
     assert {"population_total", "health_facilities", "admin_adm2"} <= set(manifest["inputs"])

@@ -277,5 +277,11 @@ def test_wide_table_with_many_indicator_columns(tmp_path: Path) -> None:
     )
     path = write_duckdb({"adm1": wide}, tmp_path / "w.duckdb", views=False)
     con = duckdb.connect(str(path), read_only=True)
-    got = con.execute("SELECT * EXCLUDE (geometry) FROM adm1 ORDER BY ucode").df()
+    bi_cols = "geometry_wkt, longitude, latitude"  # the BI columns next to the geometry
+    got = con.execute(f"SELECT * EXCLUDE (geometry, {bi_cols}) FROM adm1 ORDER BY ucode").df()
     pd.testing.assert_frame_equal(got, pd.DataFrame(wide.drop(columns="geometry")))
+    text = con.execute(f"SELECT {bi_cols} FROM adm1 ORDER BY ucode").df()
+    points = shapely.from_wkt(text["geometry_wkt"].to_numpy())
+    assert shapely.equals_exact(points, wide.geometry.to_numpy(), tolerance=1e-6).all()
+    np.testing.assert_allclose(text["longitude"], wide.geometry.x, atol=1e-12)
+    np.testing.assert_allclose(text["latitude"], wide.geometry.y, atol=1e-12)

@@ -55,6 +55,9 @@ _EXPORTS: dict[str, str] = {
     "load_spatial": ".io.warehouse",
     "write_geosight": ".io.geosight",
     "write_partitioned": ".io.partitioned",
+    "write_bi_table": ".io.bi",
+    "write_bi_tables": ".io.bi",
+    "check_bi_table": ".io.bi",
     "RunManifest": ".manifest",
     # quality and privacy
     "check_admin": ".quality.boundaries",
@@ -106,6 +109,7 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .indicators.compute import compute_indicators
     from .indicators.rollup import rollup
     from .io.admin import read_admin
+    from .io.bi import check_bi_table, write_bi_table, write_bi_tables
     from .io.geoparquet import check_geoparquet, read_geoparquet, write_geoparquet, write_parquet
     from .io.geosight import write_geosight
     from .io.inspect import inspect_file

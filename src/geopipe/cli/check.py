@@ -25,8 +25,21 @@ def _geoparquet(path: Path) -> list[str]:
 
 
 #: name -> (does it apply to this file?, problems found)
+def _is_bi(path: Path) -> bool:
+    """BI tables: files under a run's ``bi/`` folder and history partitions (``iso3=...``)."""
+    parts = set(Path(path).resolve().parts)
+    return _is_parquet(path) and ("bi" in parts or any(p.startswith("iso3=") for p in parts))
+
+
+def _bi_table(path: Path) -> list[str]:
+    from geopipe.io.bi import check_bi_table
+
+    return check_bi_table(path)
+
+
 CHECKS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], list[str]]]] = {
-    "geoparquet": (_is_parquet, _geoparquet),
+    "geoparquet": (lambda p: _is_parquet(p) and not _is_bi(p), _geoparquet),
+    "bi_table": (_is_bi, _bi_table),
 }
 
 

@@ -28,6 +28,7 @@ _NORMAL = [
     "ucode",
     "concept_ucode",
     "pcode",
+    "iso3166_2",
     "iso3",
     "start_date",
     "end_date",
@@ -48,10 +49,12 @@ _MAPPING_KEYS = {
     "ucode",
     "concept_ucode",
     "pcode",
+    "iso3166_2",
     "iso3",
     "start_date",
     "end_date",
 }
+_ISO3166_2 = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,14 @@ def _from_geoboundaries(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
         "name": frame["shapeName"],
         "source_id": frame["shapeID"].astype(str),
         "iso3": frame["shapeGroup"] if "shapeGroup" in frame else None,
+        "iso3166_2": _iso3166_2(frame["shapeISO"]) if "shapeISO" in frame else None,
     }
+
+
+def _iso3166_2(codes: pd.Series) -> pd.Series:
+    """ISO 3166-2 subdivision codes (``RW-02``); anything else (e.g. an ADM0 ``RWA``) -> None."""
+    text = codes.astype(object).where(codes.notna(), "").astype(str).str.strip().str.upper()
+    return text.where(text.str.match(_ISO3166_2), None).astype(object)
 
 
 def _from_georepo(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
@@ -283,6 +293,7 @@ def _from_gadm(frame: pd.DataFrame, raw: _Raw) -> dict[str, Any]:
         if lv > 0 and f"GID_{lv - 1}" in frame
         else None,
         "iso3": frame["GID_0"] if "GID_0" in frame else None,
+        "iso3166_2": _iso3166_2(frame[f"ISO_{lv}"]) if lv > 0 and f"ISO_{lv}" in frame else None,
     }
 
 
@@ -363,6 +374,8 @@ def _from_mapping(frame: pd.DataFrame, raw: _Raw, mapping: Mapping[str, str]) ->
     for key in ("name", "ucode", "concept_ucode", "pcode", "iso3", "start_date", "end_date"):
         if key in mapping:
             out[key] = frame[mapping[key]]
+    if "iso3166_2" in mapping:
+        out["iso3166_2"] = _iso3166_2(frame[mapping["iso3166_2"]])
     out["source_id"] = frame[mapping["id"]].astype(str) if "id" in mapping else None
     out["_parent_id"] = frame[mapping["parent_id"]].astype(str) if "parent_id" in mapping else None
     inferred = (

@@ -17,13 +17,11 @@ from typing import Literal
 import geopandas as gpd
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from geopipe.errors import InputError, problem
 
 __all__ = ["SortMode", "hilbert_index", "sort_order"]
 
-_H3_HEX = r"^[0-9a-f]{15}$"
 SortMode = Literal["auto", "hilbert", "h3"] | None
 
 
@@ -69,6 +67,39 @@ def _hilbert_keys(bounds: np.ndarray) -> np.ndarray:
     return keys
 
 
+_HEX_VALUE = np.full(256, 255, dtype=np.uint8)
+_HEX_VALUE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10, dtype=np.uint8)
+_HEX_VALUE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16, dtype=np.uint8)
+_HEX_WEIGHTS = np.int64(16) ** np.arange(14, -1, -1, dtype=np.int64)
+
+
+def _h3_keys(cells: object) -> np.ndarray | None:
+    """H3 cell ids (15 lower-case hex characters) as int64 sort keys, or None if any is not one.
+
+    Reads the Arrow string buffers directly: one vectorised pass validates every character and
+    builds the integer, in the same order as the strings (same length, ``0-9`` before ``a-f``).
+    """
+    arr = pa.array(cells, from_pandas=True)  # pandas' Arrow-backed strings: no copy
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_string(arr.type):
+        width = np.int32
+    elif pa.types.is_large_string(arr.type):
+        width = np.int64
+    else:
+        return None
+    if len(arr) == 0 or arr.null_count:
+        return None
+    offsets = np.frombuffer(arr.buffers()[1], dtype=width)[arr.offset : arr.offset + len(arr) + 1]
+    if not (np.diff(offsets) == 15).all():
+        return None
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    nibbles = _HEX_VALUE[data].reshape(-1, 15)
+    if (nibbles == 255).any():
+        return None
+    return nibbles.astype(np.int64) @ _HEX_WEIGHTS
+
+
 def sort_order(
     gdf: gpd.GeoDataFrame, bounds: np.ndarray, sort: SortMode, where: str
 ) -> np.ndarray | None:
@@ -83,10 +114,8 @@ def sort_order(
                 where=where,
             )
         )
-    cells = gdf["cell_id"] if "cell_id" in gdf.columns else None
-    is_h3 = cells is not None and bool(
-        cells.astype("string").str.fullmatch(_H3_HEX).fillna(False).all()
-    )
+    keys = _h3_keys(gdf["cell_id"]) if "cell_id" in gdf.columns and sort != "hilbert" else None
+    is_h3 = keys is not None
     if sort == "h3" and not is_h3:
         raise InputError(
             problem(
@@ -96,9 +125,7 @@ def sort_order(
                 where=where,
             )
         )
-    if sort == "h3" or (sort == "auto" and is_h3):
-        # same-resolution H3 hex strings sort like the integers: parents stay together
-        keys = pa.table({"k": pa.array(cells.astype("string"), pa.string())})
-    else:
-        keys = pa.table({"k": _hilbert_keys(bounds)})
-    return pc.sort_indices(keys, sort_keys=[("k", "ascending")]).to_numpy()
+    if keys is None:  # not H3 (or sort="hilbert"): along a Hilbert curve
+        keys = _hilbert_keys(bounds)
+    # stable: ties keep the input order; H3 integers sort like the hex strings (parents together)
+    return np.argsort(keys, kind="stable")

@@ -13,6 +13,8 @@ admin_level               0 = country, 1, 2, ...
 parent_ucode              ucode one level up; null at the top level read
 iso3                      ISO 3166-1 alpha-3
 pcode                     P-code where the source has one (COD-AB ``ADMn_PCODE``, GeoRepo ``ext_codes``)
+iso3166_2                 ISO 3166-2 subdivision code where the source has one (geoBoundaries
+                          ``shapeISO``, GADM ``ISO_n``, mapping key ``iso3166_2``); else null
 start_date, end_date      validity of the version; null end = current
 source                    file and detected schema
 source_id                 the unit's id in the source (shapeID, GID_n, P-code, ucode)
@@ -62,6 +64,7 @@ DIM_ADMIN_COLUMNS = [
     "parent_ucode",
     "iso3",
     "pcode",
+    "iso3166_2",
     "start_date",
     "end_date",
     "source",
@@ -409,7 +412,8 @@ def _finish(table: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     table["admin_level"] = table["admin_level"].astype("int64")
     table["start_date"] = _to_date(table["start_date"])
     table["end_date"] = _to_date(table["end_date"])
-    table["pcode"] = table["pcode"].astype(object).where(table["pcode"].notna(), None)
+    for col in ("pcode", "iso3166_2"):
+        table[col] = table[col].astype(object).where(table[col].notna(), None)
     table = table.sort_values(["admin_level", "ucode"], kind="stable").reset_index(drop=True)
     out = gpd.GeoDataFrame(table[DIM_ADMIN_COLUMNS], geometry="geometry", crs=4326)
     for col in ("ucode", "concept_ucode", "name", "iso3", "source", "source_id"):

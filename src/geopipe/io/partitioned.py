@@ -3,9 +3,16 @@
 Layout: ``root/iso3=RWA/date=2024-01-01/part-0.parquet``. Each partition holds exactly one file
 with a fixed name, written through :func:`geopipe.io.atomic.atomic_path`: replacing a partition is
 one atomic rename, so a reader sees the old month or the new one, and the other partitions are
-never touched. The partition columns are stored in the folder names only (hive convention); both
-``pyarrow.dataset.dataset(root, partitioning="hive")`` and DuckDB
-``read_parquet('root/**/*.parquet', hive_partitioning=true)`` add them back.
+never touched. The partition values are in the folder names (hive convention) **and** stay columns
+inside every file, so a file read alone (Power BI's folder connector, ``pandas.read_parquet`` on
+one file) still has its ``iso3`` and ``date``. Tables without geometry are written under the BI
+rules (:func:`geopipe.io.bi.write_bi_table`: snappy, data page V1, ``date32`` dates).
+
+Reading the whole history: DuckDB ``read_parquet('root/**/*.parquet', hive_partitioning=true)``;
+pyarrow ``pyarrow.dataset.dataset(root)`` (the columns are in the files), or with hive pruning
+``dataset(root, partitioning=ds.partitioning(pa.schema([("iso3", pa.string()), ("date",
+pa.date32())]), flavor="hive"))`` — plain ``partitioning="hive"`` guesses ``date`` as text and then
+refuses the ``date32`` column of the files.
 
 Examples
 --------
@@ -28,6 +35,7 @@ import geopandas as gpd
 import pandas as pd
 
 from geopipe.errors import InputError, MissingColumnError, problem
+from geopipe.io.bi import write_bi_table
 from geopipe.io.geoparquet import SortMode, write_geoparquet, write_parquet
 
 __all__ = ["write_partitioned"]
@@ -52,6 +60,7 @@ def write_partitioned(
     *,
     sort: SortMode = "auto",
     compression: str = "zstd",
+    bi: bool = True,
 ) -> list[Path]:
     """Write ``df`` as hive partitions under ``root``, replacing only the partitions it contains.
 
@@ -63,9 +72,14 @@ def write_partitioned(
         Dataset folder; created if missing (its parent must exist).
     partition_cols
         Columns whose values name the folders, outermost first. Dates are written as YYYY-MM-DD.
-        Values must be non-null and use only letters, digits, space and ``. _ : + -``.
+        Values must be non-null and use only letters, digits, space and ``. _ : + -``. They also
+        stay columns inside each file.
     sort, compression
-        Passed to :func:`~geopipe.io.geoparquet.write_geoparquet` for geometry partitions.
+        Passed to :func:`~geopipe.io.geoparquet.write_geoparquet` for geometry partitions
+        (``compression`` also to plain partitions when ``bi=False``).
+    bi
+        Write partitions without geometry with :func:`geopipe.io.bi.write_bi_table` (default:
+        history is read by BI refreshes); ``False`` uses ``write_parquet``.
 
     Returns
     -------
@@ -132,10 +146,12 @@ def write_partitioned(
         values = key if isinstance(key, tuple) else (key,)
         folder = root.joinpath(*(f"{c}={v}" for c, v in zip(cols, values, strict=True)))
         folder.mkdir(parents=True, exist_ok=True)
-        part = df.iloc[pos].drop(columns=cols).reset_index(drop=True)
+        part = df.iloc[pos].reset_index(drop=True)  # partition values stay columns in the file
         target = folder / PART_FILE
         if isinstance(part, gpd.GeoDataFrame):
             write_geoparquet(part, target, sort=sort, compression=compression)
+        elif bi:
+            write_bi_table(pd.DataFrame(part), target)
         else:
             write_parquet(pd.DataFrame(part), target, compression=compression)
         for stale in folder.glob("*.parquet"):  # files of an older layout in this partition

@@ -12,11 +12,21 @@ refresh opens the previous warehouse or the new one, never a half-built one.
 * Keys: ``fact_indicator`` (ucode, indicator_id, date), ``dim_admin`` (ucode), ``dim_indicator``
   (indicator_id), ``fact_lineage`` (run_id, indicator_id, ucode, source_id) get a PRIMARY KEY;
   duplicates or nulls in a key raise :class:`~geopipe.errors.InputError` naming the rows.
+* Next to every geometry column ``g``: ``g_wkt`` (WKT text, simplified only where it would reach
+  32,000 characters, see :func:`geopipe.io.bi.fit_wkt`) and, after the active geometry, the
+  centroid's ``longitude`` / ``latitude`` (EPSG:4326 doubles): Tableau, Superset and Power BI
+  read those, not GEOMETRY.
 * Views (``views=True``): ``v_indicator_by_admin`` (each value with its unit's name, level,
   parent and the indicator's name, unit and family; ``value`` is NULL where ``suppressed``),
-  ``v_indicator_latest`` (latest date per unit and indicator) and ``v_admin`` (``dim_admin`` with
-  WKT instead of binary geometry). The views use only DuckDB core functions: plain ``duckdb``
+  ``v_indicator_latest`` (latest date per unit and indicator) and ``v_admin`` (``dim_admin``
+  without the GEOMETRY column). The views use only DuckDB core functions: plain ``duckdb``
   without geopipe or the extension can query them.
+* For BI tools (``views=True``): the tables ``bi_admin``, ``bi_indicator_by_admin`` and
+  ``bi_indicator_latest`` (the three views, materialised) and a view ``bi_<table>`` of every
+  other geometry table without its GEOMETRY column: nothing a driver maps to binary or leaves
+  unmapped.
+* Storage format pinned to :data:`STORAGE_VERSION` (``v1.0.0``) so that the DuckDB ODBC and JDBC
+  drivers BI tools embed (any release from 1.0 on) can open the file; open it read-only.
 
 Examples
 --------
@@ -49,6 +59,7 @@ from geopipe.io.geoparquet import _frame_to_table, _geometry_types
 
 __all__ = [
     "DEFAULT_KEYS",
+    "STORAGE_VERSION",
     "load_spatial",
     "spatial_extension_path",
     "write_duckdb",
@@ -60,6 +71,7 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "fact_indicator": ("ucode", "indicator_id", "date"),
     "fact_lineage": ("run_id", "indicator_id", "ucode", "source_id"),
 }
+STORAGE_VERSION = "v1.0.0"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _warned: set[str] = set()
 
@@ -166,6 +178,28 @@ def _geometry_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if isinstance(df[c].dtype, gpd.array.GeometryDtype)]
 
 
+def _text_columns(df: pd.DataFrame, geoms: list[str]) -> dict[str, list[tuple[str, pa.Array]]]:
+    """Per geometry column, the BI columns that follow it: ``<g>_wkt`` and, after the active
+    geometry, centroid ``longitude``/``latitude`` in EPSG:4326 (skipped if already present)."""
+    from geopipe.io.bi import fit_wkt
+
+    active = df.geometry.name if isinstance(df, gpd.GeoDataFrame) else geoms[0]
+    out: dict[str, list[tuple[str, pa.Array]]] = {}
+    for g in geoms:
+        series = gpd.GeoSeries(df[g])
+        cols = [(f"{g}_wkt", pa.array(fit_wkt(series.to_numpy())[0], pa.string()))]
+        if g == active and not {"longitude", "latitude"} & set(df.columns):
+            # centroid in the data's own coordinates (degrees for EPSG:4326, as on a map)
+            centre = gpd.GeoSeries(shapely.centroid(series.to_numpy()), crs=series.crs)
+            centre = centre if series.crs is None else centre.to_crs(4326)
+            cols += [
+                ("longitude", pa.array(shapely.get_x(centre.to_numpy()), pa.float64())),
+                ("latitude", pa.array(shapely.get_y(centre.to_numpy()), pa.float64())),
+            ]
+        out[g] = [(n, a) for n, a in cols if n not in df.columns]
+    return out
+
+
 def _to_arrow(name: str, df: pd.DataFrame) -> tuple[pa.Table, list[str]]:
     where = f"write_duckdb table '{name}'"
     geoms = _geometry_columns(df)
@@ -173,9 +207,15 @@ def _to_arrow(name: str, df: pd.DataFrame) -> tuple[pa.Table, list[str]]:
     if geoms:
         plain = plain.assign(**{g: 0 for g in geoms})[list(df.columns)]
     table = _frame_to_table(plain, where)
+    if not geoms:
+        return table, geoms
+    extra = _text_columns(df, geoms)
     for g in geoms:
         wkb = shapely.to_wkb(df[g].to_numpy(), flavor="iso", byte_order=1)
-        table = table.set_column(table.schema.get_field_index(g), g, pa.array(wkb, pa.binary()))
+        i = table.schema.get_field_index(g)
+        table = table.set_column(i, g, pa.array(wkb, pa.binary()))
+        for k, (col, values) in enumerate(extra[g], start=1):
+            table = table.add_column(i + k, col, values)
     return table, geoms
 
 
@@ -258,8 +298,6 @@ def _create_views(con: duckdb.DuckDBPyConnection, names: set[str], spatial: bool
             ).fetchall()
         )
         items = [_q(c) for c in cols if c not in geo]
-        if spatial:
-            items += [f"ST_AsText({_q(g)}) AS {_q(g + '_wkt')}" for g in sorted(geo)]
         con.execute(f"CREATE VIEW v_admin AS SELECT {', '.join(items)} FROM dim_admin")
     if not {"fact_indicator", "dim_admin", "dim_indicator"} <= names:
         return
@@ -313,6 +351,31 @@ def _create_views(con: duckdb.DuckDBPyConnection, names: set[str], spatial: bool
     )
 
 
+def _create_bi_objects(con: duckdb.DuckDBPyConnection, names: set[str]) -> None:
+    """``bi_*``: what BI tools read, without GEOMETRY, BLOB, STRUCT or MAP columns.
+
+    The three objects a BI model is built on are materialised tables (a refresh reads stored rows,
+    no join): ``bi_admin`` (= ``v_admin``), ``bi_indicator_by_admin`` and ``bi_indicator_latest``.
+    Every other geometry table ``T`` gets a view ``bi_T`` of its other columns (a plain projection;
+    materialising it would store each wide table twice).
+    """
+    sql = "SELECT view_name FROM duckdb_views() WHERE NOT internal"
+    views = {r[0] for r in con.execute(sql).fetchall()}
+    for view in ("v_admin", "v_indicator_by_admin", "v_indicator_latest"):
+        if view in views:
+            con.execute(f"CREATE TABLE {_q('bi_' + view[2:])} AS SELECT * FROM {_q(view)}")
+    geo: dict[str, set[str]] = {}
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM geometry_columns"
+    ).fetchall():
+        geo.setdefault(table, set()).add(column)
+    for table in sorted(geo):
+        if table == "dim_admin" or table not in names:
+            continue
+        cols = ", ".join(_q(c) for c in _columns(con, table) if c not in geo[table])
+        con.execute(f"CREATE VIEW {_q('bi_' + table)} AS SELECT {cols} FROM {_q(table)}")
+
+
 def write_duckdb(
     tables: Mapping[str, pd.DataFrame],
     path: str | os.PathLike[str],
@@ -320,6 +383,7 @@ def write_duckdb(
     views: bool = True,
     keys: Mapping[str, Sequence[str]] | None = None,
     spatial: bool = True,
+    storage_version: str = STORAGE_VERSION,
 ) -> Path:
     """Write tables into a new DuckDB database file, atomically, with keys and BI views.
 
@@ -340,6 +404,9 @@ def write_duckdb(
     spatial
         Store geometry as ``GEOMETRY`` via the spatial extension (default). ``False``, or an
         extension that cannot load, stores WKB ``BLOB`` and warns once.
+    storage_version
+        DuckDB storage format of the file (default :data:`STORAGE_VERSION`, ``"v1.0.0"``: read by
+        every DuckDB, ODBC and JDBC driver from 1.0 on; a newer format locks older drivers out).
 
     Returns
     -------
@@ -398,7 +465,7 @@ def write_duckdb(
     path = Path(path)
     has_geom = any(_geometry_columns(df) for df in tables.values())
     with atomic_path(path) as tmp:
-        con = duckdb.connect(str(tmp))
+        con = duckdb.connect(str(tmp), config={"storage_compatibility_version": storage_version})
         try:
             con.execute("SET autoinstall_known_extensions = false")
             use_spatial = bool(spatial and has_geom and load_spatial(con))
@@ -429,6 +496,7 @@ def write_duckdb(
                 con.executemany("INSERT INTO geometry_columns VALUES (?, ?, ?, ?, ?, ?)", records)
             if views:
                 _create_views(con, set(tables), use_spatial)
+                _create_bi_objects(con, set(tables))
             con.execute("CHECKPOINT")
         except duckdb.Error as exc:
             raise OutputError(

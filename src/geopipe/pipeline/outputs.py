@@ -147,6 +147,10 @@ def write_run(
             if n.startswith(("adm", "h3_", "sq_"))
         }
         write_duckdb(tables, staging / "warehouse.duckdb", keys=keys)
+        from ..io.bi import write_bi_tables
+
+        for name, path in write_bi_tables(tables, staging / "bi").items():  # flat tables for BI
+            manifest.add_output(f"bi/{path.name}", path, rows=len(tables.get(name, ())) or None)
         manifest.add_output("warehouse.duckdb", staging / "warehouse.duckdb")
         write_geosight(tables["fact_indicator"], staging / "geosight.csv")
         manifest.add_output(
@@ -159,7 +163,9 @@ def write_run(
         (staging / "quality_report.md").write_text(report, encoding="utf-8")
         manifest.add_output("quality_report.md", staging / "quality_report.md")
         for rec in manifest.outputs.values():  # record paths relative to the run folder
-            rec["path"] = Path(rec["path"]).name if rec.get("path") else None
+            rec["path"] = (
+                Path(rec["path"]).relative_to(staging).as_posix() if rec.get("path") else None
+            )
         manifest.quality["checks"] = results_to_records(checks)
         manifest.quality["quarantined_rows"] = counts
         manifest.quality["steps"] = jsonable(reports.get("steps", {}))
