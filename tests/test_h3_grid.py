@@ -19,6 +19,7 @@ from geopipe.grids.h3 import h3_cells, h3_grid
 from geopipe.zonal.raster import zonal_raster
 
 GEOD = Geod(ellps="WGS84")
+EA = "EPSG:6933"
 VNM = Path(__file__).parent / "data" / "real" / "vnm"
 VNM_POP = VNM / "vnm_ppp_2020_1km_Aggregated_UNadj.tif"
 # a few provinces for the slower peer comparisons: Hà Nội area, a coastal one, an island one
@@ -157,6 +158,43 @@ def test_split_false_one_row_per_cell():
     merged = whole.set_index("cell_id")["ucode"]
     common = merged.index.intersection(best.index)
     assert (merged[common] == best[common]).mean() > 0.99
+
+
+# Hòa Bình and four of its neighbours: many cells straddle a shared provincial border
+NEIGHBOURS = [30, 23, 24, 42, 44]
+
+
+def overlay_owners(cells: gpd.GeoDataFrame, admin: gpd.GeoDataFrame, crs: str) -> pd.DataFrame:
+    """Reference owner of each cell: gpd.overlay with the units in an equal-area CRS, the unit
+    with the largest piece. Also returns the two largest shares of the cell (for ties)."""
+    pieces = gpd.overlay(
+        cells.to_crs(crs), admin[["ucode", "geometry"]].to_crs(crs), keep_geom_type=True
+    )
+    pieces["share"] = pieces.area / pieces["cell_id"].map(
+        cells.to_crs(crs).set_index("cell_id").area
+    )
+    ranked = pieces.sort_values(["cell_id", "share"], ascending=[True, False])
+    first = ranked.groupby("cell_id").nth(0).set_index("cell_id")
+    second = ranked.groupby("cell_id").nth(1).set_index("cell_id")["share"]
+    return pd.DataFrame(
+        {"ucode": first["ucode"], "best": first["share"], "second": second.reindex(first.index)}
+    ).fillna({"second": 0.0})
+
+
+def test_split_false_owner_is_the_unit_with_the_largest_overlay_area():
+    admin = vnm_adm1().iloc[NEIGHBOURS]
+    whole = h3_grid(admin, 6, split=False)
+    ids = whole["cell_id"].to_numpy()
+    hexes = [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in ids]
+    ref = overlay_owners(gpd.GeoDataFrame({"cell_id": ids}, geometry=hexes, crs=4326), admin, EA)
+    shared = ref[ref["second"] > 0.05]  # cells with a real piece in two provinces
+    assert len(shared) >= 40
+    clear = ref[(ref["best"] - ref["second"] > 1e-3) | (ref["second"] == 0)]  # no near-tie
+    assert len(clear) >= len(ref) - 5
+    got = whole.set_index("cell_id")["ucode"]
+    mismatch = clear.index[got[clear.index].to_numpy() != clear["ucode"].to_numpy()]
+    assert list(mismatch) == []
+    assert shared.index.isin(clear.index).sum() >= len(shared) - 2
 
 
 def test_finest_level_only():

@@ -104,6 +104,29 @@ def test_split_tiles_units_and_population():
     np.testing.assert_allclose(per_unit.loc[ref["ucode"]].to_numpy(), ref["sum"], rtol=1e-4)
 
 
+def test_split_false_owner_is_the_unit_with_the_largest_overlay_area():
+    """Reference: each cell rebuilt from its id as a box in EPSG:6933, gpd.overlay with the units
+    there; the owner is the unit with the largest piece."""
+    from test_h3_grid import NEIGHBOURS, overlay_owners, vnm_adm1
+
+    admin = vnm_adm1().iloc[NEIGHBOURS]
+    size = 5_000
+    whole = square_grid(admin, size, split=False)
+    xy = np.array([c.split("_")[2:] for c in whole["cell_id"]], dtype=np.int64)
+    boxes = shapely.box(
+        xy[:, 0] * size, xy[:, 1] * size, (xy[:, 0] + 1) * size, (xy[:, 1] + 1) * size
+    )
+    cells = gpd.GeoDataFrame({"cell_id": whole["cell_id"].to_numpy()}, geometry=boxes, crs=6933)
+    ref = overlay_owners(cells, admin, "EPSG:6933")
+    shared = ref[ref["second"] > 0.05]
+    assert len(shared) >= 40
+    clear = ref[(ref["best"] - ref["second"] > 1e-3) | (ref["second"] == 0)]
+    assert len(clear) >= len(ref) - 5
+    got = whole.set_index("cell_id")["ucode"]
+    assert list(clear.index[got[clear.index].to_numpy() != clear["ucode"].to_numpy()]) == []
+    assert shared.index.isin(clear.index).sum() >= len(shared) - 2
+
+
 def test_other_crs_is_densified():
     admin = provinces().iloc[[0]]
     grid = square_grid(admin, 10_000, crs="EPSG:32648", split=False)
