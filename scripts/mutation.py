@@ -281,8 +281,13 @@ def main(argv: list[str] | None = None) -> int:
                 else f"**{res[-1]}** {n}/{len(res)} caught"
             )
             bad |= n != len(res)
-        by = sorted(catchers[m.name])
-        shown = ", ".join(by[:4]) + (f" (+{len(by) - 4})" if len(by) > 4 else "")
+        per_file: dict[str, list[str]] = {}
+        for test in sorted(catchers[m.name]):
+            per_file.setdefault(test.split("::")[0], []).append(test.split("::")[-1])
+        shown = "; ".join(
+            f"{f}: " + ", ".join(names[:3]) + (f" (+{len(names) - 3})" if len(names) > 3 else "")
+            for f, names in per_file.items()
+        )
         print(f"| `{m.name}` | " + " | ".join(cells) + f" | {shown} |")
     return 1 if bad else 0
 
