@@ -185,9 +185,8 @@ def test_raster_weight_matches_exactextract_on_overlay_pieces(
     assert moved.max() > 0.01
 
 
-def test_ookla_tests_weighted_download_per_municipality(shared_real):
-    units = gpd.read_file(shared_real / "prt_sao_miguel" / "sao_miguel_concelhos.geojson")
-    tiles = read_tiles(shared_real / "prt_sao_miguel" / "ookla_fixed_2020Q1_sao_miguel.geojson")
+def test_ookla_tests_weighted_download_per_municipality(sao_miguel_units, ookla_tiles):
+    units, tiles = sao_miguel_units, ookla_tiles
     out = areal_interpolate(
         tiles, units, extensive=["tests"], intensive=["avg_d_kbps"], weight="tests"
     )

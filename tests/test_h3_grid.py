@@ -100,8 +100,8 @@ def test_vnm_split_tiles_units(res):
 
 
 @pytest.mark.parametrize("res", [6, 7, 8])
-def test_sao_miguel(shared_real, testdata, res):
-    admin = gpd.read_file(shared_real / "prt_sao_miguel" / "sao_miguel_concelhos.geojson")
+def test_sao_miguel(sao_miguel_units, testdata, res):
+    admin = sao_miguel_units.copy()
     admin["ucode"] = [f"PRT_{i:04d}" for i in range(len(admin))]
     grid = h3_grid(admin, res)
     _check_cells(grid, res, admin)

@@ -58,8 +58,8 @@ def test_matches_geowrangler(size):
     assert dist.max() < 1e-9
 
 
-def test_matches_geowrangler_sao_miguel(shared_real):
-    admin = gpd.read_file(shared_real / "prt_sao_miguel" / "sao_miguel_concelhos.geojson")
+def test_matches_geowrangler_sao_miguel(sao_miguel_units):
+    admin = sao_miguel_units.copy()
     admin["ucode"] = [f"PRT_{i:04d}" for i in range(len(admin))]
     ours = square_grid(admin, 1_000, split=False)
     ref = _geowrangler_cells(admin, 1_000)

@@ -147,12 +147,11 @@ def test_missing_value_column(districts, sample_dir):
         gp.zonal_layer(districts, sample_dir / U18, rwi, "nope")
 
 
-def test_tests_weighted_speed_per_sao_miguel_municipality(shared_real):
+def test_tests_weighted_speed_per_sao_miguel_municipality(sao_miguel_units, ookla_tiles):
     """Ookla tests-weighted mean download per municipality vs a direct geopandas overlay."""
     from geopipe.pipeline.measures import _tests_weighted
 
-    units = gpd.read_file(shared_real / "prt_sao_miguel" / "sao_miguel_concelhos.geojson")
-    tiles = gp.read_tiles(shared_real / "prt_sao_miguel" / "ookla_fixed_2020Q1_sao_miguel.geojson")
+    units, tiles = sao_miguel_units, ookla_tiles
     out = _tests_weighted(units, tiles, {"value": "avg_d_kbps", "scale": 0.001})
     ea = "EPSG:6933"
     t = tiles.to_crs(ea).assign(tile_area=lambda f: f.area, tile=np.arange(len(tiles)))

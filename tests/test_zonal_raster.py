@@ -236,15 +236,17 @@ def test_errors(synthetic, tmp_path):
         zonal_raster(units, synthetic["values"], stats=("weighted_mean",), weights=other)
 
 
-def test_sao_miguel_fraction_and_renormalize(testdata, shared_real):
+def test_sao_miguel_fraction_and_renormalize(testdata, sao_miguel_units):
     """The issue's numbers: fraction drops ~9.4 %; renormalize keeps every touched pixel."""
-    units = gpd.read_file(shared_real / "prt_sao_miguel" / "sao_miguel_concelhos.geojson")
+    units = sao_miguel_units.copy()
+    real = units.attrs["source"] == "concelhos"
     units["ucode"] = [f"PRT_{i:04d}" for i in range(len(units))]
     raster = testdata / GPW
     frac = zonal_raster(units, raster)
     ref = exact_extract(str(raster), units, ["sum", "cell_id", "coverage"], output="pandas")
     np.testing.assert_allclose(frac["sum"], ref["sum"], rtol=1e-8)
-    assert frac["sum"].sum() == pytest.approx(131_864, abs=1)
+    if real:
+        assert frac["sum"].sum() == pytest.approx(131_864, abs=1)
     with rasterio.open(raster) as ds:
         arr = ds.read(1, masked=True).astype("float64")
     total = float(arr.sum())
@@ -252,7 +254,12 @@ def test_sao_miguel_fraction_and_renormalize(testdata, shared_real):
     json.dumps(rep)  # manifest-ready
     assert rep["raster_total"] == pytest.approx(total, rel=1e-9)
     assert rep["outside_share"] == pytest.approx(1 - frac["sum"].sum() / total, rel=1e-9)
-    assert rep["outside_share"] == pytest.approx(0.094, abs=0.001)
+    # the coast cuts populated pixels: a share of the island's people falls outside the units
+    assert (
+        rep["outside_share"] == pytest.approx(0.094, abs=0.001)
+        if real
+        else rep["outside_share"] > 0.01
+    )
     # renormalize: the units hold the raster's total over the pixels they touch
     renorm = zonal_raster(units, raster, edge="renormalize")
     touched = np.unique(
