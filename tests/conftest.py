@@ -159,3 +159,28 @@ def giga_layout_schools(n: int = 400, repeats: tuple[int, ...] = (0, 0, 5, 9, 9,
         }
     )
     return pd.concat([table, table.iloc[list(repeats)]], ignore_index=True)
+
+
+# rows of tests/data/real/vnm/vnm_adm1.geojson: Hòa Bình and four of its neighbours, so that
+# many grid cells straddle a shared provincial border
+NEIGHBOURS = [30, 23, 24, 42, 44]
+
+
+def overlay_owners(cells, admin, crs: str):
+    """Reference owner of each cell: gpd.overlay with the units in an equal-area CRS, the unit
+    with the largest piece. Also returns the two largest shares of the cell (for ties)."""
+    import geopandas as gpd
+    import pandas as pd
+
+    pieces = gpd.overlay(
+        cells.to_crs(crs), admin[["ucode", "geometry"]].to_crs(crs), keep_geom_type=True
+    )
+    pieces["share"] = pieces.area / pieces["cell_id"].map(
+        cells.to_crs(crs).set_index("cell_id").area
+    )
+    ranked = pieces.sort_values(["cell_id", "share"], ascending=[True, False])
+    first = ranked.groupby("cell_id").nth(0).set_index("cell_id")
+    second = ranked.groupby("cell_id").nth(1).set_index("cell_id")["share"]
+    return pd.DataFrame(
+        {"ucode": first["ucode"], "best": first["share"], "second": second.reindex(first.index)}
+    ).fillna({"second": 0.0})

@@ -14,6 +14,7 @@ import shapely
 from exactextract import exact_extract
 from pyproj import Geod
 
+from conftest import NEIGHBOURS, overlay_owners
 from geopipe.errors import GeometryError, InputError, MissingColumnError
 from geopipe.grids.h3 import h3_cells, h3_grid
 from geopipe.zonal.raster import zonal_raster
@@ -158,27 +159,6 @@ def test_split_false_one_row_per_cell():
     merged = whole.set_index("cell_id")["ucode"]
     common = merged.index.intersection(best.index)
     assert (merged[common] == best[common]).mean() > 0.99
-
-
-# Hòa Bình and four of its neighbours: many cells straddle a shared provincial border
-NEIGHBOURS = [30, 23, 24, 42, 44]
-
-
-def overlay_owners(cells: gpd.GeoDataFrame, admin: gpd.GeoDataFrame, crs: str) -> pd.DataFrame:
-    """Reference owner of each cell: gpd.overlay with the units in an equal-area CRS, the unit
-    with the largest piece. Also returns the two largest shares of the cell (for ties)."""
-    pieces = gpd.overlay(
-        cells.to_crs(crs), admin[["ucode", "geometry"]].to_crs(crs), keep_geom_type=True
-    )
-    pieces["share"] = pieces.area / pieces["cell_id"].map(
-        cells.to_crs(crs).set_index("cell_id").area
-    )
-    ranked = pieces.sort_values(["cell_id", "share"], ascending=[True, False])
-    first = ranked.groupby("cell_id").nth(0).set_index("cell_id")
-    second = ranked.groupby("cell_id").nth(1).set_index("cell_id")["share"]
-    return pd.DataFrame(
-        {"ucode": first["ucode"], "best": first["share"], "second": second.reindex(first.index)}
-    ).fillna({"second": 0.0})
 
 
 def test_split_false_owner_is_the_unit_with_the_largest_overlay_area():

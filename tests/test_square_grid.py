@@ -22,6 +22,13 @@ GEOD = Geod(ellps="WGS84")
 
 
 @functools.cache
+def provinces_all() -> gpd.GeoDataFrame:
+    g = gpd.read_file(VNM / "vnm_adm1.geojson")
+    g["ucode"] = [f"VNM_{i:04d}" for i in range(len(g))]
+    return g
+
+
+@functools.cache
 def provinces() -> gpd.GeoDataFrame:
     g = gpd.read_file(VNM / "vnm_adm1.geojson").iloc[[0, 10, 30]]
     g["ucode"] = [f"VNM_{i:04d}" for i in range(len(g))]
@@ -107,9 +114,9 @@ def test_split_tiles_units_and_population():
 def test_split_false_owner_is_the_unit_with_the_largest_overlay_area():
     """Reference: each cell rebuilt from its id as a box in EPSG:6933, gpd.overlay with the units
     there; the owner is the unit with the largest piece."""
-    from test_h3_grid import NEIGHBOURS, overlay_owners, vnm_adm1
+    from conftest import NEIGHBOURS, overlay_owners
 
-    admin = vnm_adm1().iloc[NEIGHBOURS]
+    admin = provinces_all().iloc[NEIGHBOURS]
     size = 5_000
     whole = square_grid(admin, size, split=False)
     xy = np.array([c.split("_")[2:] for c in whole["cell_id"]], dtype=np.int64)

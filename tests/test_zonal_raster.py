@@ -298,7 +298,7 @@ def test_renormalize_by_hand(tmp_path):
 
 def test_renormalize_matches_exactextract_coverage_shares(testdata):
     """Real provinces: each pixel's value split by exactextract coverage / Σ coverage over units."""
-    from test_h3_grid import NEIGHBOURS
+    from conftest import NEIGHBOURS
 
     units = gpd.read_file(testdata / "real/vnm/vnm_adm1.geojson").iloc[NEIGHBOURS]
     units = units.reset_index(drop=True).assign(ucode=lambda d: [f"V{i}" for i in range(len(d))])
