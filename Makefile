@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CONFIG ?= pipelines/sample.yaml
 
-.PHONY: all sample test test-fast lint bench indicators notebooks clean
+.PHONY: all sample test test-fast lint bench mutation indicators notebooks clean
 
 all: test
 
@@ -36,6 +36,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# plant known bugs in a temporary copy of src/ and print which the tests catch (docs/testing.md)
+mutation: $(STAMP)
+	$(PY) scripts/mutation.py $(MUTATION_ARGS)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

@@ -72,14 +72,14 @@ def test_inferred_parents_match_independent_labels(rwanda, sample_dir):
     assert rwanda.attrs["geopipe"]["parents"]["inferred"] == 35
 
 
-def test_deterministic_and_topojson_equivalent(rwanda, sample_dir, shared_real):
+def test_deterministic_and_topojson_equivalent(rwanda, sample_dir, testdata):
     again = gp.read_admin({lv: sample_dir / f"rwa_adm{lv}.geojson" for lv in (0, 1, 2)})
     pd.testing.assert_frame_equal(
         pd.DataFrame(rwanda.drop(columns="geometry")), pd.DataFrame(again.drop(columns="geometry"))
     )
     topo = gp.read_admin(
         {
-            lv: shared_real / "rwa" / f"geoBoundaries-RWA-ADM{lv}_simplified.topojson"
+            lv: testdata / "admin" / f"geoBoundaries-RWA-ADM{lv}_simplified.topojson"
             for lv in (0, 1, 2)
         }
     )

@@ -9,10 +9,12 @@ import pytest
 import rasterio
 import shapely
 from affine import Affine
+from exactextract import exact_extract
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tobler.area_weighted import area_interpolate
 
+from conftest import write_raster
 from geopipe.errors import GeometryError, InputError, MissingColumnError
 from geopipe.io.tiles import read_tiles
 from geopipe.zonal.areal import areal_interpolate, overlay_table
@@ -118,9 +120,73 @@ def test_raster_weight(ookla, grid, tmp_path):
     np.testing.assert_allclose(by_ras["tests"], by_area["tests"], rtol=2e-3, atol=1e-6)
 
 
-def test_ookla_tests_weighted_download_per_municipality(shared_real):
-    units = gpd.read_file(shared_real / "prt_sao_miguel" / "sao_miguel_concelhos.geojson")
-    tiles = read_tiles(shared_real / "prt_sao_miguel" / "ookla_fixed_2020Q1_sao_miguel.geojson")
+def test_raster_weight_two_tiles_by_hand(tmp_path):
+    """Two tiles, 0.5° pixels aligned with the tile edges: every weight is a sum of whole pixels."""
+    # columns [0, .5], [.5, 1], [1, 1.5], [1.5, 2]; tile 0 = the first two, tile 1 = the last two
+    pop = np.array([[1.0, 2.0, 3.0, 9.0], [1.0, 2.0, 1.0, 3.0]])
+    path = write_raster(tmp_path / "pop.tif", pop, Affine(0.5, 0, 0, 0, -0.5, 1))
+    tiles = gpd.GeoDataFrame(
+        {"tests": [10.0, 40.0], "mbps": [100.0, 20.0]},
+        geometry=[shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)],
+        crs=4326,
+    )
+    units = gpd.GeoDataFrame(
+        {"ucode": ["W", "E"]},
+        geometry=[shapely.box(0, 0, 1.5, 1), shapely.box(1.5, 0, 2, 1)],
+        crs=4326,
+    )
+    out = areal_interpolate(tiles, units, extensive=["tests"], intensive=["mbps"], weight=path)
+    # tile 0 weighs 1+2+1+2 = 6, all in W; tile 1 weighs 3+1 = 4 in W and 9+3 = 12 in E
+    np.testing.assert_allclose(out["tests"], [10 + 40 * 4 / 16, 40 * 12 / 16])
+    np.testing.assert_allclose(out["mbps"], [(100 * 6 + 20 * 4) / (6 + 4), 20.0])
+    # by area the answer differs (so a weight that is ignored cannot pass)
+    by_area = areal_interpolate(tiles, units, extensive=["tests"], intensive=["mbps"])
+    np.testing.assert_allclose(by_area["tests"], [30.0, 20.0])
+    # E covers only the western half of the last column: 6 of tile 1's 16 people
+    units.geometry = [shapely.box(0, 0, 1.5, 1), shapely.box(1.5, 0, 1.75, 1)]
+    part = areal_interpolate(tiles, units, extensive=["tests"], weight=path)
+    np.testing.assert_allclose(part["tests"], [10 + 40 * 4 / 16, 40 * 6 / 16])
+    kept = areal_interpolate(tiles, units, extensive=["tests"], weight=path, allocate_total=True)
+    np.testing.assert_allclose(kept["tests"], [10 + 40 * 4 / 10, 40 * 6 / 10])
+
+
+@pytest.mark.parametrize("allocate_total", [False, True])
+def test_raster_weight_matches_exactextract_on_overlay_pieces(
+    ookla, grid, testdata, allocate_total
+):
+    """Reference: gpd.overlay pieces in the raster's CRS, population of each piece and of each
+    tile from exactextract, then the formulas of the module docstring written out."""
+    raster = testdata / "real" / "prt_sao_miguel" / "gpw_v411_2020_count_2020.tif"
+    ext, inten = ["tests", "devices"], ["avg_d_kbps"]
+    out = areal_interpolate(
+        ookla, grid, extensive=ext, intensive=inten, weight=raster, allocate_total=allocate_total
+    )
+    tiles = ookla.reset_index(drop=True).reset_index(names="tile")
+    pieces = gpd.overlay(
+        tiles, grid.reset_index(names="unit"), how="intersection", keep_geom_type=True
+    )
+    pieces["w"] = exact_extract(str(raster), pieces, "sum", output="pandas")["sum"].to_numpy()
+    if allocate_total:
+        tile_w = pieces.groupby("tile")["w"].sum()
+    else:
+        tile_w = exact_extract(str(raster), tiles, "sum", output="pandas")["sum"]
+    pieces["share"] = pieces["w"] / pieces["tile"].map(tile_w)
+    units = range(len(grid))
+    for c in ext:
+        ref = (pieces[c] * pieces["share"].fillna(0)).groupby(pieces["unit"]).sum()
+        np.testing.assert_allclose(out[c], ref.reindex(units, fill_value=0.0), rtol=1e-6, atol=1e-9)
+    g = pieces.assign(wv=pieces["w"] * pieces["avg_d_kbps"]).groupby("unit")[["wv", "w"]].sum()
+    ref = (g["wv"] / g["w"].where(g["w"] > 0)).reindex(units)
+    np.testing.assert_allclose(out["avg_d_kbps"], ref, rtol=1e-6)
+    # the population weight matters here: by area, the means move by more than 1 % somewhere
+    by_area = areal_interpolate(ookla, grid, intensive=inten)
+    hit = ref.notna().to_numpy()
+    moved = np.abs(by_area["avg_d_kbps"].to_numpy()[hit] / ref.to_numpy()[hit] - 1)
+    assert moved.max() > 0.01
+
+
+def test_ookla_tests_weighted_download_per_municipality(sao_miguel_units, ookla_tiles):
+    units, tiles = sao_miguel_units, ookla_tiles
     out = areal_interpolate(
         tiles, units, extensive=["tests"], intensive=["avg_d_kbps"], weight="tests"
     )

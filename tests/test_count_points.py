@@ -100,6 +100,69 @@ def test_overlapping_units_take_the_smallest_position():
     assert (got == 1).sum() == 0
 
 
+def _sjoin_counts(units: gpd.GeoDataFrame, pts: gpd.GeoDataFrame, by: str | None = None):
+    """Reference counts: the sjoin owner of each point (smallest position), then value_counts."""
+    owner = pd.Series(_sjoin_first(units, pts))
+    if by is None:
+        return owner[owner >= 0].value_counts().reindex(range(len(units)), fill_value=0)
+    frame = pd.DataFrame({"owner": owner, by: pts[by].to_numpy()})
+    frame = frame[frame["owner"] >= 0]
+    return (
+        frame.groupby(["owner", by])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(range(len(units)), fill_value=0)
+    )
+
+
+@pytest.mark.parametrize("provinces_first", [False, True])
+@pytest.mark.parametrize("n_random", [0, 10_000])  # exact path only / label raster path too
+def test_count_points_on_overlapping_units_match_sjoin(
+    adm2, health, sample_dir, provinces_first, n_random
+):
+    """Districts and provinces in one frame: every point lies in two units and is counted once,
+    for the first of them in row order (reference: sjoin)."""
+    adm1 = gpd.read_file(sample_dir / "rwa_adm1.geojson")[["shapeName", "geometry"]]
+    parts = [adm1, adm2[["shapeName", "geometry"]]]
+    units = pd.concat(parts[::-1] if not provinces_first else parts, ignore_index=True)
+    verts = np.unique(shapely.get_coordinates(adm2.geometry.boundary.array), axis=0)[::7]
+    pts = pd.concat(
+        [
+            health[["geometry"]].assign(kind="health"),
+            gpd.GeoDataFrame(geometry=shapely.points(verts), crs=4326).assign(kind="vertex"),
+            _random_points(adm2, n_random, seed=5),
+        ],
+        ignore_index=True,
+    )
+    out = count_points(units, pts, by="kind", name="n")
+    ref = _sjoin_counts(units, pts)
+    np.testing.assert_array_equal(out["n"].to_numpy(), ref.to_numpy())
+    ref_by = _sjoin_counts(units, pts, by="kind")
+    for cat in ref_by.columns:
+        np.testing.assert_array_equal(out[f"n_{cat}"].to_numpy(), ref_by[cat].to_numpy())
+    # counted once: the total is the number of points in the union, while almost every point
+    # lies in two units (so a count per containing unit would be about twice as large)
+    union = shapely.union_all(units.geometry.to_numpy())
+    assert out["n"].sum() == int(shapely.intersects(union, pts.geometry.to_numpy()).sum())
+    pairs = len(gpd.sjoin(pts, units, predicate="intersects"))
+    assert pairs > 1.8 * out["n"].sum()
+
+
+def test_count_points_in_nested_boxes_by_hand():
+    units = gpd.GeoDataFrame(
+        {"ucode": ["small", "big", "right"]},
+        geometry=[shapely.box(2, 2, 4, 4), shapely.box(0, 0, 10, 10), shapely.box(5, 0, 15, 10)],
+        crs=4326,
+    )
+    pts = gpd.GeoDataFrame(
+        geometry=shapely.points([(3, 3), (2, 3), (1, 1), (6, 5), (10, 5), (12, 5), (20, 5)]),
+        crs=4326,
+    )
+    # (3,3), (2,3) on small's edge -> small; (1,1), (6,5), (10,5) on big's edge -> big;
+    # (12,5) -> right; (20,5) outside
+    assert count_points(units, pts)["n_points"].tolist() == [2, 3, 1]
+
+
 def test_returns_new_frame_same_index_and_order(adm2, health):
     units = adm2.set_index(pd.Index([f"u{i}" for i in range(len(adm2))][::-1]))
     before = units.copy()
@@ -140,8 +203,15 @@ def test_errors_name_the_problem(adm2, health):
         count_points(pd.DataFrame(adm2), health)
 
 
-def test_giga_schools_by_connectivity(shared_real, adm2):
-    df = pd.read_csv(shared_real / "rwa" / "rwa_giga_schools_connectivity.csv")
+@pytest.mark.parametrize("source", ["giga", "giga layout"])
+def test_giga_schools_by_connectivity(request, adm2, source):
+    from conftest import giga_layout_schools
+
+    if source == "giga":
+        shared = request.getfixturevalue("shared_real")
+        df = pd.read_csv(shared / "rwa" / "rwa_giga_schools_connectivity.csv")
+    else:  # repo-only: the same layout, made from the modelled schools
+        df = giga_layout_schools(repeats=())
     schools = gpd.GeoDataFrame(
         df[["giga_id_school", "connectivity"]],
         geometry=gpd.points_from_xy(df["lon"], df["lat"]),
@@ -153,4 +223,6 @@ def test_giga_schools_by_connectivity(shared_real, adm2):
     ref = ref.reindex(adm2.index, fill_value=0)
     np.testing.assert_array_equal(out["schools_1"], ref[1])
     np.testing.assert_array_equal(out["schools_0"], ref[0])
-    assert out["schools"].sum() == len(schools)  # SOURCES.md: all points fall inside ADM2
+    assert out["schools"].sum() == len(j)
+    if source == "giga":
+        assert out["schools"].sum() == len(schools)  # SOURCES.md: all points fall inside ADM2

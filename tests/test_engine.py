@@ -306,7 +306,7 @@ def test_input_changed_while_read_fails_and_keeps_the_old_run(world, monkeypatch
     cfg, d = world
     p = gp.Pipeline.from_dict(cfg)
     gp.run_pipeline(p, output=d / "run")
-    before = {f.name: f.read_bytes() for f in (d / "run").iterdir()}
+    before = {f.relative_to(d): f.read_bytes() for f in (d / "run").rglob("*") if f.is_file()}
     import geopipe.pipeline.context as context
 
     real = context.read_source
@@ -320,7 +320,9 @@ def test_input_changed_while_read_fails_and_keeps_the_old_run(world, monkeypatch
     monkeypatch.setattr(context, "read_source", read_then_touch)
     with pytest.raises(InputError, match="changed while the run was reading"):
         gp.run_pipeline(p, output=d / "run", force=True)
-    assert {f.name: f.read_bytes() for f in (d / "run").iterdir()} == before
+    assert {
+        f.relative_to(d): f.read_bytes() for f in (d / "run").rglob("*") if f.is_file()
+    } == before
 
 
 def test_a_crash_between_the_swap_and_history_is_repaired_by_the_next_run(world, monkeypatch):

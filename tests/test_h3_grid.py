@@ -14,11 +14,13 @@ import shapely
 from exactextract import exact_extract
 from pyproj import Geod
 
+from conftest import NEIGHBOURS, overlay_owners
 from geopipe.errors import GeometryError, InputError, MissingColumnError
 from geopipe.grids.h3 import h3_cells, h3_grid
 from geopipe.zonal.raster import zonal_raster
 
 GEOD = Geod(ellps="WGS84")
+EA = "EPSG:6933"
 VNM = Path(__file__).parent / "data" / "real" / "vnm"
 VNM_POP = VNM / "vnm_ppp_2020_1km_Aggregated_UNadj.tif"
 # a few provinces for the slower peer comparisons: Hà Nội area, a coastal one, an island one
@@ -99,8 +101,8 @@ def test_vnm_split_tiles_units(res):
 
 
 @pytest.mark.parametrize("res", [6, 7, 8])
-def test_sao_miguel(shared_real, testdata, res):
-    admin = gpd.read_file(shared_real / "prt_sao_miguel" / "sao_miguel_concelhos.geojson")
+def test_sao_miguel(sao_miguel_units, testdata, res):
+    admin = sao_miguel_units.copy()
     admin["ucode"] = [f"PRT_{i:04d}" for i in range(len(admin))]
     grid = h3_grid(admin, res)
     _check_cells(grid, res, admin)
@@ -157,6 +159,22 @@ def test_split_false_one_row_per_cell():
     merged = whole.set_index("cell_id")["ucode"]
     common = merged.index.intersection(best.index)
     assert (merged[common] == best[common]).mean() > 0.99
+
+
+def test_split_false_owner_is_the_unit_with_the_largest_overlay_area():
+    admin = vnm_adm1().iloc[NEIGHBOURS]
+    whole = h3_grid(admin, 6, split=False)
+    ids = whole["cell_id"].to_numpy()
+    hexes = [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in ids]
+    ref = overlay_owners(gpd.GeoDataFrame({"cell_id": ids}, geometry=hexes, crs=4326), admin, EA)
+    shared = ref[ref["second"] > 0.05]  # cells with a real piece in two provinces
+    assert len(shared) >= 40
+    clear = ref[(ref["best"] - ref["second"] > 1e-3) | (ref["second"] == 0)]  # no near-tie
+    assert len(clear) >= len(ref) - 5
+    got = whole.set_index("cell_id")["ucode"]
+    mismatch = clear.index[got[clear.index].to_numpy() != clear["ucode"].to_numpy()]
+    assert list(mismatch) == []
+    assert shared.index.isin(clear.index).sum() >= len(shared) - 2
 
 
 def test_finest_level_only():

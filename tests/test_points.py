@@ -60,6 +60,39 @@ def test_giga_duplicates_reported(shared_real):
     assert dup["ids"] == int((counts > 1).sum()) and dup["rows"] == int(counts[counts > 1].sum())
 
 
+def test_giga_layout_duplicates_reported(tmp_path):
+    """Repo-only twin: the Giga layout with repeated ids (made from the modelled schools)."""
+    from conftest import giga_layout_schools
+
+    raw = giga_layout_schools()
+    raw.to_csv(tmp_path / "giga.csv", index=False)
+    with pytest.warns(gp.GeopipeWarning, match="occur more than once"):
+        giga = gp.read_points(tmp_path / "giga.csv")
+    assert giga.attrs["geopipe"]["profile"] == "giga"
+    assert len(giga) == len(raw) == 406  # all rows kept ...
+    dup = giga.attrs["geopipe"]["duplicate_ids"]
+    counts = raw["giga_id_school"].value_counts()
+    assert dup["ids"] == int((counts > 1).sum()) == 3
+    assert dup["rows"] == int(counts[counts > 1].sum()) == 9
+
+
+def test_who_geojson_matches_the_csv(sample_dir, tmp_path):
+    """Repo-only twin: the WHO table as GeoJSON (points from Long/Lat, as ../shared's file was
+    made) is read with the same profile, rows and coordinates as the CSV."""
+    raw = pd.read_csv(sample_dir / "rwa_who_public_health_facilities.csv")
+    gpd.GeoDataFrame(raw, geometry=gpd.points_from_xy(raw["Long"], raw["Lat"]), crs=4326).to_file(
+        tmp_path / "who.geojson"
+    )
+    csv = gp.read_points(sample_dir / "rwa_who_public_health_facilities.csv")
+    geo = gp.read_points(tmp_path / "who.geojson")
+    assert geo.attrs["geopipe"]["profile"] == "who_facilities" and len(geo) == 572
+    assert np.allclose(csv.geometry.x, geo.geometry.x) and np.allclose(
+        csv.geometry.y, geo.geometry.y
+    )
+    assert geo["name"].tolist() == csv["name"].tolist()
+    assert geo["category"].tolist() == csv["category"].tolist()
+
+
 def test_modelled_schools(sample_dir):
     schools = gp.read_points(sample_dir / "rwa_schools_modelled.csv")
     assert schools.attrs["geopipe"]["profile"] == "giga"

@@ -113,9 +113,8 @@ def test_children_share_float_column_series_and_raster(boxes, pop_path, clinics,
     )
 
 
-def test_concelhos_total_equals_within_plus_beyond(shared_real, clinics):
-    units = gpd.read_file(shared_real / "prt_sao_miguel" / "sao_miguel_concelhos.geojson")
-    path = shared_real / "prt_sao_miguel" / "gpw_v411_2020_count_2020.tif"
+def test_concelhos_total_equals_within_plus_beyond(sao_miguel_units, pop_path, clinics):
+    units, path = sao_miguel_units, pop_path  # the same GPW file as ../shared's (verbatim)
     out = population_within(units, path, clinics, distance_m=5_000)
     np.testing.assert_allclose(
         out["population_within"] + out["population_beyond"], out["population_total"], rtol=1e-9

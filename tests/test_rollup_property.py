@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import geopipe as gp
@@ -50,7 +50,35 @@ def trees(draw):
     return pd.DataFrame(admin), units
 
 
+def _fixed_tree() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two provinces of two districts, every measure non-zero: every check is reached."""
+    admin = pd.DataFrame(
+        {
+            "ucode": ["ZZZ_V1", "ZZZ_0001_V1", "ZZZ_0002_V1"]
+            + [f"ZZZ_000{i}_000{j}_V1" for i in (1, 2) for j in (1, 2)],
+            "admin_level": [0, 1, 1, 2, 2, 2, 2],
+            "parent_ucode": [None, "ZZZ_V1", "ZZZ_V1"]
+            + [f"ZZZ_000{i}_V1" for i in (1, 2) for _ in (1, 2)],
+        }
+    )
+    units = pd.DataFrame(
+        {
+            "ucode": admin["ucode"].iloc[3:].to_numpy(),
+            "admin_level": 2,
+            "population_total": [1000.0, 4000.0, 250.0, 9000.0],
+            "population_u18": [400.0, 1500.0, 100.0, 3000.0],
+            "children_in_poverty": [100.0, 300.0, 90.0, 200.0],
+            "children_with_wealth_data": [400.0, 1500.0, 100.0, 3000.0],
+            "wealth_index_mean": [-1.0, 0.5, -0.2, 1.5],
+            "schools_total": [3.0, 4.0, 1.0, 12.0],
+            "schools_connected": [1.0, 4.0, 0.0, 6.0],
+        }
+    )
+    return admin, units
+
+
 @settings(max_examples=30, deadline=None)
+@example(_fixed_tree())
 @given(trees())
 def test_rollup_invariants(tree):
     admin, units = tree
@@ -87,6 +115,12 @@ def test_rollup_invariants(tree):
             den = k["schools_total"].sum()
             expected = k["schools_connected"].sum() / den if den > 0 else np.nan
             assert wide.loc[p, "schools_connected_share"] == pytest.approx(
+                expected, rel=1e-12, nan_ok=True
+            )
+            # a scaled ratio: schools_total / population_u18 x 10,000 (catalog scale)
+            den = k["population_u18"].sum()
+            expected = k["schools_total"].sum() / den * 10_000 if den > 0 else np.nan
+            assert wide.loc[p, "schools_per_10k_children"] == pytest.approx(
                 expected, rel=1e-12, nan_ok=True
             )
             # weighted means: re-weighted by the rolled-up weight

@@ -22,6 +22,13 @@ GEOD = Geod(ellps="WGS84")
 
 
 @functools.cache
+def provinces_all() -> gpd.GeoDataFrame:
+    g = gpd.read_file(VNM / "vnm_adm1.geojson")
+    g["ucode"] = [f"VNM_{i:04d}" for i in range(len(g))]
+    return g
+
+
+@functools.cache
 def provinces() -> gpd.GeoDataFrame:
     g = gpd.read_file(VNM / "vnm_adm1.geojson").iloc[[0, 10, 30]]
     g["ucode"] = [f"VNM_{i:04d}" for i in range(len(g))]
@@ -58,8 +65,8 @@ def test_matches_geowrangler(size):
     assert dist.max() < 1e-9
 
 
-def test_matches_geowrangler_sao_miguel(shared_real):
-    admin = gpd.read_file(shared_real / "prt_sao_miguel" / "sao_miguel_concelhos.geojson")
+def test_matches_geowrangler_sao_miguel(sao_miguel_units):
+    admin = sao_miguel_units.copy()
     admin["ucode"] = [f"PRT_{i:04d}" for i in range(len(admin))]
     ours = square_grid(admin, 1_000, split=False)
     ref = _geowrangler_cells(admin, 1_000)
@@ -102,6 +109,29 @@ def test_split_tiles_units_and_population():
     per_unit = zonal_raster(grid, raster).groupby("ucode")["sum"].sum()
     ref = exact_extract(str(raster), admin, "sum", include_cols=["ucode"], output="pandas")
     np.testing.assert_allclose(per_unit.loc[ref["ucode"]].to_numpy(), ref["sum"], rtol=1e-4)
+
+
+def test_split_false_owner_is_the_unit_with_the_largest_overlay_area():
+    """Reference: each cell rebuilt from its id as a box in EPSG:6933, gpd.overlay with the units
+    there; the owner is the unit with the largest piece."""
+    from conftest import NEIGHBOURS, overlay_owners
+
+    admin = provinces_all().iloc[NEIGHBOURS]
+    size = 5_000
+    whole = square_grid(admin, size, split=False)
+    xy = np.array([c.split("_")[2:] for c in whole["cell_id"]], dtype=np.int64)
+    boxes = shapely.box(
+        xy[:, 0] * size, xy[:, 1] * size, (xy[:, 0] + 1) * size, (xy[:, 1] + 1) * size
+    )
+    cells = gpd.GeoDataFrame({"cell_id": whole["cell_id"].to_numpy()}, geometry=boxes, crs=6933)
+    ref = overlay_owners(cells, admin, "EPSG:6933")
+    shared = ref[ref["second"] > 0.05]
+    assert len(shared) >= 40
+    clear = ref[(ref["best"] - ref["second"] > 1e-3) | (ref["second"] == 0)]
+    assert len(clear) >= len(ref) - 5
+    got = whole.set_index("cell_id")["ucode"]
+    assert list(clear.index[got[clear.index].to_numpy() != clear["ucode"].to_numpy()]) == []
+    assert shared.index.isin(clear.index).sum() >= len(shared) - 2
 
 
 def test_other_crs_is_densified():

@@ -42,8 +42,20 @@ def test_invalid_quadkeys_decode_to_minus_one():
     assert quadkey_to_polygon(["0124"])[0] is None
 
 
-def test_ookla_geojson_polygons_match_stored_geometry(shared_real):
-    path = shared_real / "prt_sao_miguel" / "ookla_fixed_2020Q1_sao_miguel.geojson"
+def _ref_tile_box(quadkey: str) -> shapely.Polygon:
+    """Textbook decoding: quadkey digits -> tile x, y -> Web Mercator tile bounds in lon/lat."""
+    x = y = 0
+    for d in map(int, quadkey):
+        x, y = 2 * x + (d & 1), 2 * y + (d >> 1)
+    n = 2 ** len(quadkey)
+
+    def lat(row: int) -> float:
+        return float(np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * row / n)))))
+
+    return shapely.box(x / n * 360 - 180, lat(y + 1), (x + 1) / n * 360 - 180, lat(y))
+
+
+def _check_geojson_tiles(path) -> None:
     stored = gpd.read_file(path)
     tiles = read_tiles(path)
     assert tiles["quadkey"].tolist() == stored["quadkey"].tolist()
@@ -52,6 +64,20 @@ def test_ookla_geojson_polygons_match_stored_geometry(shared_real):
     b = shapely.get_coordinates(shapely.normalize(stored.geometry.array))
     np.testing.assert_allclose(a, b, atol=1e-9)
     pd.testing.assert_series_equal(tiles["tests"], stored["tests"], check_dtype=False)
+
+
+def test_ookla_geojson_polygons_match_stored_geometry(shared_real):
+    _check_geojson_tiles(shared_real / "prt_sao_miguel" / "ookla_fixed_2020Q1_sao_miguel.geojson")
+
+
+def test_ookla_geojson_polygons_match_textbook_tiles(testdata, tmp_path):
+    """Repo-only twin: the CSV's tiles written as GeoJSON with textbook tile bounds."""
+    raw = pd.read_csv(
+        testdata / "zonal" / "ookla_fixed_2020Q1_sao_miguel.csv", dtype={"quadkey": str}
+    )
+    stored = gpd.GeoDataFrame(raw, geometry=[_ref_tile_box(q) for q in raw["quadkey"]], crs=4326)
+    stored.to_file(tmp_path / "ookla.geojson")
+    _check_geojson_tiles(tmp_path / "ookla.geojson")
 
 
 def test_ookla_csv_and_parquet_and_tile_wkt(testdata, tmp_path):
@@ -72,8 +98,8 @@ def test_ookla_csv_and_parquet_and_tile_wkt(testdata, tmp_path):
     assert shapely.equals_exact(from_wkt.geometry.array, tiles.geometry.array, 1e-9).all()
 
 
-def test_rwi_float_quadkeys_get_leading_zeros_back(shared_real):
-    path = shared_real / "rwa" / "RWA_relative_wealth_index.csv"
+def test_rwi_float_quadkeys_get_leading_zeros_back(sample_dir):
+    path = sample_dir / "RWA_relative_wealth_index.csv"  # byte-identical to ../shared's copy
     as_text = read_tiles(path)
     as_float = read_tiles(pd.read_csv(path).astype({"quadkey": float}))
     assert as_float["quadkey"].tolist() == as_text["quadkey"].tolist()

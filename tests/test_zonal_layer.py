@@ -147,12 +147,11 @@ def test_missing_value_column(districts, sample_dir):
         gp.zonal_layer(districts, sample_dir / U18, rwi, "nope")
 
 
-def test_tests_weighted_speed_per_sao_miguel_municipality(shared_real):
+def test_tests_weighted_speed_per_sao_miguel_municipality(sao_miguel_units, ookla_tiles):
     """Ookla tests-weighted mean download per municipality vs a direct geopandas overlay."""
     from geopipe.steps.layers import _tests_weighted
 
-    units = gpd.read_file(shared_real / "prt_sao_miguel" / "sao_miguel_concelhos.geojson")
-    tiles = gp.read_tiles(shared_real / "prt_sao_miguel" / "ookla_fixed_2020Q1_sao_miguel.geojson")
+    units, tiles = sao_miguel_units, ookla_tiles
     tests, mean = _tests_weighted(units, tiles, "avg_d_kbps", 0.001, "tests")
     out = {"speed_tests": pd.Series(tests), "download_mbps_tests_mean": pd.Series(mean)}
     ea = "EPSG:6933"

@@ -125,6 +125,8 @@ def write_run(
 
     ``finalize(staging)`` runs last inside the staging folder (e.g. writes report.html).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from ..io.atomic import atomic_dir
     from ..io.geoparquet import write_geoparquet, write_parquet
     from ..io.geosight import write_geosight
@@ -133,7 +135,14 @@ def write_run(
     from ..quality.report import quality_report, results_to_records
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_dir(out_dir) as staging:
+    with atomic_dir(out_dir) as staging, ThreadPoolExecutor(max_workers=1) as pool:
+        keys = {
+            n: ("cell_id", "ucode") if n.startswith(("h3_", "sq_")) else ("ucode",)
+            for n in tables
+            if n.startswith(("adm", "h3_", "sq_"))
+        }
+        # the warehouse (DuckDB works outside the GIL) is built while the files are written
+        warehouse = pool.submit(write_duckdb, tables, staging / "warehouse.duckdb", keys=keys)
         for name, table in tables.items():
             path = staging / f"{name}.parquet"
             if isinstance(table, gpd.GeoDataFrame):
@@ -141,18 +150,13 @@ def write_run(
             else:
                 write_parquet(table, path)
             manifest.add_output(path.name, path, rows=len(table))
-        keys = {
-            n: ("cell_id", "ucode") if n.startswith(("h3_", "sq_")) else ("ucode",)
-            for n in tables
-            if n.startswith(("adm", "h3_", "sq_"))
-        }
-        write_duckdb(tables, staging / "warehouse.duckdb", keys=keys)
         from ..io.bi import write_bi_tables
 
         for name, path in write_bi_tables(tables, staging / "bi").items():  # flat tables for BI
             manifest.add_output(f"bi/{path.name}", path, rows=len(tables.get(name, ())) or None)
-        manifest.add_output("warehouse.duckdb", staging / "warehouse.duckdb")
         write_geosight(tables["fact_indicator"], staging / "geosight.csv")
+        warehouse.result()
+        manifest.add_output("warehouse.duckdb", staging / "warehouse.duckdb")
         manifest.add_output(
             "geosight.csv", staging / "geosight.csv", rows=len(tables["fact_indicator"])
         )

@@ -184,13 +184,22 @@ def compute_run(
     cache.only = set(only or ())
     with manifest.step("read_admin"):
         admin = ctx.admin()
-    with manifest.step("input_checks"):
-        from ..quality.report import check_inputs
+    with manifest.step("read_inputs"):
+        for name in sorted({n for s in plan.steps for n in s.sources().values()}):
+            ctx.source(name)
+    # the input checks read nothing more: they run on a second core while the steps compute,
+    # and the quality gate waits for them before anything is written
+    from concurrent.futures import ThreadPoolExecutor
 
-        checks, quarantined = check_inputs(p, admin, read=ctx.source, steps=plan.steps)
+    from ..quality.report import check_inputs
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    checked = pool.submit(check_inputs, p, admin, read=ctx.source, steps=plan.steps)
+    pool.shutdown(wait=False)
     tables, reports, skipped = _build(
-        p, ctx, admin, plan.catalog, plan.steps, cache, manifest, checks, out_dir
+        p, ctx, admin, plan.catalog, plan.steps, cache, manifest, checked, out_dir
     )
+    checks, quarantined = checked.result()
     ctx.verify_unchanged()
     manifest.timings.update({f"step:{k}": round(v, 6) for k, v in sorted(ctx.timings.items())})
     manifest.quality["step_cache"] = dict(sorted(cache.status.items()))
@@ -348,7 +357,7 @@ def _build(
     steps: list[Step],
     cache: StepCache,
     manifest: Any,
-    checks: list[Any],
+    checks: Any,
     out_dir: Path,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any], dict[str, str]]:
     """Units -> steps -> indicators -> roll-up -> suppression -> quality gate; tables in memory."""
@@ -374,8 +383,17 @@ def _build(
         }
     )
     reports: dict[str, Any] = {}
+    # the grids do not depend on the steps: built on a second core meanwhile (GEOS, h3ronpy and
+    # NumPy release the GIL)
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    grids = pool.submit(_grids, p, admin)
+    pool.shutdown(wait=False)
     with manifest.step("steps"):
         units, reports["steps"] = run_steps(ctx, "admin", units, steps, cache, admin_key)
+    with manifest.step("input_checks"):  # the time spent waiting for them
+        checks = checks.result()[0]
     checks += _outside_units(p, ctx, units, steps, reports["steps"])
     ids = list(catalog)
     k = float(p.quality.get("k", 5))
@@ -420,7 +438,7 @@ def _build(
         uses=_lineage(p, catalog, steps, cache, fact),
     )
     tables.update(wide_by_level(fact, admin, catalog))
-    for name, cells in _grids(p, admin):
+    for name, cells in grids.result():
         with manifest.step(name):
             ukey = digest({"admin": admin_key, "grid": name})
             cells, reports[f"steps_{name}"] = run_steps(ctx, name, cells, steps, cache, ukey)

@@ -177,13 +177,11 @@ def check_inputs(
     --------
     >>> results, quarantined = check_inputs(gp.Pipeline.from_yaml("pipelines/sample.yaml"), admin)  # doctest: +SKIP
     """
-    import warnings
     from pathlib import Path
 
     import geopandas as gpd
     import shapely
 
-    from ..errors import GeopipeWarning
     from .boundaries import check_admin
     from .points import check_points
     from .quarantine import rejected_to_quarantine
@@ -222,43 +220,41 @@ def check_inputs(
     results += check_hierarchy(
         admin, population=read(population) if population else None, levels=levels
     )
-    with warnings.catch_warnings():
-        # the readers' warnings reach the user once (each source is read once) and become results
-        warnings.simplefilter("default", GeopipeWarning)
-        for name in sorted({n for s in steps for n in s.sources().values()}):
-            src = pipeline.sources[name]
-            label = Path(str(src.path)).name
-            if src.kind == "raster":
-                results += check_raster(
-                    read(name),
-                    admin=finest if name in layers else admin,
-                    negative_allowed=name in layers,
-                    coverage_tolerance=float(q.get("coverage_tolerance", 0.01)),
-                    levels=levels,
-                )
-            elif src.kind == "points":
-                points = read(name)
-                require_points_inside(points, finest, source=label, where="check_inputs")
-                results += check_points(
-                    points,
-                    admin=finest,
-                    min_decimals=int(q.get("min_decimals", 3)),
-                    allowed=allowed.get(name),
-                    source=label,
-                    levels=levels,
-                )
-                rejected = rejected_to_quarantine(points, label)
-                if len(rejected):
-                    quarantined[label] = rejected
-            elif src.kind == "tiles":
-                tiles = read(name)
-                require_points_inside(tiles, finest, source=label, where="check_inputs")
-                centres = gpd.GeoDataFrame(
-                    {"point_id": tiles["quadkey"].astype(str).to_numpy()},
-                    geometry=shapely.centroid(tiles.geometry.to_numpy()),
-                    crs=4326,
-                )
-                results += check_points(
-                    centres, admin=finest, min_decimals=0, source=label, levels=levels
-                )
+    # the readers' warnings reach the user once (each source is read once) and become results
+    for name in sorted({n for s in steps for n in s.sources().values()}):
+        src = pipeline.sources[name]
+        label = Path(str(src.path)).name
+        if src.kind == "raster":
+            results += check_raster(
+                read(name),
+                admin=finest if name in layers else admin,
+                negative_allowed=name in layers,
+                coverage_tolerance=float(q.get("coverage_tolerance", 0.01)),
+                levels=levels,
+            )
+        elif src.kind == "points":
+            points = read(name)
+            require_points_inside(points, finest, source=label, where="check_inputs")
+            results += check_points(
+                points,
+                admin=finest,
+                min_decimals=int(q.get("min_decimals", 3)),
+                allowed=allowed.get(name),
+                source=label,
+                levels=levels,
+            )
+            rejected = rejected_to_quarantine(points, label)
+            if len(rejected):
+                quarantined[label] = rejected
+        elif src.kind == "tiles":
+            tiles = read(name)
+            require_points_inside(tiles, finest, source=label, where="check_inputs")
+            centres = gpd.GeoDataFrame(
+                {"point_id": tiles["quadkey"].astype(str).to_numpy()},
+                geometry=shapely.centroid(tiles.geometry.to_numpy()),
+                crs=4326,
+            )
+            results += check_points(
+                centres, admin=finest, min_decimals=0, source=label, levels=levels
+            )
     return results, quarantined
