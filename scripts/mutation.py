@@ -76,10 +76,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "suppression_one_pass",
         "complementary suppression runs one pass (no cascade over levels)",
-        "quality/privacy.py",
-        "        h[np.flatnonzero(no_child_left)] = True  # an only child is hidden: hide its parent\n",
-        "        h[np.flatnonzero(no_child_left)] = True  # an only child is hidden: hide its parent\n"
-        "        break\n",
+        "quality/_suppression.py",
+        "        stuck |= rest\n",
+        "        stuck |= rest\n        break\n",
         ("test_quality_privacy.py",),
     ),
     Mutant(
