@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -19,6 +20,7 @@ __all__ = [
     "FAMILIES",
     "Indicator",
     "catalog_markdown",
+    "dim_indicator_table",
     "get_indicators",
     "indicator_catalog",
 ]
@@ -151,9 +153,20 @@ def _validate(catalog: dict[str, Indicator]) -> None:
         )
 
 
-def get_indicators(ids: list[str] | tuple[str, ...] | None = None) -> dict[str, Indicator]:
-    """Catalog entries by id (all when ``ids`` is None), in catalog order; unknown ids raise."""
-    catalog = _load()
+def get_indicators(
+    ids: list[str] | tuple[str, ...] | None = None,
+    catalog: Mapping[str, Indicator] | None = None,
+) -> dict[str, Indicator]:
+    """Entries by id (all when ``ids`` is None), in catalog order; unknown ids raise.
+
+    ``catalog`` is a run's own catalog (default: the built-in one).
+
+    Examples
+    --------
+    >>> list(get_indicators(["population_total"]))
+    ['population_total']
+    """
+    catalog = _load() if catalog is None else catalog
     if ids is None:
         return dict(catalog)
     unknown = [i for i in ids if i not in catalog]
@@ -162,12 +175,40 @@ def get_indicators(ids: list[str] | tuple[str, ...] | None = None) -> dict[str, 
             problem(
                 "indicator ids",
                 f"{unknown} are not in the catalog",
-                f"use ids from gp.indicator_catalog(): {sorted(catalog)}",
+                f"use ids from gp.indicator_catalog() or the pipeline's catalog: {sorted(catalog)}",
                 where="indicators",
             )
         )
     wanted = set(ids)
     return {k: v for k, v in catalog.items() if k in wanted}
+
+
+def dim_indicator_table(indicators: Iterable[Indicator]) -> pd.DataFrame:
+    """The ``dim_indicator`` table of some catalog entries (one row each, params as JSON).
+
+    Examples
+    --------
+    >>> dim_indicator_table(get_indicators(["population_total"]).values())["unit"].tolist()
+    ['people']
+    """
+    rows = [
+        {
+            "indicator_id": ind.id,
+            "name": ind.name,
+            "unit": ind.unit,
+            "description": ind.description,
+            "family": ind.family,
+            "aggregation": ind.aggregation,
+            "numerator": ind.numerator,
+            "denominator": ind.denominator,
+            "weight": ind.weight,
+            "scale": float(ind.scale),
+            "sensitive": bool(ind.sensitive),
+            "params": json.dumps(ind.params, sort_keys=True),
+        }
+        for ind in indicators
+    ]
+    return pd.DataFrame(rows, columns=DIM_INDICATOR_COLUMNS)
 
 
 def indicator_catalog(family: str | None = None) -> pd.DataFrame:
@@ -191,25 +232,9 @@ def indicator_catalog(family: str | None = None) -> pd.DataFrame:
                 "family", f"was {family!r}", f"use one of {FAMILIES}", where="indicator_catalog"
             )
         )
-    rows = [
-        {
-            "indicator_id": ind.id,
-            "name": ind.name,
-            "unit": ind.unit,
-            "description": ind.description,
-            "family": ind.family,
-            "aggregation": ind.aggregation,
-            "numerator": ind.numerator,
-            "denominator": ind.denominator,
-            "weight": ind.weight,
-            "scale": float(ind.scale),
-            "sensitive": bool(ind.sensitive),
-            "params": json.dumps(ind.params, sort_keys=True),
-        }
-        for ind in _load().values()
-        if family is None or ind.family == family
-    ]
-    return pd.DataFrame(rows, columns=DIM_INDICATOR_COLUMNS)
+    return dim_indicator_table(
+        ind for ind in _load().values() if family is None or ind.family == family
+    )
 
 
 _FAMILY_TITLES = {

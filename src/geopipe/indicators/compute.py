@@ -121,22 +121,7 @@ def compute_indicators(
 
 
 def _select(catalog: Mapping[str, Indicator] | None, ids: Any) -> dict[str, Indicator]:
-    if catalog is None:
-        return get_indicators(ids)
-    if ids is None:
-        return dict(catalog)
-    unknown = [i for i in ids if i not in catalog]
-    if unknown:
-        raise InputError(
-            problem(
-                "indicator ids",
-                f"{unknown} are not in the catalog",
-                f"use ids from {sorted(catalog)}",
-                where=WHERE,
-            )
-        )
-    wanted = set(ids)
-    return {k: v for k, v in catalog.items() if k in wanted}
+    return get_indicators(ids, catalog)
 
 
 def _with_dependencies(

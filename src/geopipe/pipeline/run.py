@@ -678,29 +678,9 @@ def _grid_table(
 def _dim_indicator(catalog: dict[str, Indicator], present: set[str]) -> pd.DataFrame:
     """``dim_indicator`` rows of the published indicators: what the run's steps declared, with the
     parameters they actually ran with."""
-    import json
+    from ..indicators.catalog import dim_indicator_table
 
-    from ..indicators.catalog import DIM_INDICATOR_COLUMNS
-
-    rows = [
-        {
-            "indicator_id": ind.id,
-            "name": ind.name,
-            "unit": ind.unit,
-            "description": ind.description,
-            "family": ind.family,
-            "aggregation": ind.aggregation,
-            "numerator": ind.numerator,
-            "denominator": ind.denominator,
-            "weight": ind.weight,
-            "scale": float(ind.scale),
-            "sensitive": bool(ind.sensitive),
-            "params": json.dumps(ind.params, sort_keys=True),
-        }
-        for ind in catalog.values()
-        if ind.id in present
-    ]
-    return pd.DataFrame(rows, columns=DIM_INDICATOR_COLUMNS)
+    return dim_indicator_table(ind for ind in catalog.values() if ind.id in present)
 
 
 def _lineage(
