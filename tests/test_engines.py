@@ -140,13 +140,17 @@ def _countries(tmp_path, isos):
     return {**cfg, "countries": list(isos)}
 
 
-def test_three_countries_form_one_warehouse_equal_to_single_runs(tmp_path):
+@pytest.mark.parametrize("engine", ["local", "processes", "dask"])
+def test_three_countries_form_one_warehouse_equal_to_single_runs(tmp_path, engine):
     import pandas as pd
 
     isos = ["XXA", "XXB", "XXC"]
     cfg = _countries(tmp_path, isos)
     p = gp.Pipeline.from_dict(cfg)
-    both = gp.run_pipeline(p, output=tmp_path / "all")
+    try:
+        both = gp.run_pipeline(p, output=tmp_path / "all", engine=engine, workers=2)
+    finally:
+        close_clients()
     fact = both.tables["fact_indicator"]
     assert set(both.tables["dim_admin"]["iso3"]) == set(isos)
     for iso in isos:
