@@ -123,23 +123,33 @@ def run_partitions(
 def _on_pool(
     engine: Engine, pipeline: Any, unitset: str, parts: list[Any], steps: Sequence[Any]
 ) -> list[Any]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     attempts = engine.retries + 1
     for attempt in range(attempts):
-        ctx = multiprocessing.get_context("spawn")  # no fork after GDAL / thread pools started
+        pool = _pool(engine.workers)
         try:
-            with ProcessPoolExecutor(max_workers=engine.workers, mp_context=ctx) as pool:
-                futures = [
-                    pool.submit(run_partition, pipeline, unitset, part, steps) for part in parts
-                ]
-                return [f.result() for f in futures]
-        except BrokenProcessPool:
+            futures = [pool.submit(run_partition, pipeline, unitset, part, steps) for part in parts]
+            return [f.result() for f in futures]
+        except BrokenProcessPool:  # a worker died: a fresh pool retries the partitions
+            _POOLS.pop(engine.workers, None)
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+#: one process pool per size for the life of the process (spawning workers costs ~1 s each)
+_POOLS: dict[int | None, Any] = {}
+
+
+def _pool(workers: int | None) -> Any:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if workers not in _POOLS:
+        ctx = multiprocessing.get_context("spawn")  # no fork after GDAL / thread pools started
+        _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    return _POOLS[workers]
 
 
 def _on_dask(
@@ -182,7 +192,10 @@ _CLIENTS: dict[tuple[Any, Any], Any] = {}
 
 
 def close_clients() -> None:
-    """Close the Dask clients (and local clusters) this process started."""
+    """Close the Dask clients (and local clusters) and process pools this process started."""
+    for pool in list(_POOLS.values()):
+        pool.shutdown(wait=True, cancel_futures=True)
+    _POOLS.clear()
     for client in list(_CLIENTS.values()):
         cluster = getattr(client, "cluster", None)
         client.close()
