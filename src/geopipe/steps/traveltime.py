@@ -115,29 +115,19 @@ class TravelTimeCoverage(Step):
             lambda: tt.value_at(px.lon, px.lat),
         )
 
-    def run(self, units: Any, data: StepData) -> dict[str, np.ndarray]:
+    def _sums(self, data: StepData, raster: str) -> dict[str, np.ndarray]:
+        """Within / beyond / mean sums of raster ``raster``'s pixels by their travel time."""
         from ..zonal.traveltime_coverage import coverage_sums
 
+        px = data.pixels(raster)
+        values, ok = px.values(raster)
+        weight = px.coverage * np.where(ok, values, 0.0)
+        return coverage_sums(px.unit, weight, self._minutes_at(data, px), px.n, self.minutes)
+
+    def run(self, units: Any, data: StepData) -> dict[str, np.ndarray]:
         ids = [i.id for i in self.indicators() if i.aggregation != "ratio"]
-        px = data.pixels(self.population)
-        pop, ok = px.values(self.population)
-        s = coverage_sums(
-            px.unit,
-            px.coverage * np.where(ok, pop, 0.0),
-            self._minutes_at(data, px),
-            px.n,
-            self.minutes,
-        )
+        s = self._sums(data, self.population)
         cols = {ids[0]: s["within"], ids[1]: s["total"] - s["no_traveltime"], ids[-1]: s["mean"]}
         if self.children:
-            cpx = data.pixels(self.children)
-            kids, cok = cpx.values(self.children)
-            c = coverage_sums(
-                cpx.unit,
-                cpx.coverage * np.where(cok, kids, 0.0),
-                self._minutes_at(data, cpx),
-                cpx.n,
-                self.minutes,
-            )
-            cols[ids[2]] = c["beyond"]
+            cols[ids[2]] = self._sums(data, self.children)["beyond"]
         return cols
