@@ -200,3 +200,16 @@ def test_a_failing_country_keeps_its_previous_tables_and_does_not_block_the_othe
         "value"
     ]
     assert c.iloc[0] == 0  # XXC was refreshed: its clinic moved to unit B
+
+
+def test_validate_checks_every_country(tmp_path):
+    import yaml
+
+    from geopipe.cli import main
+
+    cfg = _countries(tmp_path, ["XXA", "XXB"])
+    path = tmp_path / "countries.yaml"
+    path.write_text(yaml.safe_dump({**cfg, "output": str(tmp_path / "out")}))
+    assert main(["validate", str(path)]) == 0
+    (tmp_path / "XXB" / "pop.tif").unlink()
+    assert main(["validate", str(path)]) == 3  # XXB's raster is missing

@@ -60,10 +60,14 @@ def _check(cfg: Any) -> list[str]:
     env = cfg.environment_problems()
     if env:
         raise ConfigError(problem(f"'{cfg.config_path}'", "; ".join(env), "set the variables"))
-    admin = read_source(cfg.sources[cfg.units.admin])
-    results, _ = check_inputs(cfg, admin, steps=cfg.needed_steps(None))
-    return [
-        f"{'FAIL' if r.level == 'fail' else 'warn'} {r.check_id} on {r.source}: {r.message}"
-        for r in results
-        if r.level != "pass"
-    ]
+    out = []
+    for iso, one in [(c, cfg.for_country(c)) for c in cfg.countries] or [("", cfg)]:
+        admin = read_source(one.sources[one.units.admin])
+        results, _ = check_inputs(one, admin, steps=one.needed_steps(None))
+        out += [
+            f"{'FAIL' if r.level == 'fail' else 'warn'} {r.check_id} on {iso + ':' if iso else ''}"
+            f"{r.source}: {r.message}"
+            for r in results
+            if r.level != "pass"
+        ]
+    return out
