@@ -65,7 +65,7 @@ def _org_units(admin) -> tuple[list[dict], dict[str, tuple[str, str]]]:
         units.append(unit)
         truth[oid] = (row.ucode, method)
     by_id = {u["id"]: u for u in units}
-    for u in units:  # DHIS2 paths: /root/.../self
+    for u in units:  # DHIS2 paths: /<top id>/.../<own id>
         chain, cur = [u["id"]], u
         while "parent" in cur:
             cur = by_id[cur["parent"]["id"]]
