@@ -47,9 +47,9 @@ def write_report_html(run_dir: Path) -> Path:
     Examples
     --------
     >>> import geopipe as gp
-    >>> result = gp.run_pipeline("pipelines/sample.yaml", output="/tmp/rwa")  # doctest: +SKIP
+    >>> result = gp.run_pipeline("pipelines/sample.yaml", output="out/rwa")  # doctest: +SKIP
     >>> gp.write_report_html(result.output)  # doctest: +SKIP
-    PosixPath('/tmp/rwa/report.html')
+    PosixPath('out/rwa/report.html')
     """
     from geopipe.io.atomic import atomic_write_text
 
