@@ -12,7 +12,12 @@ from affine import Affine
 from pyproj import Geod
 
 from geopipe.errors import GeometryError, InputError
-from geopipe.zonal.distance import nearest_distance, nearest_geodesic
+from geopipe.zonal.distance import (
+    FAST_EXACT_BELOW,
+    nearest_distance,
+    nearest_geodesic,
+    nearest_geodesic_fast,
+)
 
 GEOD = Geod(ellps="WGS84")
 
@@ -63,6 +68,35 @@ def test_exact_geodesic_nearest_at_many_latitudes(lat0):
     np.testing.assert_allclose(d, _brute_geodesic(lon, lat, flon, flat), rtol=1e-12, atol=1e-6)
     _, _, di = GEOD.inv(lon, lat, flon[i], flat[i])
     np.testing.assert_allclose(d, di)
+
+
+@pytest.mark.parametrize(
+    ("lat0", "n_fac", "span"),
+    [(-60.0, 3_000, 3.0), (0.0, 40, 2.0), (45.0, 400, 3.0), (80.0, 200, 3.0), (10.0, 3, 20.0)],
+)
+def test_fast_nearest_is_the_geodesic_to_1e5_metres(lat0, n_fac, span):
+    # dense and sparse facilities, high latitudes, and origins beyond FAST_EXACT_BELOW
+    rng = np.random.default_rng(int(lat0) + n_fac)
+    flon = rng.uniform(-span, span, n_fac)
+    flat = np.clip(lat0 + rng.uniform(-span, span, n_fac), -89, 89)
+    lon, lat = rng.uniform(-span, span, 300), np.clip(lat0 + rng.uniform(-span, span, 300), -89, 89)
+    ref = _brute_geodesic(lon, lat, flon, flat)
+    got = nearest_geodesic_fast(lon, lat, flon, flat)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
+    far = ref >= FAST_EXACT_BELOW
+    if far.any():  # handed to the exact search
+        np.testing.assert_allclose(got[far], ref[far], rtol=1e-12)
+
+
+def test_fast_nearest_on_a_pixel_lattice_equals_the_exact_search():
+    # the real use: every pixel centre of a 100 m grid, facilities as dense as health posts
+    rng = np.random.default_rng(7)
+    lon, lat = np.meshgrid(30 + np.arange(400) / 1113.2, -2 + np.arange(300) / 1113.2)
+    lon, lat = lon.ravel(), lat.ravel()
+    flon, flat = 30 + rng.random(25) * 0.36, -2 + rng.random(25) * 0.27
+    exact = nearest_geodesic(lon, lat, flon, flat)[0]
+    np.testing.assert_allclose(nearest_geodesic_fast(lon, lat, flon, flat), exact, atol=1e-5)
+    assert len(nearest_geodesic_fast(lon[:0], lat[:0], flon, flat)) == 0
 
 
 def test_geodesic_nearest_can_differ_from_spherical_nearest():

@@ -137,19 +137,28 @@ class DistanceCoverage(Step):
     def _distances(self, data: StepData, px: Any) -> np.ndarray:
         """Distance (m) from each pixel centre to the nearest facility, once per distinct pixel.
 
-        On grids up to :data:`DENSE_PIXELS` pixels the distances are kept for the whole run in a
+        Only pixels that weigh something in this step (a non-zero value of ``population`` or
+        ``children`` on this grid) are measured; the others keep ``nan`` and add nothing. On
+        grids up to :data:`DENSE_PIXELS` pixels the distances are kept for the whole run in a
         grid-shaped array, so the admin units and the grid fragments (the same pixels) share them.
         """
+        rasters = tuple(r for r in (self.population, self.children) if r)
 
         def compute() -> np.ndarray:
             from ..zonal.distance import nearest_feature_distance
 
             first, inverse = px.distinct
+            need = np.zeros(len(first), dtype=bool)
+            for name in rasters:
+                if data.pixels(name).grid == px.grid:
+                    values, ok = px.values(name)
+                    need |= (ok & (values != 0))[first]
             rows, cols = px.weights.row[first], px.weights.col[first]
             height, width = px.weights.shape
             if height * width > DENSE_PIXELS:
-                d = nearest_feature_distance(
-                    px.lon[first], px.lat[first], data.source(self.facilities)
+                d = np.full(len(first), np.nan)
+                d[need] = nearest_feature_distance(
+                    px.lon[first][need], px.lat[first][need], data.source(self.facilities)
                 )
                 return d[inverse]
             known = data.memo(
@@ -157,14 +166,14 @@ class DistanceCoverage(Step):
                 lambda: np.full((height, width), np.nan),
                 scope="run",
             )
-            todo = np.isnan(known[rows, cols])
+            todo = need & np.isnan(known[rows, cols])
             if todo.any():
                 known[rows[todo], cols[todo]] = nearest_feature_distance(
                     px.lon[first][todo], px.lat[first][todo], data.source(self.facilities)
                 )
             return known[rows, cols][inverse]
 
-        return data.memo(("distance", self.facilities, px.grid), compute)
+        return data.memo(("distance", self.facilities, px.grid, rasters), compute)
 
 
 def _weights(px: Any) -> np.ndarray:
