@@ -169,7 +169,10 @@ def test_three_countries_form_one_warehouse_equal_to_single_runs(tmp_path, engin
     assert gp.run_pipeline(p, output=tmp_path / "all").up_to_date
 
 
-def test_a_failing_country_keeps_its_previous_tables_and_does_not_block_the_others(tmp_path):
+@pytest.mark.parametrize("engine", ["local", "processes"])
+def test_a_failing_country_keeps_its_previous_tables_and_does_not_block_the_others(
+    tmp_path, engine
+):
     isos = ["XXA", "XXB", "XXC"]
     cfg = _countries(tmp_path, isos)
     p = gp.Pipeline.from_dict(cfg)
@@ -179,8 +182,11 @@ def test_a_failing_country_keeps_its_previous_tables_and_does_not_block_the_othe
     (tmp_path / "XXC" / "health.csv").write_text(
         "lon,lat,name\n0.035,0.005,clinic\n"
     )  # XXC changes
-    with pytest.raises(gp.GeopipeError, match="XXB") as err:
-        gp.run_pipeline(p, output=tmp_path / "all")
+    try:
+        with pytest.raises(gp.GeopipeError, match="XXB") as err:
+            gp.run_pipeline(p, output=tmp_path / "all", engine=engine, workers=2)
+    finally:
+        close_clients()
     assert gp.errors.exit_code(err.value) == 5
     import pandas as pd
 

@@ -12,6 +12,7 @@ ends with a :class:`~geopipe.errors.PartialRunError` (exit code 5) once the othe
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import GeopipeError, PartialRunError, problem
-from .engines import Engine
+from .engines import Engine, map_tasks
 from .model import Pipeline
 from .state import digest, is_up_to_date
 
@@ -44,7 +45,7 @@ def run_countries(
     """
     from ..io.atomic import remove_temps_of
     from ..manifest import RunManifest
-    from .run import RunResult, _write, compute_run, plan_run
+    from .run import RunResult, _write, plan_run
 
     plans = {}
     failed: dict[str, str] = {}
@@ -65,14 +66,21 @@ def run_countries(
         if fresh:
             return RunResult(out_dir, {}, {}, up_to_date=True)
     remove_temps_of(out_dir)
+    # countries are tasks of their own on a pool or cluster (each computed locally there, with
+    # the same partitions, so the rows are the same as on the local engine); locally they run
+    # one after the other and only their tables are kept, so memory does not grow with them
+    engine = engine or Engine()
+    spread = engine.kind != "local" and len(plans) > 1
+    inner = dataclasses.replace(engine, kind="local") if spread else engine
+    calls = [(p, iso, plan, out_dir, force, only, inner) for iso, plan in plans.items()]
     runs = {}
-    for iso, plan in plans.items():
-        try:
-            runs[iso] = compute_run(
-                p.for_country(iso), plan, out_dir, force=force, only=only, engine=engine
-            )
-        except GeopipeError as exc:
-            failed[iso] = f"{type(exc).__name__}: {exc}"
+    for iso, result in zip(
+        plans, map_tasks(engine if spread else inner, _compute_country, calls), strict=True
+    ):
+        if isinstance(result, str):
+            failed[iso] = result
+        else:
+            runs[iso] = result
     kept = _previous_rows(out_dir, sorted(failed))
     if not runs and not kept:
         raise PartialRunError(
@@ -116,6 +124,26 @@ def run_countries(
             )
         )
     return RunResult(out_dir, tables, written, timings=dict(manifest.timings))
+
+
+def _compute_country(
+    p: Pipeline,
+    iso: str,
+    plan: Any,
+    out_dir: Path,
+    force: bool,
+    only: Sequence[str] | None,
+    engine: Engine,
+) -> Any:
+    """One country's tables (a :class:`ComputedRun` without its run context), or the error."""
+    from .run import compute_run
+
+    try:
+        run = compute_run(p.for_country(iso), plan, out_dir, force=force, only=only, engine=engine)
+    except GeopipeError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    run.ctx = run.admin = None  # the rasters it read stay here
+    return run
 
 
 def kept_isos(kept: dict[str, pd.DataFrame]) -> set[str]:

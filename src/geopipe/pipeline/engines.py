@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ConfigError, DependencyError, problem
 
-__all__ = ["ENGINES", "Engine", "run_partitions"]
+__all__ = ["ENGINES", "Engine", "map_tasks", "run_partitions"]
 
 ENGINES = ("local", "processes", "dask")
 
@@ -113,25 +113,38 @@ def run_partitions(
     engine: Engine, pipeline: Any, unitset: str, parts: list[Any], steps: Sequence[Any]
 ) -> list[dict[str, dict[str, np.ndarray]]]:
     """Run :func:`run_partition` for every partition (a GeoDataFrame of units) on ``engine``."""
-    if engine.kind == "local":
-        return [run_partition(pipeline, unitset, part, steps) for part in parts]
+    return map_tasks(engine, run_partition, [(pipeline, unitset, part, list(steps)) for part in parts])
+
+
+def map_tasks(engine: Engine, fn: Any, calls: list[tuple[Any, ...]]) -> list[Any]:
+    """``[fn(*args) for args in calls]`` on ``engine``, results in the order of ``calls``.
+
+    ``processes``: a spawned process pool; a pool broken by a dying worker is replaced and the
+    calls retried (``engine.retries`` times). ``dask``: ``client.submit`` with
+    ``retries=engine.retries``; distributed reschedules the tasks of a worker that dies.
+
+    Examples
+    --------
+    >>> map_tasks(Engine("local"), pow, [(2, 3), (3, 2)])
+    [8, 9]
+    """
+    if engine.kind == "local" or not calls:
+        return [fn(*args) for args in calls]
     if engine.kind == "processes":
-        return _on_pool(engine, pipeline, unitset, parts, steps)
-    return _on_dask(engine, pipeline, unitset, parts, steps)
+        return _on_pool(engine, fn, calls)
+    return _on_dask(engine, fn, calls)
 
 
-def _on_pool(
-    engine: Engine, pipeline: Any, unitset: str, parts: list[Any], steps: Sequence[Any]
-) -> list[Any]:
+def _on_pool(engine: Engine, fn: Any, calls: list[tuple[Any, ...]]) -> list[Any]:
     from concurrent.futures.process import BrokenProcessPool
 
     attempts = engine.retries + 1
     for attempt in range(attempts):
         pool = _pool(engine.workers)
         try:
-            futures = [pool.submit(run_partition, pipeline, unitset, part, steps) for part in parts]
+            futures = [pool.submit(fn, *args) for args in calls]
             return [f.result() for f in futures]
-        except BrokenProcessPool:  # a worker died: a fresh pool retries the partitions
+        except BrokenProcessPool:  # a worker died: a fresh pool retries the calls
             _POOLS.pop(engine.workers, None)
             if attempt == attempts - 1:
                 raise
@@ -152,9 +165,7 @@ def _pool(workers: int | None) -> Any:
     return _POOLS[workers]
 
 
-def _on_dask(
-    engine: Engine, pipeline: Any, unitset: str, parts: list[Any], steps: Sequence[Any]
-) -> list[Any]:
+def _client(engine: Engine) -> Any:
     try:
         import distributed
     except ImportError as exc:
@@ -175,15 +186,12 @@ def _on_dask(
             )
             client = distributed.Client(cluster)
         _CLIENTS[(engine.scheduler, engine.workers)] = client
-    futures = client.map(
-        run_partition,
-        [pipeline] * len(parts),
-        [unitset] * len(parts),
-        parts,
-        [list(steps)] * len(parts),
-        retries=engine.retries,
-        pure=False,
-    )
+    return client
+
+
+def _on_dask(engine: Engine, fn: Any, calls: list[tuple[Any, ...]]) -> list[Any]:
+    client = _client(engine)
+    futures = [client.submit(fn, *args, retries=engine.retries, pure=False) for args in calls]
     return client.gather(futures)
 
 
