@@ -50,6 +50,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--partition-level", type=int, help="partition the units by their admin unit at this level"
     )
+    parser.add_argument(
+        "--memory-mb",
+        type=int,
+        help="budget of one partition in MB (raster windows + pixel tables; default 1024)",
+    )
     _common.add_output_options(parser)
     parser.set_defaults(func=main)
 
@@ -164,6 +169,7 @@ def main(args: argparse.Namespace) -> int:
                     ("workers", args.workers),
                     ("scheduler", args.scheduler),
                     ("partition_level", args.partition_level),
+                    ("memory_mb", args.memory_mb),
                 )
                 if v is not None
             }

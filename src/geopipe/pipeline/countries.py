@@ -51,7 +51,7 @@ def run_countries(
     failed: dict[str, str] = {}
     for iso in p.countries:
         try:
-            plans[iso] = plan_run(p.for_country(iso), out_dir)
+            plans[iso] = plan_run(p.for_country(iso), out_dir, engine)
         except GeopipeError as exc:
             failed[iso] = f"{type(exc).__name__}: {exc}"
     key = digest(

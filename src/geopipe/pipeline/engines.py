@@ -23,9 +23,11 @@ import numpy as np
 
 from ..errors import ConfigError, DependencyError, problem
 
-__all__ = ["ENGINES", "Engine", "map_tasks", "run_partitions"]
+__all__ = ["ENGINES", "PARTITION_MB", "Engine", "map_tasks", "run_partitions"]
 
 ENGINES = ("local", "processes", "dask")
+#: default budget of one partition (MB): raster windows plus pixel tables
+PARTITION_MB = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +49,10 @@ class Engine:
     partition_level
         Partition the finest units by their ancestor at this admin level (default: memory-bounded
         batches of units).
+    memory_mb
+        Budget of one partition (default :data:`PARTITION_MB`): its raster windows and pixel
+        tables, as estimated by :func:`~geopipe.zonal.layers.plan_batches`, which splits units
+        (and admin partitions larger than the budget) so that each partition fits.
 
     Examples
     --------
@@ -59,6 +65,7 @@ class Engine:
     scheduler: str | None = None
     retries: int = 2
     partition_level: int | None = None
+    memory_mb: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ENGINES:
@@ -67,6 +74,20 @@ class Engine:
             )
         if self.workers is not None and self.workers < 1:
             raise ConfigError(problem("workers", f"was {self.workers}", "use 1 or more"))
+        if self.memory_mb is not None and self.memory_mb < 16:
+            raise ConfigError(
+                problem("memory_mb", f"was {self.memory_mb}", "give a budget of 16 MB or more")
+            )
+
+    @property
+    def budget_bytes(self) -> int:
+        """The partition budget in bytes."""
+        return (self.memory_mb or PARTITION_MB) * 2**20
+
+    def partitioning(self) -> dict[str, int | None]:
+        """What decides the partitions (part of the run key: sums over other partitions can
+        differ in the last bits); the engine kind and worker count are not."""
+        return {"partition_level": self.partition_level, "memory_mb": self.memory_mb}
 
 
 def _window(units: Any, data: Any) -> tuple[int, int]:
@@ -113,7 +134,9 @@ def run_partitions(
     engine: Engine, pipeline: Any, unitset: str, parts: list[Any], steps: Sequence[Any]
 ) -> list[dict[str, dict[str, np.ndarray]]]:
     """Run :func:`run_partition` for every partition (a GeoDataFrame of units) on ``engine``."""
-    return map_tasks(engine, run_partition, [(pipeline, unitset, part, list(steps)) for part in parts])
+    return map_tasks(
+        engine, run_partition, [(pipeline, unitset, part, list(steps)) for part in parts]
+    )
 
 
 def map_tasks(engine: Engine, fn: Any, calls: list[tuple[Any, ...]]) -> list[Any]:

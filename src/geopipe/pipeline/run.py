@@ -69,6 +69,7 @@ def run_pipeline(
     workers: int | None = None,
     scheduler: str | None = None,
     partition_level: int | None = None,
+    memory_mb: int | None = None,
 ) -> RunResult:
     """Run a pipeline end to end and write its run folder.
 
@@ -83,9 +84,11 @@ def run_pipeline(
     only
         Recompute only these steps (``kind`` or ``kind:column``, see ``Step.name``); the other
         steps' columns come from the previous runs' state (a step never computed is an error).
-    engine, workers, scheduler, partition_level
+    engine, workers, scheduler, partition_level, memory_mb
         Where the pixel steps run (:class:`~geopipe.pipeline.engines.Engine`): ``"local"``
         (default), ``"processes"`` or ``"dask"``; the tables are the same whichever is used.
+        ``partition_level`` and ``memory_mb`` (the budget of one partition) decide the
+        partitions.
 
     Returns
     -------
@@ -105,13 +108,17 @@ def run_pipeline(
     check_output_folder(out_dir, history=p.history)
     if not isinstance(engine, Engine):
         engine = Engine(
-            engine, workers=workers, scheduler=scheduler, partition_level=partition_level
+            engine,
+            workers=workers,
+            scheduler=scheduler,
+            partition_level=partition_level,
+            memory_mb=memory_mb,
         )
     if p.countries:
         from .countries import run_countries
 
         return run_countries(p, out_dir, force=force, only=only, engine=engine)
-    plan = plan_run(p, out_dir)
+    plan = plan_run(p, out_dir, engine)
     if not force and not only:
         fresh, _reason = is_up_to_date(
             out_dir, plan.key, p.history, geosight=p.geosight is not None
@@ -223,11 +230,11 @@ class RunPlan:
     cache_dir: Path | None = None
 
 
-def plan_run(p: Pipeline, out_dir: Path | None = None) -> RunPlan:
+def plan_run(p: Pipeline, out_dir: Path | None = None, engine: Engine | None = None) -> RunPlan:
     """Plan a run of ``p`` into ``out_dir``: fingerprints the inputs and computes the run key.
 
-    The key covers every setting that can change an output (:meth:`Pipeline.settings`), the
-    sha256 of every input file the needed steps read and the geopipe version; a run whose key
+    The key covers every setting that can change an output (:meth:`Pipeline.settings` and the
+    engine's :meth:`~geopipe.pipeline.engines.Engine.partitioning`), the sha256 of every input file the needed steps read and the geopipe version; a run whose key
     equals the previous run's (and whose outputs are intact) is up to date.
 
     Examples
@@ -278,7 +285,8 @@ def plan_run(p: Pipeline, out_dir: Path | None = None) -> RunPlan:
         }
         roles[name] = [name]
     settings = p.settings()
-    key = run_key(settings, fps, __version__)
+    partitioning = (engine or Engine()).partitioning()
+    key = run_key({**settings, "partitions": partitioning}, fps, __version__)
     return RunPlan(catalog, steps, roles, fps, settings, key, previous, fetched, cache_dir)
 
 
@@ -567,7 +575,7 @@ def _flush(
     """Run the pending pixel steps over batches of units sharing pixel weights, then store them."""
     if not pending:
         return
-    from ..zonal.layers import unit_batches
+    from ..zonal.layers import plan_batches
 
     n = len(out)
     rasters = {
@@ -587,13 +595,22 @@ def _flush(
                 arr[batch] = values
 
     engine = ctx.engine
+    in_process = (engine.kind == "local" and engine.partition_level is None) or renorm
     if renorm or first is None:
         batches = [np.arange(n)]
-    elif engine.partition_level is not None:
-        batches = _partitions(ctx, out, engine.partition_level)
     else:
-        batches = unit_batches(out, first)
-    if (engine.kind == "local" and engine.partition_level is None) or renorm:
+        groups = None
+        if engine.partition_level is not None:
+            groups = _partitions(ctx, out, engine.partition_level)
+        batches = plan_batches(
+            out,
+            first,
+            engine.budget_bytes,
+            rasters=len(rasters),
+            windowed=not in_process,
+            groups=groups,
+        )
+    if in_process:
         for batch in batches:
             part = out.iloc[batch].reset_index(drop=True)
             data = ctx.batch(unitset, part)

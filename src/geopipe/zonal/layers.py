@@ -97,6 +97,78 @@ def unit_batches(
     return [np.flatnonzero(batch_id == b) for b in np.unique(batch_id)]
 
 
+#: bytes one (unit, pixel) pair costs while its batch is computed: the weight (unit, row, col,
+#: coverage), the pixel centre, the distinct-pixel maps, a distance and the steps' temporaries;
+#: plus, per raster read, its value, validity and weighted value
+BYTES_PER_PAIR = 96
+BYTES_PER_PAIR_AND_RASTER = 16
+
+
+def plan_batches(
+    units: gpd.GeoDataFrame,
+    raster: PathLike,
+    budget_bytes: int,
+    *,
+    rasters: int = 1,
+    windowed: bool = False,
+    groups: list[np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """Positions of ``units`` in batches whose pixel work fits ``budget_bytes`` each.
+
+    A batch costs its (unit, pixel) pairs (estimated from each unit's area and boundary in pixels
+    of ``raster``'s grid, :data:`BYTES_PER_PAIR` each plus :data:`BYTES_PER_PAIR_AND_RASTER` per
+    raster) and, when each batch reads its own raster rows (``windowed``, as the partitions of
+    the ``processes`` and ``dask`` engines do), the window: the rows from its top unit to its
+    bottom one, times the raster's width, times ``rasters``. Units are taken from top to bottom
+    so that windows stay short; a unit over the budget on its own is a batch of its own. With
+    ``groups`` (e.g. the districts under each province) no batch mixes two groups.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> from rasterio.transform import from_origin
+    >>> units = gpd.GeoDataFrame(geometry=[shapely.box(0, -i - 1, 10, -i) for i in range(4)],
+    ...                          crs=4326)
+    >>> grid = {"crs": "EPSG:4326", "transform": from_origin(0, 0, 0.1, 0.1),
+    ...         "width": 100, "height": 40, "itemsize": 4}
+    >>> [b.tolist() for b in plan_batches(units, grid, 250_000, windowed=True)]
+    [[0], [1], [2], [3]]
+    >>> [b.tolist() for b in plan_batches(units, grid, 10**9, windowed=True)]
+    [[0, 1, 2, 3]]
+    """
+    crs, t, width, itemsize = _grid_of(raster)
+    geoms = units.geometry.to_crs(crs).to_numpy()
+    px_area = abs(t.a * t.e) or 1.0
+    side = min(abs(t.a), abs(t.e)) or 1.0
+    est = shapely.area(geoms) / px_area + 2.0 * shapely.length(geoms) / side + 1.0
+    pair_cost = np.nan_to_num(est, nan=1.0) * (BYTES_PER_PAIR + BYTES_PER_PAIR_AND_RASTER * rasters)
+    bounds = np.nan_to_num(shapely.bounds(geoms))
+    r_a, r_b = (bounds[:, 3] - t.f) / t.e, (bounds[:, 1] - t.f) / t.e
+    top, bottom = np.floor(np.minimum(r_a, r_b)), np.ceil(np.maximum(r_a, r_b))
+    row_cost = float(width * itemsize * rasters) if windowed else 0.0
+    out = []
+    for group in groups if groups is not None else [np.arange(len(units))]:
+        order = np.asarray(group)[np.argsort(top[group], kind="stable")]
+        while len(order):
+            span = np.maximum.accumulate(bottom[order]) - top[order[0]] + 2
+            cost = np.cumsum(pair_cost[order]) + span * row_cost
+            n = max(1, int(np.searchsorted(cost, budget_bytes, side="right")))
+            out.append(np.sort(order[:n]))
+            order = order[n:]
+    return out
+
+
+def _grid_of(raster: Any) -> tuple[Any, Any, int, int]:
+    """(crs, transform, width, bytes per pixel) of a raster path, dataset or grid dict."""
+    if isinstance(raster, dict):
+        return raster["crs"], raster["transform"], raster["width"], raster["itemsize"]
+    ds = open_raster(raster, check=False)
+    try:
+        return ds.crs, ds.transform, ds.width, np.dtype(getattr(ds, "dtypes", ("f8",))[0]).itemsize
+    finally:
+        ds.close()
+
+
 def _read_cells(
     raster: PathLike, rows: np.ndarray, cols: np.ndarray, blocks: list[tuple[int, int]]
 ) -> tuple[np.ndarray, np.ndarray]:

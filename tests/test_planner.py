@@ -1,0 +1,115 @@
+"""The partition planner: every unit in exactly one batch, batches within the memory budget, and
+the tables of a run under a small budget (many windowed partitions) equal to the default run."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from rasterio.transform import from_origin
+
+import geopipe as gp
+from geopipe.zonal.layers import BYTES_PER_PAIR, BYTES_PER_PAIR_AND_RASTER, plan_batches
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = {
+    "crs": "EPSG:4326",
+    "transform": from_origin(0, 10, 0.01, 0.01),
+    "width": 1000,
+    "height": 1000,
+    "itemsize": 4,
+}
+
+
+def _units(n: int, seed: int = 0) -> gpd.GeoDataFrame:
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(0.5, 9.5, n), rng.uniform(0.5, 9.5, n)
+    r = rng.uniform(0.05, 0.4, n)
+    return gpd.GeoDataFrame(geometry=shapely.buffer(shapely.points(x, y), r), crs=4326)
+
+
+def _cost(units, batch, rasters, windowed):
+    geoms = units.geometry.to_numpy()[batch]
+    pairs = shapely.area(geoms) / 1e-4 + 2 * shapely.length(geoms) / 0.01 + 1
+    cost = pairs.sum() * (BYTES_PER_PAIR + BYTES_PER_PAIR_AND_RASTER * rasters)
+    if windowed:
+        b = shapely.bounds(geoms)
+        rows = np.ceil((10 - b[:, 1]).max() / 0.01) - np.floor((10 - b[:, 3]).min() / 0.01) + 2
+        cost += rows * 1000 * 4 * rasters
+    return cost
+
+
+@pytest.mark.parametrize("windowed", [False, True])
+@pytest.mark.parametrize("budget_mb", [2, 8, 64])
+def test_every_unit_once_and_every_batch_within_budget(windowed, budget_mb):
+    units = _units(400)
+    budget = budget_mb * 2**20
+    batches = plan_batches(units, GRID, budget, rasters=3, windowed=windowed)
+    together = np.sort(np.concatenate(batches))
+    np.testing.assert_array_equal(together, np.arange(len(units)))
+    for b in batches:
+        # independent re-estimate of the batch's cost; a lone unit may exceed the budget
+        assert len(b) == 1 or _cost(units, b, 3, windowed) <= budget * (1 + 1e-9)
+    assert len(plan_batches(units, GRID, 2**30, rasters=3, windowed=windowed)) == 1
+    if budget_mb == 2:
+        assert len(batches) > 10
+
+
+def test_groups_are_never_mixed_and_big_groups_are_split():
+    units = _units(300, seed=1)
+    groups = [np.arange(0, 300, 3), np.arange(1, 300, 3), np.arange(2, 300, 3)]
+    batches = plan_batches(units, GRID, 4 * 2**20, windowed=True, groups=groups)
+    assert len(batches) > 3  # each group is over the budget on its own
+    for b in batches:
+        assert len({int(i) % 3 for i in b}) == 1
+
+
+def test_windowed_batches_run_top_to_bottom():
+    # a budget that holds about a tenth of the rows: batches are horizontal bands
+    units = _units(500, seed=2)
+    batches = plan_batches(units, GRID, 2_000_000, rasters=1, windowed=True)
+    tops = [float(units.geometry.iloc[b].total_bounds[3]) for b in batches]
+    assert tops == sorted(tops, reverse=True)
+
+
+@pytest.fixture(scope="module")
+def small_pipeline():
+    p = gp.Pipeline.from_yaml(ROOT / "pipelines" / "sample.yaml")
+    steps = tuple(s for s in p.steps if s.kind in ("raster_stats", "distance_coverage"))
+    wanted = {i.id for s in steps for i in s.indicators()}
+    indicators = tuple(i for i in p.indicators if i in wanted)
+    return dataclasses.replace(p, steps=steps, indicators=indicators)
+
+
+def test_a_small_budget_gives_the_default_tables(small_pipeline, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from geopipe.pipeline import engines
+
+    calls = []
+    real = engines.run_partition
+    monkeypatch.setattr(engines, "run_partition", lambda *a: calls.append(len(a[2])) or real(*a))
+    ref = gp.run_pipeline(small_pipeline, output=tmp_path / "ref", partition_level=1)
+    default_parts, calls[:] = len(calls), []
+    run = gp.run_pipeline(
+        small_pipeline, output=tmp_path / "small", partition_level=1, memory_mb=16
+    )
+    assert len(calls) > 2 * default_parts  # the provinces were split to fit 16 MB
+    for name in ("adm2", "h3_r7"):
+        a = ref.tables[name].drop(columns="geometry")
+        b = run.tables[name].drop(columns="geometry")
+        num = a.select_dtypes("number").columns
+        pd.testing.assert_frame_equal(a.drop(columns=num), b.drop(columns=num))
+        np.testing.assert_allclose(b[num].to_numpy(float), a[num].to_numpy(float), rtol=1e-9)
+    # the budget is part of the run key: changing it is a new run, keeping it is up to date
+    again = gp.run_pipeline(
+        small_pipeline, output=tmp_path / "small", partition_level=1, memory_mb=16
+    )
+    assert again.up_to_date
+    assert not gp.run_pipeline(
+        small_pipeline, output=tmp_path / "small", partition_level=1
+    ).up_to_date
