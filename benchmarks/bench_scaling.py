@@ -1,182 +1,209 @@
-"""Many countries: per-country cost and engines (issue 14's scaling series, small by default).
+"""Many countries on every engine: per-country cost and peak memory (issue 14's scaling series).
 
-Synthetic countries side by side: each a square of ``N x N`` pixels of 100 m (default 2,000²,
-``GEOPIPE_BENCH_SCALE_N``) with 10 x 10 admin units under a country unit, a population raster and
-2,000 facilities; the pipeline sums the population, counts the facilities and computes the
-population within 5 km. For 1 and 4 countries (``GEOPIPE_BENCH_SCALE_COUNTRIES``, e.g. ``1,4,16``)
-and each engine (``GEOPIPE_BENCH_SCALE_ENGINES``: local, processes, dask), it prints the wall
-time, the time per country and the peak memory of this process (the workers' own memory is not
-included). The tables of every engine are checked equal.
+Synthetic countries side by side (:mod:`benchmarks.synthetic`: each ``N x N`` pixels of 3″
+(~100 m, default ``N = 10,000``, ``GEOPIPE_BENCH_SCALE_N``), 500 districts under 20 provinces,
+20,000 health facilities, 20,000 schools, wealth and speed tiles, a walking friction surface),
+run with the steps and indicators of ``pipelines/sample.yaml`` as one multi-country pipeline.
+For each number of countries (``GEOPIPE_BENCH_SCALE_COUNTRIES``, default ``1,4,16``) and engine
+(``GEOPIPE_BENCH_SCALE_ENGINES``, default ``local,processes,dask``; two workers) it measures the
+wall time, the time per country and the peak memory — of this process, and of this process and
+all its children together (pool workers, Dask nanny and worker processes), sampled every 0.2 s
+with psutil. Every engine's ``fact_indicator`` is checked equal to the local engine's.
+Results go to ``benchmarks/results/latest.json`` under ``"scaling"`` and the plot to
+``docs/img/scaling.png``. The countries are written once under ``GEOPIPE_BENCH_SCALE_DIR``
+(default: a folder in the system's temporary directory) and reused when present.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import resource
 import tempfile
+import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-import geopipe as gp
-
-N = int(os.environ.get("GEOPIPE_BENCH_SCALE_N", "2000"))
-COUNTRIES = [int(c) for c in os.environ.get("GEOPIPE_BENCH_SCALE_COUNTRIES", "1,4").split(",")]
-ENGINES = os.environ.get("GEOPIPE_BENCH_SCALE_ENGINES", "local,processes").split(",")
-PIXEL = 100 / 111_320  # ~100 m in degrees near the equator
-
-
-def make_country(folder: Path, iso: str, k: int, rng: np.random.Generator) -> None:
-    """One synthetic country: admin units (GeoJSON), a population raster, facilities (CSV)."""
-    import geopandas as gpd
-    import pandas as pd
-    import rasterio
-    import shapely
-    from rasterio.transform import from_origin
-
-    folder.mkdir(parents=True, exist_ok=True)
-    x0, y0 = 10.0 + k * (N * PIXEL + 0.1), 0.0
-    size = N * PIXEL
-    pop = rng.lognormal(1.0, 1.2, (N, N)).astype("float32")
-    profile = {
-        "driver": "GTiff",
-        "width": N,
-        "height": N,
-        "count": 1,
-        "dtype": "float32",
-        "crs": "EPSG:4326",
-        "transform": from_origin(x0, y0 + size, PIXEL, PIXEL),
-        "nodata": -1,
-        "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
-        "compress": "deflate",
-    }
-    with rasterio.open(folder / "pop.tif", "w", **profile) as dst:
-        dst.write(pop, 1)
-    step = size / 10
-    boxes = [
-        shapely.box(x0 + i * step, y0 + j * step, x0 + (i + 1) * step, y0 + (j + 1) * step)
-        for j in range(10)
-        for i in range(10)
-    ]
-    units = gpd.GeoDataFrame(
-        {
-            "ucode": [f"{iso}_V1"] + [f"{iso}_{n + 1:04d}_V1" for n in range(100)],
-            "name": [iso] + [f"{iso} unit {n + 1}" for n in range(100)],
-            "admin_level": [0] + [1] * 100,
-            "parent": [None] + [f"{iso}_V1"] * 100,
-        },
-        geometry=[shapely.box(x0, y0, x0 + size, y0 + size), *boxes],
-        crs=4326,
-    )
-    units.to_file(folder / "admin.geojson")
-    pd.DataFrame(
-        {
-            "lon": x0 + rng.random(2000) * size,
-            "lat": y0 + rng.random(2000) * size,
-            "name": [f"f{i}" for i in range(2000)],
-        }
-    ).to_csv(folder / "facilities.csv", index=False)
+N = int(os.environ.get("GEOPIPE_BENCH_SCALE_N", "10000"))
+COUNTRIES = [int(c) for c in os.environ.get("GEOPIPE_BENCH_SCALE_COUNTRIES", "1,4,16").split(",")]
+ENGINES = os.environ.get("GEOPIPE_BENCH_SCALE_ENGINES", "local,processes,dask").split(",")
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "latest.json"
+PLOT = HERE.parent / "docs" / "img" / "scaling.png"
 
 
-def config(root: Path, isos: list[str]) -> dict:
-    return {
-        "name": "scaling",
-        "date": "2024-01-01",
-        "countries": isos,
-        "sources": {
-            "admin": {
-                "kind": "admin",
-                "path": str(root / "{iso3}" / "admin.geojson"),
-                "iso3": "{iso3}",
-                "mapping": {
-                    "name": "name",
-                    "id": "ucode",
-                    "ucode": "ucode",
-                    "level": "admin_level",
-                    "parent_id": "parent",
-                },
-            },
-            "population_total": {"kind": "raster", "path": str(root / "{iso3}" / "pop.tif")},
-            "facilities": {"kind": "points", "path": str(root / "{iso3}" / "facilities.csv")},
-        },
-        "steps": [
-            {"kind": "raster_stats", "raster": "population_total"},
-            {"kind": "point_count", "points": "facilities"},
-            {
-                "kind": "distance_coverage",
-                "facilities": "facilities",
-                "children": None,
-                "distance_km": 5,
-                "service": "health",
-                "facility_name": "health facility",
-            },
-        ],
-    }
+class PeakMemory:
+    """Peak RSS (MB) of this process and of its whole process tree, sampled in a thread."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        import psutil
+
+        self._me, self._every = psutil.Process(), every
+        self.parent_mb = self.tree_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                own = self._me.memory_info().rss
+                kids = 0
+                for child in self._me.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        kids += child.memory_info().rss
+            except psutil.Error:
+                continue
+            self.parent_mb = max(self.parent_mb, own / 2**20)
+            self.tree_mb = max(self.tree_mb, (own + kids) / 2**20)
+            self._stop.wait(self._every)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def make_countries(root: Path, n: int) -> list[str]:
+    """``n`` synthetic countries under ``root`` (made once, reused), their ISO3-like codes."""
+    from benchmarks.synthetic import make_country
+
+    isos = [f"X{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(n)]
+    for k, iso in enumerate(isos):
+        if not (root / iso / "done").is_file():
+            make_country(root, iso, k, N, np.random.default_rng(1400 + k))
+            (root / iso / "done").write_text("ok\n")
+    return isos
+
+
+def record(key: str, value: object) -> None:
+    """Replace ``key`` in ``benchmarks/results/latest.json`` (other benchmarks keep theirs)."""
+    RESULTS.parent.mkdir(exist_ok=True)
+    data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    data[key] = value
+    RESULTS.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def plot(results: list[dict]) -> None:
+    """Seconds per country and peak memory against the number of countries, per engine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for engine in ENGINES:
+        rows = [r for r in results if r["engine"] == engine]
+        xs = [r["countries"] for r in rows]
+        ax1.plot(xs, [r["per_country_s"] for r in rows], "o-", label=engine)
+        ax2.plot(xs, [r["peak_tree_mb"] for r in rows], "o-", label=engine)
+    for ax, label in ((ax1, "seconds per country"), (ax2, "peak memory, all processes (MB)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(COUNTRIES, [str(c) for c in COUNTRIES])
+        ax.set_xlabel("countries in the run")
+        ax.set_ylabel(label)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    ax1.legend()
+    fig.suptitle(f"geopipe, synthetic {N:,}² countries with the sample's indicators, 2 cores")
+    fig.tight_layout()
+    PLOT.parent.mkdir(exist_ok=True)
+    fig.savefig(PLOT, dpi=110)
 
 
 def main() -> None:
-    """Run the series and print one table (and write benchmarks/results/scaling.json)."""
-    import warnings
-
+    """Run the series, print one table, record the results and draw the plot."""
+    import geopipe as gp
+    from benchmarks.synthetic import pipeline_config
     from geopipe.pipeline.engines import close_clients
 
-    rng = np.random.default_rng(14)
-    root = Path(tempfile.mkdtemp(prefix="geopipe-scaling-"))
-    most = max(COUNTRIES)
-    isos = [f"X{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(most)]
-    t0 = time.perf_counter()
-    for k, iso in enumerate(isos):
-        make_country(root / iso, iso, k, rng)
-    print(
-        f"bench_scaling: {most} synthetic countries of {N:,}² pixels, 100 units, 2,000 facilities each "
-        f"(made in {time.perf_counter() - t0:.0f} s)"
+    root = Path(
+        os.environ.get(
+            "GEOPIPE_BENCH_SCALE_DIR", Path(tempfile.gettempdir()) / f"geopipe-scaling-{N}"
+        )
     )
-    print(f"{'countries':>9} {'engine':>10} {'wall s':>8} {'s/country':>10} {'peak MB':>8}")
-    results, tables = [], {}
+    t0 = time.perf_counter()
+    isos = make_countries(root, max(COUNTRIES))
+    print(
+        f"bench_scaling: {len(isos)} synthetic countries of {N:,}² pixels, 500 districts, 20,000 "
+        f"health facilities and 20,000 schools each (ready in {time.perf_counter() - t0:.0f} s)"
+    )
+    print(
+        f"{'countries':>9} {'engine':>10} {'wall s':>8} {'s/country':>10} {'parent MB':>10} {'all MB':>8}"
+    )
+    results, reference = [], {}
     for n in COUNTRIES:
         for engine in ENGINES:
-            p = gp.Pipeline.from_dict(config(root, isos[:n]))
-            out = root / f"out_{n}_{engine}"
+            cfg = pipeline_config(root, isos[:n], root / f"out_{n}_{engine}", name=f"scaling{n}")
+            p = gp.Pipeline.from_dict(cfg)
             t = time.perf_counter()
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), PeakMemory() as mem:
                 warnings.simplefilter("ignore", gp.GeopipeWarning)
                 run = gp.run_pipeline(
-                    p, output=out, engine=engine, workers=2, partition_level=1, force=True
+                    p,
+                    output=root / f"out_{n}_{engine}",
+                    engine=engine,
+                    workers=2,
+                    partition_level=1,
+                    force=True,
                 )
+                if engine != "local":
+                    close_clients()  # the workers' memory is counted until they are gone
             wall = time.perf_counter() - t
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            results.append(
-                {
-                    "countries": n,
-                    "engine": engine,
-                    "wall_s": wall,
-                    "per_country_s": wall / n,
-                    "peak_mb": peak,
-                }
+            row = {
+                "countries": n,
+                "engine": engine,
+                "wall_s": round(wall, 2),
+                "per_country_s": round(wall / n, 2),
+                "peak_parent_mb": round(mem.parent_mb),
+                "peak_tree_mb": round(mem.tree_mb),
+            }
+            results.append(row)
+            print(
+                f"{n:>9} {engine:>10} {wall:>8.1f} {wall / n:>10.2f} {mem.parent_mb:>10.0f} "
+                f"{mem.tree_mb:>8.0f}",
+                flush=True,
             )
-            print(f"{n:>9} {engine:>10} {wall:>8.1f} {wall / n:>10.2f} {peak:>8.0f}")
-            fact = (
-                run.tables["fact_indicator"]
-                .sort_values(["ucode", "indicator_id"])
-                .reset_index(drop=True)
-            )
-            ref = tables.setdefault(n, fact)
-            assert ref["value"].equals(fact["value"]), f"{engine} differs from {ENGINES[0]}"
-    close_clients()
+            fact = run.tables["fact_indicator"].sort_values(["ucode", "indicator_id"])
+            ref = reference.setdefault(n, fact)
+            assert (
+                ref["value"].reset_index(drop=True).equals(fact["value"].reset_index(drop=True))
+            ), f"{engine} differs from {ENGINES[0]} at {n} countries"
+    summary = []
     for n in COUNTRIES:
-        local = next(r for r in results if r["countries"] == n and r["engine"] == "local")
+        local = next((r for r in results if r["countries"] == n and r["engine"] == "local"), None)
         for r in results:
-            if r["countries"] == n and r["engine"] != "local":
-                print(
+            if local and r["countries"] == n and r is not local:
+                summary.append(
                     f"{n} countries: {r['engine']} is {local['wall_s'] / r['wall_s']:.2f}x as fast as local"
                 )
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "scaling.json").write_text(json.dumps({"n": N, "results": results}, indent=2) + "\n")
+    for engine in ENGINES:
+        rows = [r for r in results if r["engine"] == engine]
+        if len(rows) > 1:
+            spread = max(r["per_country_s"] for r in rows) / min(r["per_country_s"] for r in rows)
+            summary.append(
+                f"{engine}: per-country time varies by {100 * (spread - 1):.0f} % over {[r['countries'] for r in rows]} countries"
+            )
+    print("\n".join(summary))
+    record(
+        "scaling",
+        {
+            "n_pixels": N,
+            "countries": COUNTRIES,
+            "engines": ENGINES,
+            "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "results": results,
+            "summary": summary,
+        },
+    )
+    plot(results)
 
 
 if __name__ == "__main__":

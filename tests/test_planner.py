@@ -113,3 +113,24 @@ def test_a_small_budget_gives_the_default_tables(small_pipeline, tmp_path, monke
     assert not gp.run_pipeline(
         small_pipeline, output=tmp_path / "small", partition_level=1
     ).up_to_date
+
+
+def test_a_run_scope_result_is_computed_once_per_unit_set_not_per_partition(tmp_path, monkeypatch):
+    from geopipe.pipeline import engines
+    from geopipe.zonal import traveltime
+
+    p = gp.Pipeline.from_yaml(ROOT / "pipelines" / "sample.yaml")
+    steps = tuple(s for s in p.steps if s.kind in ("raster_stats", "travel_time_coverage"))
+    wanted = {i.id for s in steps for i in s.indicators()}
+    p = dataclasses.replace(
+        p, steps=steps, indicators=tuple(i for i in p.indicators if i in wanted)
+    )
+    surfaces, parts = [], []
+    real_tt, real_part = traveltime.travel_time, engines.run_partition
+    monkeypatch.setattr(
+        traveltime, "travel_time", lambda *a, **k: surfaces.append(1) or real_tt(*a, **k)
+    )
+    monkeypatch.setattr(engines, "run_partition", lambda *a: parts.append(1) or real_part(*a))
+    gp.run_pipeline(p, output=tmp_path / "run", partition_level=1)
+    assert len(parts) >= 8  # 5 provinces on the districts and on the H3 fragments
+    assert len(surfaces) == 2  # once for the districts, once for the fragments

@@ -144,6 +144,8 @@ class RunContext:
         from .engines import Engine
 
         self.engine = Engine()
+        #: the run key (tasks of the same run share their run-scope memo in a worker)
+        self.run_key: str | None = None
 
     @contextlib.contextmanager
     def timed(self, name: str) -> Iterator[None]:

@@ -106,13 +106,20 @@ def _window(units: Any, data: Any) -> tuple[int, int]:
     return max(0, int(np.floor(rows[0])) - 1), min(data.height, int(np.ceil(rows[1])) + 1)
 
 
+#: what the tasks of one run share inside a worker process (a travel-time surface, pixel
+#: distances): ``(run key, memo)``, replaced when a task of another run arrives
+_RUN_MEMO: list[Any] = [None, {}]
+
+
 def run_partition(
-    pipeline: Any, unitset: str, units: Any, steps: Sequence[Any]
+    pipeline: Any, unitset: str, units: Any, steps: Sequence[Any], run_key: str | None = None
 ) -> dict[str, dict[str, np.ndarray]]:
     """The task: run ``steps`` on ``units`` of ``pipeline``, opening what it needs itself.
 
     Rasters are opened here and hold only the rows the partition covers; returns
-    ``{step name: {column: values}}`` for the units in order.
+    ``{step name: {column: values}}`` for the units in order. Results a step keeps for the
+    whole run (``scope="run"``, e.g. a travel-time surface) are computed once per worker process
+    and run (``run_key``: the run key, which covers every input's bytes), not once per task.
 
     Examples
     --------
@@ -122,6 +129,10 @@ def run_partition(
     from .context import RunContext
 
     ctx = RunContext(pipeline)
+    if run_key is not None:
+        if _RUN_MEMO[0] != run_key:
+            _RUN_MEMO[:] = [run_key, {}]
+        ctx.memo = _RUN_MEMO[1]
     for name, src in pipeline.sources.items():
         if src.kind == "raster" and any(name in s.sources().values() for s in steps):
             header = load_raster(src.path, max_bytes=0)  # the header only
@@ -131,12 +142,20 @@ def run_partition(
 
 
 def run_partitions(
-    engine: Engine, pipeline: Any, unitset: str, parts: list[Any], steps: Sequence[Any]
+    engine: Engine,
+    pipeline: Any,
+    unitset: str,
+    parts: list[Any],
+    steps: Sequence[Any],
+    run_key: str | None = None,
 ) -> list[dict[str, dict[str, np.ndarray]]]:
     """Run :func:`run_partition` for every partition (a GeoDataFrame of units) on ``engine``."""
-    return map_tasks(
-        engine, run_partition, [(pipeline, unitset, part, list(steps)) for part in parts]
-    )
+    calls = [(pipeline, unitset, part, list(steps), run_key) for part in parts]
+    try:
+        return map_tasks(engine, run_partition, calls)
+    finally:
+        if engine.kind == "local":  # in this process: do not hold the run's memo after it
+            _RUN_MEMO[:] = [None, {}]
 
 
 def map_tasks(engine: Engine, fn: Any, calls: list[tuple[Any, ...]]) -> list[Any]:

@@ -186,6 +186,7 @@ def compute_run(
     manifest.inputs = _portable(plan.fingerprints, p.config_path)
     ctx = RunContext(p, plan.fingerprints, preread=plan.fetched, cache_dir=plan.cache_dir)
     ctx.engine = engine or Engine()
+    ctx.run_key = plan.key
     cache = StepCache(state_folder(out_dir), plan.fingerprints, plan.roles)
     cache.read = not force
     cache.only = set(only or ())
@@ -624,7 +625,9 @@ def _flush(
 
         parts = [out.iloc[b].reset_index(drop=True) for b in batches]
         with ctx.timed(f"{unitset}/partitions:{engine.kind}"):
-            done = run_partitions(engine, ctx.pipeline, unitset, parts, [s for s, _ in pending])
+            done = run_partitions(
+                engine, ctx.pipeline, unitset, parts, [s for s, _ in pending], ctx.run_key
+            )
         for batch, results in zip(batches, done, strict=True):
             place(batch, results)
     data = ctx.batch(unitset, out)
