@@ -219,10 +219,28 @@ class _Grid:
 
     @cached_property
     def distinct(self) -> tuple[np.ndarray, np.ndarray]:
+        """One pair of each distinct pixel (sorted by pixel) and every pair's distinct pixel.
+
+        A lookup table over the rows the pairs span (linear time) when it is not much larger
+        than the pairs, else a sort. Which pair stands for a pixel does not matter: the pairs of
+        one pixel share its row, column and centre.
+        """
         w = self.weights
-        key = w.row.astype(np.int64) * w.shape[1] + w.col
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        return first, inverse
+        row, col = w.row, w.col
+        if len(row) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty
+        r0 = int(row.min())
+        key = (row - r0).astype(np.int64) * w.shape[1] + col
+        size = (int(row.max()) - r0 + 1) * w.shape[1]
+        if size > 4 * len(key) + 1_000_000:
+            _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+            return first, inverse
+        pos = np.full(size, -1, dtype=np.int64)
+        pos[key] = np.arange(len(key))
+        present = pos >= 0
+        rank = np.cumsum(present) - 1
+        return pos[present], rank[key]
 
 
 class PixelView:

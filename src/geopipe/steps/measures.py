@@ -188,25 +188,36 @@ class RasterStats(Step):
         )
 
     def run(self, units: Any, data: StepData) -> dict[str, np.ndarray]:
-        from ..zonal.raster import zonal_raster
+        """Sums over the (unit, pixel) pairs of the batch's shared pixel weights.
 
-        stats = tuple(
-            dict.fromkeys(["count" if s == "mean" else s for s in self.stats] + list(self.stats))
-        )
+        The values at the pairs are gathered once per raster and grid for every step of the
+        batch (the coverage steps read the same population pixels), so a sum is one weighted
+        ``bincount``; it equals :func:`gp.zonal_raster` (exactextract's definitions) to float
+        rounding (``tests/test_steps.py``).
+        """
         px = data.pixels(self.raster, edge=self.edge)
-        weights = data.source(self.weights) if self.weights else None
-        out = zonal_raster(
-            units,
-            {"_r": data.source(self.raster)},
-            stats=stats,
-            weights=weights,
-            edge=self.edge,
-            pixel_weights=px.weights,
-        )
-        cols = {self._col(s): out[f"_r_{s}"].to_numpy() for s in stats if s != "weighted_sum"}
-        if "weighted_mean" in self.stats:
-            w = zonal_raster(units, {"_w": weights}, edge=self.edge, pixel_weights=px.weights)
-            cols[f"{self.prefix}_weight"] = w["_w_sum"].to_numpy()
+        values, ok = px.values(self.raster)
+        cov = px.coverage * ok
+        cols: dict[str, np.ndarray] = {}
+        total = np.bincount(px.unit, cov * np.where(ok, values, 0.0), minlength=px.n)
+        count = np.bincount(px.unit, cov, minlength=px.n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for stat in self.stats:
+                if stat == "sum":
+                    cols[self._col("sum")] = total
+                elif stat in ("count", "mean"):
+                    cols[self._col("count")] = count
+                    if stat == "mean":
+                        cols[self._col("mean")] = np.where(count > 0, total / count, np.nan)
+                elif stat == "weighted_mean":
+                    wv, wok = px.values(self.weights)
+                    w = np.where(ok & wok, px.coverage * np.where(wok, wv, 0.0), 0.0)
+                    wden = np.bincount(px.unit, w, minlength=px.n)
+                    wsum = np.bincount(px.unit, w * np.where(ok, values, 0.0), minlength=px.n)
+                    cols[self._col("weighted_mean")] = np.where(wden > 0, wsum / wden, np.nan)
+                    cols[f"{self.prefix}_weight"] = np.bincount(
+                        px.unit, px.coverage * np.where(wok, wv, 0.0), minlength=px.n
+                    )
         return {c: cols[c] for c in self.columns()}
 
     def report(self, units: Any, data: StepData, columns: dict[str, np.ndarray]) -> dict[str, Any]:
