@@ -129,16 +129,25 @@ def run_partition(
     from .context import RunContext
 
     ctx = RunContext(pipeline)
+    shared: dict[str, Any] = {}
     if run_key is not None:
         if _RUN_MEMO[0] != run_key:
             _RUN_MEMO[:] = [run_key, {}]
         ctx.memo = _RUN_MEMO[1]
+        # vector sources (facilities, tiles) are read once per worker and run, like the memo
+        shared = ctx.memo.setdefault(("sources",), {})
+        ctx._read.update(shared)
+    windows = set()
     for name, src in pipeline.sources.items():
         if src.kind == "raster" and any(name in s.sources().values() for s in steps):
             header = load_raster(src.path, max_bytes=0)  # the header only
             ctx._read[name] = load_raster(src.path, rows=_window(units, header))
+            windows.add(name)
     data = ctx.batch(unitset, units)
-    return {s.name: s.run(units, data) for s in steps}
+    out = {s.name: s.run(units, data) for s in steps}
+    if run_key is not None:
+        shared.update({k: v for k, v in ctx._read.items() if k not in windows})
+    return out
 
 
 def run_partitions(
