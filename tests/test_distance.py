@@ -95,8 +95,19 @@ def test_fast_nearest_on_a_pixel_lattice_equals_the_exact_search():
     lon, lat = lon.ravel(), lat.ravel()
     flon, flat = 30 + rng.random(25) * 0.36, -2 + rng.random(25) * 0.27
     exact = nearest_geodesic(lon, lat, flon, flat)[0]
-    np.testing.assert_allclose(nearest_geodesic_fast(lon, lat, flon, flat), exact, atol=1e-5)
+    fast = nearest_geodesic_fast(lon, lat, flon, flat)
+    np.testing.assert_allclose(fast, exact, atol=1e-5)
     assert len(nearest_geodesic_fast(lon[:0], lat[:0], flon, flat)) == 0
+    # blocks of the lattice settled at once give the same distances, bit for bit
+    rows, cols = np.divmod(np.arange(len(lon)), 400)
+    keep = rng.random(len(lon)) < 0.7  # pixels with population only: holes in the blocks
+    for facilities in ((flon, flat), (flon[:3], flat[:3]), (flon[:1], flat[:1])):
+        blocked = nearest_geodesic_fast(
+            lon[keep], lat[keep], *facilities, lattice=(rows[keep], cols[keep])
+        )
+        np.testing.assert_array_equal(
+            blocked, nearest_geodesic_fast(lon[keep], lat[keep], *facilities)
+        )
 
 
 def test_geodesic_nearest_can_differ_from_spherical_nearest():

@@ -158,7 +158,10 @@ class DistanceCoverage(Step):
             if height * width > DENSE_PIXELS:
                 d = np.full(len(first), np.nan)
                 d[need] = nearest_feature_distance(
-                    px.lon[first][need], px.lat[first][need], data.source(self.facilities)
+                    px.lon[first][need],
+                    px.lat[first][need],
+                    data.source(self.facilities),
+                    lattice=(rows[need], cols[need]),
                 )
                 return d[inverse]
             known = data.memo(
@@ -169,7 +172,10 @@ class DistanceCoverage(Step):
             todo = need & np.isnan(known[rows, cols])
             if todo.any():
                 known[rows[todo], cols[todo]] = nearest_feature_distance(
-                    px.lon[first][todo], px.lat[first][todo], data.source(self.facilities)
+                    px.lon[first][todo],
+                    px.lat[first][todo],
+                    data.source(self.facilities),
+                    lattice=(rows[todo], cols[todo]),
                 )
             return known[rows, cols][inverse]
 
