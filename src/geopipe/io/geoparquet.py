@@ -61,16 +61,6 @@ __all__ = [
 GEOPARQUET_VERSION = "1.1.0"
 COVERING = "bbox"
 _BBOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
-_TYPE_NAMES = {
-    0: "Point",
-    1: "LineString",
-    2: "LineString",  # LinearRing is written as a LineString in WKB
-    3: "Polygon",
-    4: "MultiPoint",
-    5: "MultiLineString",
-    6: "MultiPolygon",
-    7: "GeometryCollection",
-}
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -82,29 +72,17 @@ def _auto_row_group_size(n: int) -> int:
 def _geometry_types(geoms: np.ndarray) -> list[str]:
     present = geoms[~shapely.is_missing(geoms)]
     codes = np.unique(shapely.get_type_id(present) * 2 + shapely.has_z(present))
-    return sorted({_TYPE_NAMES[int(c) // 2] + (" Z" if c % 2 else "") for c in codes})
+    return sorted({_speed.TYPE_NAMES[int(c) // 2] + (" Z" if c % 2 else "") for c in codes})
 
 
 def _column_meta(
-    values: np.ndarray,
-    bounds: np.ndarray | None,
-    crs: Any,
-    *,
-    covering: bool,
-    wkb: pa.Array | None = None,
+    bounds: np.ndarray, crs: Any, types: list[str], *, covering: bool
 ) -> dict[str, Any]:
-    """The ``geo`` metadata entry of one geometry column (types read off ``wkb`` when given)."""
-    b = shapely.bounds(values) if bounds is None else bounds
-    ok = np.isfinite(b).all(axis=1)
-    meta: dict[str, Any] = {
-        "encoding": "WKB",
-        "geometry_types": _geometry_types(values)
-        if wkb is None
-        else _speed.wkb_geometry_types(wkb),
-        "crs": crs.to_json_dict(),
-    }
+    """The ``geo`` metadata entry of one geometry column."""
+    ok = np.isfinite(bounds).all(axis=1)
+    meta: dict[str, Any] = {"encoding": "WKB", "geometry_types": types, "crs": crs.to_json_dict()}
     if ok.any():
-        b = b[ok]
+        b = bounds[ok]
         meta["bbox"] = [
             float(b[:, 0].min()),
             float(b[:, 1].min()),
@@ -308,48 +286,45 @@ def write_geoparquet(
     values = {col: gdf[col].to_numpy() for col in geom_cols}
     bounds, usable = _bounds(values[primary])
 
-    # Geometry is serialised in input order, the order the objects sit in memory (in sorted order
-    # it took 3x as long, measured on 1 M cells), by a worker thread while this thread orders the
-    # rows and converts and reorders the attribute columns, then helps with what is left; the
-    # metadata is read off the WKB while the WKB is reordered.
+    # The sort keys and the argsort are numpy work that releases the GIL: they run on a worker
+    # while this thread encodes the geometry (shapely holds the GIL), in input order, the order
+    # the objects sit in memory (in sorted order it took 3x as long, measured on 1 M cells). All
+    # columns are then reordered by Arrow ``take`` on the workers (no GIL either).
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(_speed.threads()) as pool:
-        jobs = {col: _speed.WkbJob(values[col], pool) for col in geom_cols}
-        order = sort_order(gdf, bounds, sort, where)
+        sorting = pool.submit(sort_order, gdf, bounds, sort, where)
+        wkb = {col: _speed.encode_wkb(values[col]) for col in geom_cols}
         attrs = _frame_to_table(pd.DataFrame(gdf.drop(columns=geom_cols)), where)
-        if order is not None:
-            attrs = _speed.take_columns(attrs, order)
-        wkb = {col: job.result() for col, job in jobs.items()}
-        metas = {
-            col: pool.submit(
-                _column_meta,
-                values[col],
-                bounds if col == primary else None,
+        columns_meta = {
+            col: _column_meta(
+                bounds if col == primary else _speed.in_chunks(shapely.bounds, values[col]),
                 gdf[col].crs,
+                wkb[col].geometry_types,
                 covering=col == primary,
-                wkb=wkb[col],
             )
             for col in geom_cols
         }
-        if order is not None:
-            wkb = {col: arr.take(pa.array(order)) for col, arr in wkb.items()}
-            bounds, usable = bounds[order], usable[order]
-        columns_meta = {col: future.result() for col, future in metas.items()}
-    # one Arrow table in the input's column order, then the bbox covering
-    fields = {f.name: (f, attrs.column(f.name)) for f in attrs.schema}
-    fields |= {col: (pa.field(col, pa.binary()), wkb[col]) for col in geom_cols}
-    names = list(gdf.columns)
+        covering = pa.StructArray.from_arrays(
+            [pa.array(np.where(usable, bounds[:, i], 0.0), pa.float64()) for i in range(4)],
+            names=list(_BBOX_FIELDS),
+            mask=pa.array(~usable),
+        )
+        order = sorting.result()
+        # one Arrow table in the input's column order, then the bbox covering
+        fields = {f.name: f for f in attrs.schema} | {
+            col: pa.field(col, pa.binary()) for col in geom_cols
+        }
+        names = [*gdf.columns, COVERING]
+        fields[COVERING] = pa.field(COVERING, covering.type)
+        columns = {col: (wkb[col].array, wkb[col].indices(order)) for col in geom_cols}
+        columns |= {f.name: (attrs.column(f.name), order) for f in attrs.schema}
+        columns[COVERING] = (covering, order)
+        taken = dict(zip(columns, _speed.take_all(list(columns.values()), pool), strict=True))
     table = pa.Table.from_arrays(
-        [fields[n][1] for n in names],
-        schema=pa.schema([fields[n][0] for n in names], metadata=attrs.schema.metadata),
+        [taken[n] for n in names],
+        schema=pa.schema([fields[n] for n in names], metadata=attrs.schema.metadata),
     )
-    covering = pa.StructArray.from_arrays(
-        [pa.array(np.where(usable, bounds[:, i], 0.0), pa.float64()) for i in range(4)],
-        names=list(_BBOX_FIELDS),
-        mask=pa.array(~usable),
-    )
-    table = table.append_column(COVERING, covering)
 
     geo = {"version": GEOPARQUET_VERSION, "primary_column": primary, "columns": columns_meta}
     metadata = dict(table.schema.metadata or {})
