@@ -95,6 +95,11 @@ def test_geo_metadata_matches_the_data(tmp_path: Path, admin: gpd.GeoDataFrame) 
     assert (
         pq.read_metadata(path).row_group(0).column(0).compression == "SNAPPY"
     )  # the default codec (geopandas and BI readers), see docs/outputs.md
+    meta = pq.read_metadata(path).row_group(0)
+    chunks = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    assert {c.compression for c in chunks.values()} == {"SNAPPY"}  # bbox.xmin ... too
+    with_stats = {p for p, c in chunks.items() if c.is_stats_set}
+    assert with_stats == set(chunks) - {"geometry"}  # statistics on all but the WKB
 
 
 def test_covering_column_equals_geometry_bounds(tmp_path: Path, admin: gpd.GeoDataFrame) -> None:
@@ -380,10 +385,7 @@ def _mixed_geometries() -> np.ndarray:
 def _encoded(geoms: np.ndarray, order: np.ndarray | None = None) -> list[bytes | None]:
     from geopipe.io._geoparquet_speed import encode_wkb
 
-    wkb = encode_wkb(geoms)
-    idx = wkb.indices(order)
-    arr = wkb.array if idx is None else wkb.array.take(idx)
-    return arr.to_pylist()
+    return encode_wkb(geoms).rows(order).to_pylist()
 
 
 def test_declared_geometry_types_equal_shapely_types() -> None:
@@ -414,10 +416,13 @@ def test_wkb_encoder_gives_shapely_bytes(monkeypatch: pytest.MonkeyPatch) -> Non
         assert _encoded(geoms) == expected
         order = rng.permutation(len(geoms))
         assert _encoded(geoms, order) == [expected[i] for i in order]
-    monkeypatch.setattr(gq, "_CHUNK_BYTES", 4096)  # many arrays per kind, a chunked result
+    monkeypatch.setattr(gq, "_CHUNK_BYTES", 4096)  # the coordinates in many arrays per kind
     for geoms in (polys, mixed):
-        assert _encoded(geoms) == list(shapely.to_wkb(geoms, flavor="iso", byte_order=1))
-    assert isinstance(gq.encode_wkb(polys).array, pa.ChunkedArray)
+        expected = list(shapely.to_wkb(geoms, flavor="iso", byte_order=1))
+        assert _encoded(geoms) == expected
+        order = rng.permutation(len(geoms))[: len(geoms) // 2]  # some rows, in any order
+        assert _encoded(geoms, order) == [expected[i] for i in order]
+    assert isinstance(gq.encode_wkb(polys).parts[0].body, pa.ChunkedArray)
 
 
 def test_wkb_encoder_on_real_boundaries_lines_and_points(shared_real: Path) -> None:
@@ -464,17 +469,33 @@ def test_h3_sort_keys_equal_string_order_and_reject_non_h3() -> None:
         assert _h3_keys(pd.Series(bad, dtype="string")) is None
 
 
-def test_threaded_geometry_path_writes_the_same_bytes(
-    tmp_path: Path, cells: gpd.GeoDataFrame, monkeypatch: pytest.MonkeyPatch
+def test_row_groups_taken_one_at_a_time_give_the_file_of_one_write_table(
+    tmp_path: Path,
+    cells: gpd.GeoDataFrame,
+    admin: gpd.GeoDataFrame,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Threaded bounds and takes, WKB in many arrays (used for big tables): the same file."""
+    """Rows put in order row group by row group (and the WKB in many Arrow arrays, in groups of
+    geometry types): the bytes of pyarrow's own ``write_table`` of the ordered table."""
     import geopipe.io._geoparquet_speed as gq
 
-    shuffled = cells.sample(frac=1.0, random_state=3).reset_index(drop=True)
-    single = write_geoparquet(shuffled, tmp_path / "one.parquet").read_bytes()
-    monkeypatch.setattr(gq, "PARALLEL_MIN_ROWS", 10)
-    monkeypatch.setattr(gq, "threads", lambda: 3)
-    monkeypatch.setattr(gq, "_CHUNK_BYTES", 2048)  # the WKB in many Arrow arrays
-    threaded = write_geoparquet(shuffled, tmp_path / "many.parquet")
-    assert threaded.read_bytes() == single
-    assert check_geoparquet(threaded) == []
+    monkeypatch.setattr(gq, "_CHUNK_BYTES", 2048)
+    points = gpd.GeoSeries(shapely.centroid(admin.geometry.to_numpy()), crs=admin.crs)
+    mixed = admin.assign(geometry=admin.geometry.where(admin.index % 3 > 0, points))
+    for name, gdf, ucode_dict in (("cells", cells, ["ucode"]), ("mixed", mixed, [])):
+        shuffled = gdf.sample(frac=1.0, random_state=3).reset_index(drop=True)
+        ours = write_geoparquet(shuffled, tmp_path / f"{name}.parquet", row_group_size=50)
+        table = pq.read_table(ours)  # rows in the file's order, schema with geo metadata
+        stats = [c for c in table.column_names if c not in ("geometry", "bbox")]
+        reference = tmp_path / f"{name}_reference.parquet"
+        pq.write_table(
+            table,
+            reference,
+            row_group_size=50,
+            compression="snappy",
+            use_dictionary=ucode_dict,
+            write_statistics=[*stats, "bbox.xmin", "bbox.ymin", "bbox.xmax", "bbox.ymax"],
+        )
+        assert pq.read_metadata(ours).num_row_groups == -(-len(gdf) // 50)
+        assert ours.read_bytes() == reference.read_bytes()
+        assert check_geoparquet(ours) == []
