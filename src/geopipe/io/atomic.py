@@ -49,6 +49,7 @@ __all__ = [
     "fsync_dir",
     "remove_stale_temps",
     "remove_temps_of",
+    "start_writeback",
 ]
 
 #: Prefix of every temporary name (git-ignored; hidden, so pyarrow datasets skip it too).
@@ -197,6 +198,46 @@ def _renameat2() -> Any:
         return ctypes.CDLL(libc_name, use_errno=True).renameat2
     except (OSError, AttributeError):
         return None
+
+
+@functools.cache
+def _sync_file_range() -> Any:
+    """libc's sync_file_range, or None (not Linux). Looked up once per process."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return None
+    try:
+        func = ctypes.CDLL(libc_name, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return func
+
+
+def start_writeback(fd: int) -> None:
+    """Ask the kernel to start writing a file's dirty pages to disk now, without waiting.
+
+    A writer that calls this after each chunk of a big file leaves little for the final
+    ``fsync`` of :func:`atomic_path`: on the 1 M-cell GeoParquet benchmark (170 MB) that fsync
+    went from about 0.1 s to 0.01 s. Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``; elsewhere,
+    or if the call fails, nothing happens (the final fsync still makes the file durable).
+
+    Parameters
+    ----------
+    fd
+        An open file descriptor of the file being written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryFile() as f:
+    ...     _ = f.write(b"x" * 10_000)
+    ...     f.flush()
+    ...     start_writeback(f.fileno())
+    """
+    func = _sync_file_range()
+    if func is not None:
+        func(fd, 0, 0, 2)  # SYNC_FILE_RANGE_WRITE: start write-out of every dirty page
 
 
 def _rename_exchange(a: Path, b: Path) -> bool:

@@ -48,7 +48,7 @@ import shapely
 from geopipe.errors import FormatError, GeometryError, InputError, MissingFileError, problem
 from geopipe.io import _geoparquet_speed as _speed
 from geopipe.io._spatial_sort import SortMode, sort_order
-from geopipe.io.atomic import atomic_path
+from geopipe.io.atomic import atomic_path, start_writeback
 
 __all__ = [
     "GEOPARQUET_VERSION",
@@ -210,8 +210,9 @@ def _write_table(
     with (
         atomic_path(path) as tmp,
         ThreadPoolExecutor(1) as pool,
+        pa.OSFile(str(tmp), "wb") as sink,
         pq.ParquetWriter(
-            tmp,
+            sink,
             schema,
             compression=codec,
             compression_level=level,
@@ -225,6 +226,7 @@ def _write_table(
             if start + rg < n:
                 ahead = pool.submit(group, start + rg, min(n, start + 2 * rg))
             writer.write_table(current, row_group_size=rg)
+            start_writeback(sink.fileno())  # the final fsync then has little left to wait for
     return path
 
 
