@@ -189,28 +189,28 @@ def atomic_path(final: str | os.PathLike[str], *, mode: int | None = None) -> It
 
 
 @functools.cache
-def _renameat2() -> Any:
-    """libc's renameat2, or None (not Linux / old glibc). Looked up once per process."""
+def _libc(name: str) -> Any:
+    """The libc function ``name``, or None (not on this system). Looked up once per process."""
     libc_name = ctypes.util.find_library("c")
     if not libc_name:
         return None
     try:
-        return ctypes.CDLL(libc_name, use_errno=True).renameat2
+        return getattr(ctypes.CDLL(libc_name, use_errno=True), name)
     except (OSError, AttributeError):
         return None
+
+
+def _renameat2() -> Any:
+    """libc's renameat2, or None (not Linux / old glibc)."""
+    return _libc("renameat2")
 
 
 @functools.cache
 def _sync_file_range() -> Any:
-    """libc's sync_file_range, or None (not Linux). Looked up once per process."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return None
-    try:
-        func = ctypes.CDLL(libc_name, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    """libc's sync_file_range with its argument types, or None (not Linux)."""
+    func = _libc("sync_file_range")
+    if func is not None:
+        func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     return func
 
 
