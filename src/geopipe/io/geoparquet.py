@@ -76,19 +76,14 @@ def _geometry_types(geoms: np.ndarray) -> list[str]:
 
 
 def _column_meta(
-    bounds: np.ndarray, crs: Any, types: list[str], *, covering: bool
+    bounds: np.ndarray, usable: np.ndarray, crs: Any, types: list[str], *, covering: bool
 ) -> dict[str, Any]:
-    """The ``geo`` metadata entry of one geometry column."""
-    ok = np.isfinite(bounds).all(axis=1)
+    """The ``geo`` metadata entry of one geometry column (``bbox`` over the ``usable`` rows)."""
     meta: dict[str, Any] = {"encoding": "WKB", "geometry_types": types, "crs": crs.to_json_dict()}
-    if ok.any():
-        b = bounds[ok]
-        meta["bbox"] = [
-            float(b[:, 0].min()),
-            float(b[:, 1].min()),
-            float(b[:, 2].max()),
-            float(b[:, 3].max()),
-        ]
+    if usable.any():
+        b = bounds if usable.all() else bounds[usable]
+        lo, hi = b.min(axis=0), b.max(axis=0)
+        meta["bbox"] = [float(lo[0]), float(lo[1]), float(hi[2]), float(hi[3])]
     if covering:
         meta["covering"] = {"bbox": {f: [COVERING, f] for f in _BBOX_FIELDS}}
     return meta
@@ -344,7 +339,7 @@ def write_geoparquet(
         attrs = _frame_to_table(pd.DataFrame(gdf).drop(columns=geom_cols), where)
         columns_meta = {
             col: _column_meta(
-                bounds if col == primary else shapely.bounds(values[col]),
+                *((bounds, usable) if col == primary else _bounds(values[col])),
                 gdf[col].crs,
                 wkb[col].geometry_types,
                 covering=col == primary,
