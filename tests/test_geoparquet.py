@@ -10,6 +10,7 @@ import geopandas as gpd
 import h3
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pyproj
 import pytest
@@ -94,6 +95,11 @@ def test_geo_metadata_matches_the_data(tmp_path: Path, admin: gpd.GeoDataFrame) 
     assert (
         pq.read_metadata(path).row_group(0).column(0).compression == "SNAPPY"
     )  # the default codec (geopandas and BI readers), see docs/outputs.md
+    meta = pq.read_metadata(path).row_group(0)
+    chunks = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    assert {c.compression for c in chunks.values()} == {"SNAPPY"}  # bbox.xmin ... too
+    with_stats = {p for p, c in chunks.items() if c.is_stats_set}
+    assert with_stats == set(chunks) - {"geometry"}  # statistics on all but the WKB
 
 
 def test_covering_column_equals_geometry_bounds(tmp_path: Path, admin: gpd.GeoDataFrame) -> None:
@@ -347,35 +353,108 @@ def test_errors_name_the_problem_and_fix(tmp_path: Path, admin: gpd.GeoDataFrame
     assert not (tmp_path / "x.parquet").exists()
 
 
-def test_geometry_types_read_off_wkb_equal_shapely_types(tmp_path: Path) -> None:
-    """The writer reads geometry types off the WKB bytes; shapely's type ids are the reference."""
-    import pyarrow as pa
-
-    from geopipe.io._geoparquet_speed import wkb_geometry_types as _wkb_geometry_types
-    from geopipe.io.geoparquet import _geometry_types
-
+def _mixed_geometries() -> np.ndarray:
     line = shapely.LineString([(0, 0), (1, 1)])
-    geoms = np.array(
+    holed = shapely.Polygon([(0, 0), (4, 0), (4, 4), (0, 4)], [[(1, 1), (2, 1), (2, 2)]])
+    return np.array(
         [
             shapely.Point(0, 0),
             shapely.Point(0, 0, 1),
             line,
             shapely.LinearRing([(0, 0), (1, 0), (1, 1)]),
             shapely.box(0, 0, 1, 1),
+            holed,
             shapely.MultiPoint([(0, 0), (1, 1)]),
             shapely.MultiLineString([line]),
             shapely.MultiPolygon([shapely.box(0, 0, 1, 1)]),
             shapely.GeometryCollection([line]),
             shapely.Polygon(),
+            shapely.Point(),
+            shapely.LineString(),
+            shapely.Point(np.nan, 1.0),
             shapely.from_wkt("LINESTRING Z (0 0 0, 1 1 1)"),
             shapely.from_wkt("POINT M (1 2 3)"),
+            shapely.from_wkt("POLYGON Z ((0 0 1, 1 0 1, 1 1 1, 0 0 1))"),
+            shapely.Point(-0.0, 1e-300),
             None,
         ],
         dtype=object,
     )
-    wkb = pa.array(shapely.to_wkb(geoms, flavor="iso", byte_order=1), pa.binary())
-    assert _wkb_geometry_types(wkb) == _geometry_types(geoms)
-    assert _wkb_geometry_types(wkb.slice(4)) == _geometry_types(geoms[4:])
+
+
+def _encoded(geoms: np.ndarray, order: np.ndarray | None = None) -> list[bytes | None]:
+    from geopipe.io._geoparquet_speed import encode_wkb
+
+    return encode_wkb(geoms).rows(order).to_pylist()
+
+
+def test_declared_geometry_types_equal_shapely_types() -> None:
+    """The writer's declared types (from the encoder) against shapely's type ids and has_z."""
+    from geopipe.io._geoparquet_speed import encode_wkb
+    from geopipe.io.geoparquet import _geometry_types
+
+    geoms = _mixed_geometries()
+    assert encode_wkb(geoms).geometry_types == _geometry_types(geoms)
+    assert encode_wkb(geoms[4:]).geometry_types == _geometry_types(geoms[4:])
+    assert encode_wkb(geoms[-1:]).geometry_types == []  # only a null
+
+
+def test_wkb_encoder_gives_shapely_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row's bytes equal shapely.to_wkb (GEOS' writer, ISO, little endian): for each
+    geometry kind alone, mixed, reordered, and split into many Arrow arrays."""
+    import geopipe.io._geoparquet_speed as gq
+
+    rng = np.random.default_rng(11)
+    x, y = rng.uniform(-180, 180, 3000), rng.uniform(-90, 90, 3000)
+    pts = shapely.points(x, y)
+    lines = shapely.linestrings(np.stack([x, y, x + 1, y - 1], axis=1).reshape(-1, 2, 2))
+    polys = shapely.buffer(pts, rng.uniform(0.1, 2, 3000), quad_segs=rng.integers(1, 9))
+    mixed = np.concatenate([pts[:50], _mixed_geometries(), lines[:50], polys[:50], [None]])
+    mixed = mixed[rng.permutation(len(mixed))]
+    for geoms in (pts, lines, polys, mixed, mixed[:0], mixed[5:6]):
+        expected = list(shapely.to_wkb(geoms, flavor="iso", byte_order=1))
+        assert _encoded(geoms) == expected
+        order = rng.permutation(len(geoms))
+        assert _encoded(geoms, order) == [expected[i] for i in order]
+    monkeypatch.setattr(gq, "_CHUNK_BYTES", 4096)  # the coordinates in many arrays per kind
+    for geoms in (polys, mixed):
+        expected = list(shapely.to_wkb(geoms, flavor="iso", byte_order=1))
+        assert _encoded(geoms) == expected
+        order = rng.permutation(len(geoms))[: len(geoms) // 2]  # some rows, in any order
+        assert _encoded(geoms, order) == [expected[i] for i in order]
+    assert isinstance(gq.encode_wkb(polys).parts[0].body, pa.ChunkedArray)
+
+
+def test_wkb_encoder_on_real_boundaries_lines_and_points(shared_real: Path) -> None:
+    """Real admin polygons (holes, multi-parts), power lines and health sites."""
+    for name in (
+        "rwa_adm2.geojson",
+        "rwa_kigali_mv_lines_gridfinder.geojson",
+        "rwa_healthsites_2020.geojson",
+    ):
+        geoms = gpd.read_file(shared_real / "rwa" / name).geometry.to_numpy()
+        polygons = shapely.get_parts(geoms[shapely.get_type_id(geoms) == 6])
+        for sample in (geoms, polygons):
+            assert _encoded(sample) == list(shapely.to_wkb(sample, flavor="iso", byte_order=1))
+
+
+def test_stable_argsort_equals_numpy_stable_sort() -> None:
+    from geopipe.io._spatial_sort import stable_argsort
+
+    rng = np.random.default_rng(4)
+    cells = np.array([h3.str_to_int(c) for c in h3.grid_disk("881e6c1b2bfffff", 30)])
+    cases = [
+        rng.integers(0, 50, 10_000),  # many ties
+        rng.integers(0, 2**40, 10_000) << 7,  # constant low bits
+        rng.permutation(np.repeat(cells, 3)),  # H3 fragments: each cell three times
+        rng.integers(-(2**62), 2**62, 1000),  # negative: numpy's own sort
+        np.array([2**62, 0, 2**62, 1]),  # range too wide to pack the row number
+        np.full(100, 7),
+        np.array([3]),
+        np.array([], dtype=np.int64),
+    ]
+    for keys in cases:
+        np.testing.assert_array_equal(stable_argsort(keys), np.argsort(keys, kind="stable"))
 
 
 def test_h3_sort_keys_equal_string_order_and_reject_non_h3() -> None:
@@ -390,16 +469,33 @@ def test_h3_sort_keys_equal_string_order_and_reject_non_h3() -> None:
         assert _h3_keys(pd.Series(bad, dtype="string")) is None
 
 
-def test_threaded_geometry_path_writes_the_same_bytes(
-    tmp_path: Path, cells: gpd.GeoDataFrame, monkeypatch: pytest.MonkeyPatch
+def test_row_groups_taken_one_at_a_time_give_the_file_of_one_write_table(
+    tmp_path: Path,
+    cells: gpd.GeoDataFrame,
+    admin: gpd.GeoDataFrame,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Chunked, threaded WKB and bounds (used for big tables) give the single-thread file."""
+    """Rows put in order row group by row group (and the WKB in many Arrow arrays, in groups of
+    geometry types): the bytes of pyarrow's own ``write_table`` of the ordered table."""
     import geopipe.io._geoparquet_speed as gq
 
-    shuffled = cells.sample(frac=1.0, random_state=3).reset_index(drop=True)
-    single = write_geoparquet(shuffled, tmp_path / "one.parquet").read_bytes()
-    monkeypatch.setattr(gq, "PARALLEL_MIN_ROWS", 10)
-    monkeypatch.setattr(gq, "threads", lambda: 3)
-    threaded = write_geoparquet(shuffled, tmp_path / "many.parquet")
-    assert threaded.read_bytes() == single
-    assert check_geoparquet(threaded) == []
+    monkeypatch.setattr(gq, "_CHUNK_BYTES", 2048)
+    points = gpd.GeoSeries(shapely.centroid(admin.geometry.to_numpy()), crs=admin.crs)
+    mixed = admin.assign(geometry=admin.geometry.where(admin.index % 3 > 0, points))
+    for name, gdf, ucode_dict in (("cells", cells, ["ucode"]), ("mixed", mixed, [])):
+        shuffled = gdf.sample(frac=1.0, random_state=3).reset_index(drop=True)
+        ours = write_geoparquet(shuffled, tmp_path / f"{name}.parquet", row_group_size=50)
+        table = pq.read_table(ours)  # rows in the file's order, schema with geo metadata
+        stats = [c for c in table.column_names if c not in ("geometry", "bbox")]
+        reference = tmp_path / f"{name}_reference.parquet"
+        pq.write_table(
+            table,
+            reference,
+            row_group_size=50,
+            compression="snappy",
+            use_dictionary=ucode_dict,
+            write_statistics=[*stats, "bbox.xmin", "bbox.ymin", "bbox.xmax", "bbox.ymax"],
+        )
+        assert pq.read_metadata(ours).num_row_groups == -(-len(gdf) // 50)
+        assert ours.read_bytes() == reference.read_bytes()
+        assert check_geoparquet(ours) == []

@@ -17,31 +17,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
 
+from geopipe.io._geoparquet_speed import TYPE_NAMES
+
 __all__ = ["run_checks"]
 
-_VALID_TYPES = {
-    base + z
-    for base in (
-        "Point",
-        "LineString",
-        "Polygon",
-        "MultiPoint",
-        "MultiLineString",
-        "MultiPolygon",
-        "GeometryCollection",
-    )
-    for z in ("", " Z")
-}
-_TYPE_NAMES = {
-    0: "Point",
-    1: "LineString",
-    2: "LineString",
-    3: "Polygon",
-    4: "MultiPoint",
-    5: "MultiLineString",
-    6: "MultiPolygon",
-    7: "GeometryCollection",
-}
+# the names GeoParquet allows, with and without " Z" (shapely's type ids index TYPE_NAMES)
+_VALID_TYPES = {base + z for base in TYPE_NAMES for z in ("", " Z")}
 _FIELDS = ("xmin", "ymin", "xmax", "ymax")
 _VERSION = re.compile(r"^1\.1\.\d+$")
 
@@ -143,7 +124,7 @@ def _check_types(name: str, meta: dict[str, Any], geoms: np.ndarray, problems: l
     present = ~shapely.is_missing(geoms)
     ids = shapely.get_type_id(geoms[present])
     has_z = shapely.has_z(geoms[present])
-    actual = {_TYPE_NAMES[int(t)] + (" Z" if z else "") for t, z in zip(ids, has_z, strict=True)}
+    actual = {TYPE_NAMES[int(t)] + (" Z" if z else "") for t, z in zip(ids, has_z, strict=True)}
     if declared and not actual <= set(declared):
         problems.append(
             f"geo.columns.{name}.geometry_types {sorted(declared)} misses types present in the "

