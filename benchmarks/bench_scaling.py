@@ -31,7 +31,6 @@ N = int(os.environ.get("GEOPIPE_BENCH_SCALE_N", "10000"))
 COUNTRIES = [int(c) for c in os.environ.get("GEOPIPE_BENCH_SCALE_COUNTRIES", "1,4,16").split(",")]
 ENGINES = os.environ.get("GEOPIPE_BENCH_SCALE_ENGINES", "local,processes,dask").split(",")
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "latest.json"
 PLOT = HERE.parent / "docs" / "img" / "scaling.png"
 
 
@@ -83,14 +82,6 @@ def make_countries(root: Path, n: int) -> list[str]:
     return isos
 
 
-def record(key: str, value: object) -> None:
-    """Replace ``key`` in ``benchmarks/results/latest.json`` (other benchmarks keep theirs)."""
-    RESULTS.parent.mkdir(exist_ok=True)
-    data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    data[key] = value
-    RESULTS.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-
-
 def plot(results: list[dict]) -> None:
     """Seconds per country and peak memory against the number of countries, per engine."""
     import matplotlib
@@ -121,6 +112,7 @@ def plot(results: list[dict]) -> None:
 def main() -> None:
     """Run the series, print one table, record the results and draw the plot."""
     import geopipe as gp
+    from benchmarks._common import save_result
     from benchmarks.synthetic import pipeline_config
     from geopipe.pipeline.engines import close_clients
 
@@ -192,7 +184,7 @@ def main() -> None:
                 f"{engine}: per-country time varies by {100 * (spread - 1):.0f} % over {[r['countries'] for r in rows]} countries"
             )
     print("\n".join(summary))
-    record(
+    save_result(
         "scaling",
         {
             "n_pixels": N,
