@@ -17,7 +17,6 @@ Results go to ``benchmarks/results/latest.json`` under ``"scaling"`` and the plo
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import threading
