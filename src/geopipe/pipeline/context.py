@@ -167,8 +167,21 @@ class RunContext:
         """The source ``name``, read on first use."""
         if name not in self._read:
             self.counts[f"read:{name}"] += 1
-            self._read[name] = read_source(self.pipeline.sources[name], cache_dir=self.cache_dir)
+            src = self.pipeline.sources[name]
+            if src.kind == "raster" and self.partitioned:
+                from ..io.raster import load_raster
+
+                # the partitions read their own windows: here the header is enough (the checks
+                # and whole-country steps read it by row blocks)
+                self._read[name] = load_raster(src.path, max_bytes=0)
+            else:
+                self._read[name] = read_source(src, cache_dir=self.cache_dir)
         return self._read[name]
+
+    @property
+    def partitioned(self) -> bool:
+        """Whether the pixel steps run in partition tasks that read their own raster windows."""
+        return self.engine.kind != "local" or self.engine.partition_level is not None
 
     def admin(self) -> Any:
         """The ``dim_admin`` table of the pipeline's admin source."""
