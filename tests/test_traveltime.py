@@ -435,3 +435,23 @@ def test_coverage_sums_pure():
         fin = sel & np.isfinite(m)
         assert s["mean"][u] == pytest.approx((w[fin] * m[fin]).sum() / w[fin].sum(), rel=1e-12)
     assert s["total"][7] == 0 and np.isnan(s["mean"][7])
+
+
+def test_facilities_snap_to_the_cell_gdal_gives_them_even_on_a_cell_edge():
+    # sample clinics lie exactly on a friction-cell edge (lat -2.175 on a 1/120 deg grid);
+    # floor((y - f) / e) put them one row north; GDAL's inverse geotransform does not
+    import rasterio
+
+    from geopipe.zonal.traveltime import _cell_of
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    clinics = gp.read_points(sample / "rwa_who_public_health_facilities.csv")
+    with rasterio.open(sample / "rwa_friction_walking_modelled_1km.tif") as ds:
+        x, y = clinics.geometry.x.to_numpy(), clinics.geometry.y.to_numpy()
+        rows, cols = _cell_of(ds.transform, x, y)
+        ref_rows, ref_cols = rasterio.transform.rowcol(ds.transform, x, y)
+        frac = ((y - ds.transform.f) / ds.transform.e) % 1
+        on_edge = np.isclose(frac, 0, atol=1e-9) | np.isclose(frac, 1, atol=1e-9)
+    assert on_edge.sum() >= 2
+    np.testing.assert_array_equal(rows, ref_rows)
+    np.testing.assert_array_equal(cols, ref_cols)

@@ -132,8 +132,10 @@ class TravelTimeRaster(GridRaster):
 
 
 def _cell_of(t: Affine, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    col = np.floor((x - t.c) / t.a)
-    row = np.floor((y - t.f) / t.e)
+    """The cell holding each point, as GDAL and ``rasterio.transform.rowcol`` decide it (the
+    inverse geotransform, floored): a point on a cell edge goes to the cell east / south of it."""
+    fcol, frow = ~t * (np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+    col, row = np.floor(fcol), np.floor(frow)
     bad = ~(np.isfinite(col) & np.isfinite(row))
     col[bad], row[bad] = -1, -1
     return row.astype(np.int64), col.astype(np.int64)
