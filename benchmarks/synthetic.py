@@ -467,6 +467,40 @@ def pipeline_config(
     return cfg
 
 
+def peer_inputs(folder: str | Path, iso3: str) -> dict[str, Any]:
+    """The input description of ``benchmarks/peer_status_quo.py`` (``--inputs``) for a country.
+
+    Examples
+    --------
+    >>> peer_inputs("out/synthetic", "XAA")["admin"]["2"]["parent"]
+    'ADM1_PCODE'
+    """
+    base = Path(folder).resolve() / iso3
+    admin = {
+        str(lv): {
+            "path": str(base / FILES[f"adm{lv}"]),
+            "name": f"ADM{lv}_EN",
+            "id": f"ADM{lv}_PCODE",
+            **({"parent": f"ADM{lv - 1}_PCODE"} if lv else {}),
+        }
+        for lv in (0, 1, 2)
+    }
+    rasters = ("population_total", "population_u18", "population_u5", "friction")
+    return {
+        "admin": admin,
+        **{k: str(base / FILES[k]) for k in rasters},
+        "health_facilities": {
+            "path": str(base / FILES["health_facilities"]),
+            "lon": "lon",
+            "lat": "lat",
+        },
+        "schools": {"path": str(base / FILES["schools"]), "lon": "lon", "lat": "lat"},
+        "rwi": {"path": str(base / FILES["rwi"])},
+        "speed": {"path": str(base / FILES["speed"])},
+        "h3_resolution": 7,
+    }
+
+
 def write_config(cfg: dict[str, Any], path: str | Path) -> Path:
     """Write a pipeline dict as YAML (absolute paths inside, so it runs from anywhere).
 
