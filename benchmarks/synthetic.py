@@ -61,7 +61,11 @@ FRICTION_DEG = 1 / 120  # 30 arc-seconds: MAP's "1 km" friction grid
 POP_NODATA = -99999.0
 FRICTION_NODATA = -9999.0
 GAP_DEG = 0.5  # between neighbouring countries
-LON_ORIGIN = -20.0  # west edge of country 0; countries are centred on the equator
+LON_ORIGIN = -20.0  # about the west edge of country 0; countries are centred on the equator
+# Grids start off round numbers: with a west edge of exactly -20, some 3" pixel centres fall
+# exactly on zoom-14 tile edges (multiples of 360 / 2**14), where "the tile holding the centre"
+# is a tie that tools break differently. 0.000137° (15 m) keeps every centre off them.
+GRID_OFFSET = 0.000137
 TILE_ZOOM = 14
 _COARSE = 128  # resolution of the smooth population / terrain fields
 _BLOCK = 512
@@ -87,7 +91,8 @@ def country_extent(
     """``(west, south, east, north)`` of country ``index``'s population grid, in degrees.
 
     Countries are ``n_pixels`` pixels square, centred on the equator, placed west to east with a
-    gap of ``GAP_DEG``; the west edge is snapped to the friction grid so that both grids align.
+    gap of at least ``GAP_DEG`` (whole friction cells apart); the friction grid starts at the same
+    west edge, so both grids align.
 
     Examples
     --------
@@ -97,7 +102,7 @@ def country_extent(
     """
     width = n_pixels * pixel_deg
     step = math.ceil((width + GAP_DEG) / FRICTION_DEG) * FRICTION_DEG
-    west = LON_ORIGIN + index * step
+    west = LON_ORIGIN + index * step + GRID_OFFSET
     half = math.ceil(n_pixels / 2) * pixel_deg
     return west, half - width, west + width, half
 
