@@ -58,7 +58,8 @@ _EXACT_SUM = "exact coverage-weighted sums on both sides; the peer's bands are f
 _TT = (
     "the peer prices moves with one cell height and width (OnStove), geopipe per row: "
     "minutes differ by <= 0.06 % over Rwanda and <= 0.3 % over 8° of latitude, which moves "
-    "pixels near the 60 min threshold"
+    "whole 1 km cells across the 60 min threshold (measured: 0.2 % of a Rwanda district's "
+    "people, 0.54 % of a synthetic district's at 4° from the grid's middle row)"
 )
 TOLERANCES: dict[str, tuple[float, str | None, str]] = {
     "population_total": (1e-6, None, _EXACT_SUM),
@@ -95,8 +96,8 @@ TOLERANCES: dict[str, tuple[float, str | None, str]] = {
         "the peer's two-candidate search misses the nearest for a few pixels (sample: 15 of "
         "473k, by <= 42 m)",
     ),
-    "share_population_within_60min_health": (5e-3, "absolute", _TT),
-    "children_beyond_60min_health": (5e-3, "population_u18", _TT),
+    "share_population_within_60min_health": (1e-2, "absolute", _TT),
+    "children_beyond_60min_health": (1e-2, "population_u18", _TT),
     "travel_time_to_health_min_mean": (5e-3, None, _TT),
     "schools_per_10k_children": (1e-6, None, "ratio of an exact count and an exact sum"),
 }
@@ -324,6 +325,10 @@ def report(case: dict, checks: pd.DataFrame) -> None:
             f"  {side:8} wall {m['wall_s']:7.1f} s (runs {walls})  cpu {m['cpu_s']:7.1f} s "
             f"(runs {cpus})  peak {m['peak_mb']:6.0f} MB"
         )
+    stages = case.get("geopipe_stages_s", {})
+    if stages:
+        top = ", ".join(f"{k} {v:.1f}" for k, v in list(stages.items())[:6])
+        print(f"  geopipe stages, last run (manifest.json, s): {top}")
     s = case["speedup"]
     print(f"  geopipe is {s['wall_s']:.2f}x as fast as the peer (wall), {s['cpu_s']:.2f}x (cpu)")
     bad = checks[~checks["ok"]]
@@ -358,11 +363,26 @@ def _record(case: dict, checks: pd.DataFrame) -> dict:
     }
 
 
+def stage_times(run: Path) -> dict[str, float]:
+    """geopipe's own stage timings (s) from a run's ``manifest.json``, longest first.
+
+    Examples
+    --------
+    >>> stage_times(Path("out/sample"))  # doctest: +SKIP
+    {'h3_r7': 4.29, 'steps': 2.27, ...}
+    """
+    manifest = run / "manifest.json"
+    timings = json.loads(manifest.read_text()).get("timings", {}) if manifest.is_file() else {}
+    flat = {k: float(v) for k, v in timings.items() if isinstance(v, int | float)}
+    return dict(sorted(flat.items(), key=lambda kv: -kv[1]))
+
+
 def sample_case(tmp: Path, repeats: int = REPEATS) -> tuple[dict, pd.DataFrame]:
     peer_out, ours_out = tmp / "peer", tmp / "geopipe"
     peer_cmd = [sys.executable, str(PEER), "--output", str(peer_out)]
     ours_cmd = [geopipe_cli(), "run", str(CONFIG), "--force", "--output", str(ours_out)]
     case = run_case("Rwanda sample", peer_cmd, ours_cmd, repeats)
+    case["geopipe_stages_s"] = stage_times(ours_out)
     return case, check_outputs(peer_out, ours_out)
 
 
@@ -382,6 +402,7 @@ def synthetic_case(tmp: Path, n: int = E2E_N, repeats: int = E2E_REPEATS):
     ours_cmd = [geopipe_cli(), "run", str(cfg), "--force", *SYNTHETIC_ENGINE]
     case = run_case(f"synthetic country {n}x{n} pixels", peer_cmd, ours_cmd, repeats)
     case["generate_s"] = made
+    case["geopipe_stages_s"] = stage_times(ours_out)
     return case, check_outputs(peer_out, ours_out)
 
 

@@ -79,6 +79,7 @@ BROADBAND_MBPS, MIN_TESTS, KBPS_TO_MBPS = 10.0, 1, 0.001
 DISTANCE_KM, MINUTES = 5.0, 60.0
 EQUAL_AREA = "EPSG:6933"
 STRIP_ROWS = 512
+NEAREST_K = 4  # candidates of the nearest-facility search
 GEOD = pyproj.Geod(ellps="WGS84")
 
 # per-pixel bands (population x quantity) summed by exactextract
@@ -248,17 +249,19 @@ def burn(tiles: gpd.GeoDataFrame, col: str, shape: tuple[int, int], tf: Any) -> 
 def nearest_km(tree: cKDTree, hx: np.ndarray, hy: np.ndarray, lon, lat) -> np.ndarray:
     """WGS 84 geodesic km from each point to the nearest facility.
 
-    The two nearest by chord on the unit sphere are candidates; the ellipsoid changes distances
-    by under 1 %, so the second is measured only where its chord is within 1 % of the first's.
+    The ``NEAREST_K`` nearest by chord on the unit sphere are candidates; the ellipsoid changes
+    distances by under 1 %, so a further candidate is measured only where its chord is within
+    1 % of the nearest one's.
     """
-    if len(hx) == 1:
-        return GEOD.inv(lon, lat, np.full_like(lon, hx[0]), np.full_like(lat, hy[0]))[2] / 1000
-    chord, near = tree.query(_unit_xyz(lon, lat), k=2, workers=-1)
+    k = min(NEAREST_K, len(hx))
+    chord, near = tree.query(_unit_xyz(lon, lat), k=k, workers=-1)
+    chord, near = chord.reshape(len(lon), k), near.reshape(len(lon), k)
     _, _, d = GEOD.inv(lon, lat, hx[near[:, 0]], hy[near[:, 0]])
-    tie = chord[:, 1] <= chord[:, 0] * 1.01
-    if tie.any():
-        _, _, d2 = GEOD.inv(lon[tie], lat[tie], hx[near[tie, 1]], hy[near[tie, 1]])
-        d[tie] = np.minimum(d[tie], d2)
+    for j in range(1, k):
+        tie = chord[:, j] <= chord[:, 0] * 1.01
+        if tie.any():
+            _, _, dj = GEOD.inv(lon[tie], lat[tie], hx[near[tie, j]], hy[near[tie, j]])
+            d[tie] = np.minimum(d[tie], dj)
     return d / 1000.0
 
 

@@ -63,14 +63,14 @@ def test_a_wrong_value_fails_and_names_the_unit():
     peer, ours = _level()
     peer.loc[1, "population_total"] = 2000.0 * (1 + 3e-6)  # > 1e-6
     peer.loc[0, "health_facilities"] = 4.0  # counts are exact
-    peer.loc[0, "share_population_within_60min_health"] = 0.5 + 0.004  # absolute, <= 0.005
+    peer.loc[0, "share_population_within_60min_health"] = 0.5 + 0.009  # absolute, <= 0.01
     res = e2e.compare_level(peer, ours, "adm2", ["name"])
     pop = _row(res, "population_total")
     assert not pop["ok"] and pop["worst_unit"] == "B"
     assert pop["max_diff"] == pytest.approx(3e-6, rel=1e-6)
     assert not _row(res, "health_facilities")["ok"]
     assert _row(res, "share_population_within_60min_health")["ok"]
-    peer.loc[0, "share_population_within_60min_health"] = 0.5 + 0.006
+    peer.loc[0, "share_population_within_60min_health"] = 0.5 + 0.011
     res = e2e.compare_level(peer, ours, "adm2", ["name"])
     assert not _row(res, "share_population_within_60min_health")["ok"]
 
