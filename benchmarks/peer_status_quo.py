@@ -12,7 +12,8 @@ One method for every size (the Rwanda sample or a 10⁸-pixel country):
 * every per-pixel quantity is put on the population grid, strip by strip of raster rows: the
   wealth and speed tiles with ``rasterio.features.rasterize`` (a pixel takes the tile holding its
   centre), the geodesic distance from each pixel centre to the nearest health facility (a
-  ``scipy.spatial.cKDTree`` on unit-sphere coordinates finds it, ``pyproj.Geod`` measures it),
+  ``scipy.spatial.cKDTree`` on unit-sphere coordinates finds four candidates, ``pyproj.Geod``
+  measures them),
   and the walking time of the friction cell holding the pixel centre;
 * travel time: ``skimage.graph.MCP_Geometric`` over the friction raster (minutes per metre) from
   the facilities' cells, moves priced in metres with one cell height and width (those of the
