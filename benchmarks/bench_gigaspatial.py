@@ -539,6 +539,7 @@ def shared_cases(dataset: str, h3_res: int, counts: dict[str, str], nearest: dic
             )
         )
     h3_job = lambda inp: _h3_job(inp, h3_res)  # noqa: E731
+    h3_slow = dataset == "synthetic"  # both H3 cases: one gigaspatial run (same job, same repeats)
     out += [
         Case(
             dataset,
@@ -548,7 +549,7 @@ def shared_cases(dataset: str, h3_res: int, counts: dict[str, str], nearest: dic
             max_rel=0.05,
             total_rel=1e-3,
             on_theirs=True,
-            slow=dataset == "synthetic",
+            slow=h3_slow,
             why="both by pixel centre; gigaspatial tests centres against the hexagon drawn with "
             "straight edges (in the raster's CRS), geopipe asks H3 which cell holds the centre; "
             "compared on gigaspatial's cover (geopipe sums every pixel of the raster)",
@@ -564,6 +565,7 @@ def shared_cases(dataset: str, h3_res: int, counts: dict[str, str], nearest: dic
             total_rel=1e-3,
             floor=100.0,
             on_theirs=True,
+            slow=h3_slow,
             why=CENTRES + "; a hexagon has few pixels (r7 on the 232 m sample: ~100, ~30 on its "
             "edge), so cells differ by a few % (more on the outer edge; relative to "
             "max(value, 100))",

@@ -108,6 +108,52 @@ def test_giga_admin_table_uses_gigaspatial_column_names():
     assert out.crs == units.crs
 
 
+def _fake_giga(calls: list) -> object:
+    def run(python, job, workdir):
+        calls.append(job)
+        return {
+            "times": [3.0, 1.0, 2.0],
+            "ids": ["a", "b"],
+            "values": [10.0, np.nan],
+            "import_s": 0.1,
+        }
+
+    return run
+
+
+def test_run_case_checks_on_gigaspatial_zones_and_reuses_its_run(monkeypatch, tmp_path):
+    calls: list = []
+    monkeypatch.setattr(bg, "run_giga", _fake_giga(calls))
+    inp = bg.Inputs("t", gpd.GeoDataFrame())
+    ours = pd.Series([10.0, 0.0, 5.0], index=["a", "b", "c"])  # c: beyond gigaspatial's cover
+    case = bg.Case(
+        "t", "m", lambda i: ours, lambda i: {"case": "x"}, 0.0, 0.0, "why", on_theirs=True
+    )
+    done: dict = {}
+    row = bg.run_case(case, inp, "python", tmp_path, done)
+    assert row["ok"]  # NaN (no pixel) on gigaspatial's side counts as 0; c is left out
+    assert row["zones"] == 2
+    assert row["only_geopipe_zones"] == 1
+    assert row["only_geopipe_total"] == 5.0
+    assert row["gigaspatial_s"] == 2.0  # median of its runs
+    assert row["ratio_gigaspatial_over_geopipe"] > 0
+    # the same job for another geopipe method: gigaspatial is not run again
+    other = bg.Case("t", "m2", lambda i: ours * 2, lambda i: {"case": "x"}, 0.0, 0.0, "why")
+    row2 = bg.run_case(other, inp, "python", tmp_path, done)
+    assert len(calls) == 1
+    assert not row2["ok"]  # 20 vs 10, and c counted: outside the zero tolerance
+    assert row2["max_rel"] == pytest.approx(10.0)  # c: 10 against 0 (floor 1)
+
+
+def test_the_two_h3_cases_of_a_data_set_share_one_gigaspatial_job():
+    inp = bg.Inputs("x", gpd.GeoDataFrame(), files={"boundary": "b.parquet", "raster": "r.tif"})
+    for cases in (bg.rwanda_cases(), bg.synthetic_cases()):
+        h3 = [c for c in cases if "H3" in c.measure]
+        assert len(h3) == 2
+        assert h3[0].job(inp) == h3[1].job(inp)
+        assert h3[0].slow == h3[1].slow
+
+
 # --------------------------------------------------------------------------------------------
 # independent references, against brute-force loops
 # --------------------------------------------------------------------------------------------
