@@ -43,3 +43,11 @@ mutation: $(STAMP)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache
+
+# gigaspatial (PyPI giga-spatial) for `python -m benchmarks gigaspatial`, in its own venv beside
+# the checkout: installing it into .venv would downgrade python-dateutil (docs/performance.md)
+GIGA_VENV ?= ../venv-giga
+.PHONY: venv-giga
+venv-giga:
+	test -x $(GIGA_VENV)/bin/python || $(PYTHON) -m venv $(GIGA_VENV)
+	$(GIGA_VENV)/bin/python -m pip install --quiet giga-spatial==0.10.1 fiona
