@@ -289,12 +289,6 @@ def test_peer_equals_geopipe_on_a_tiny_synthetic_country(tiny, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="geopipe bug: a facility exactly on a friction cell edge (3 WHO facilities of the "
-    "sample, e.g. lat -2.175 on the 30'' grid) seeds the cell north of it, rasterio/GDAL "
-    "the cell south: travel_time_to_health_min_mean differs by 0.9 % in Ngoma",
-)
 def test_peer_equals_geopipe_on_the_sample(tmp_path):
     from benchmarks import peer_status_quo as peer
 
