@@ -219,3 +219,24 @@ def test_validate_checks_every_country(tmp_path):
     assert main(["validate", str(path)]) == 0
     (tmp_path / "XXB" / "pop.tif").unlink()
     assert main(["validate", str(path)]) == 3  # XXB's raster is missing
+
+
+def test_one_country_of_a_countries_list_runs_its_partitions_on_the_pool(tmp_path, monkeypatch):
+    # a one-country list is computed in this process, its pixel steps on the pool: no worker
+    # may start a pool of its own (the pool would then never shut down)
+    from geopipe.pipeline import countries, engines
+
+    cfg = _countries(tmp_path, ["XXA"])
+    p = gp.Pipeline.from_dict(cfg)
+    seen = []
+    real = engines.map_tasks
+    monkeypatch.setattr(
+        countries, "map_tasks", lambda e, fn, calls: seen.append(e.kind) or real(e, fn, calls)
+    )
+    try:
+        run = gp.run_pipeline(p, output=tmp_path / "run", engine="processes", workers=2)
+    finally:
+        close_clients()  # returns: every worker exits
+    assert seen == ["local"]
+    single = gp.run_pipeline(p.for_country("XXA"), output=tmp_path / "one")
+    assert run.tables["fact_indicator"]["value"].equals(single.tables["fact_indicator"]["value"])

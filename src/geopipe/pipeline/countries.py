@@ -74,8 +74,9 @@ def run_countries(
     inner = dataclasses.replace(engine, kind="local") if spread else engine
     calls = [(p, iso, plan, out_dir, force, only, inner) for iso, plan in plans.items()]
     runs = {}
+    # one country is computed here, its pixel steps going to the engine
     for iso, result in zip(
-        plans, map_tasks(engine if spread else inner, _compute_country, calls), strict=True
+        plans, map_tasks(engine if spread else Engine(), _compute_country, calls), strict=True
     ):
         if isinstance(result, str):
             failed[iso] = result
