@@ -88,7 +88,7 @@ def nearest_geodesic(
     xyz = _unit_vectors(lon, lat)
     bound = np.inf if max_distance is None else _metres_to_chord(max_distance / _K_LO) * 1.000001
     k = min(2, m)
-    chord, idx = tree.query(xyz, k=k, distance_upper_bound=bound, workers=-1)
+    chord, idx = tree.query(xyz, k=k, distance_upper_bound=bound, workers=_tree_threads())
     chord, idx = chord.reshape(n, k), idx.reshape(n, k)
     found = np.flatnonzero(np.isfinite(chord[:, 0]))
     best[found] = idx[found, 0]
@@ -113,7 +113,7 @@ def nearest_geodesic(
         if not len(todo):
             break
         done, k = k, min(2 * k, m)
-        chord, idx = tree.query(xyz[todo], k=k, distance_upper_bound=bound, workers=-1)
+        chord, idx = tree.query(xyz[todo], k=k, distance_upper_bound=bound, workers=_tree_threads())
         chord, idx = chord.reshape(len(todo), k), idx.reshape(len(todo), k)
     if max_distance is not None:
         far = dist > max_distance
@@ -124,6 +124,16 @@ def nearest_geodesic(
 # WGS 84 ellipsoid: semi-major axis (m), first eccentricity squared
 _A = 6_378_137.0
 _E2 = (1 / 298.257223563) * (2 - 1 / 298.257223563)
+
+
+def _tree_threads() -> int:
+    """Threads of a k-d tree query: every core in the main process, one in an engine's worker
+    process (the engine already runs one task per core)."""
+    import multiprocessing
+
+    return -1 if multiprocessing.parent_process() is None else 1
+
+
 #: the largest radius of curvature of the WGS 84 ellipsoid (meridional and prime vertical, at
 #: the poles), m: no arc of angle x is longer than _R_MAX * x
 _R_MAX = 6_399_593.63
@@ -193,12 +203,12 @@ def _nearest_by_block(
     np.maximum.at(dlat, block, np.abs(lat - clat[block]))
     low = np.radians(np.maximum(np.abs(clat) - dlat, 0.0))
     radius = _R_MAX * np.radians(dlat + np.cos(low) * dlon) * (1 + 1e-9) + 1e-6
-    d, i = tree.query(_ecef(clon, clat)[0], k=2, workers=-1)
+    d, i = tree.query(_ecef(clon, clat)[0], k=2, workers=_tree_threads())
     settled = (d[:, 1] - d[:, 0]) > 2.0 * radius
     idx = i[block, 0]
     todo = np.flatnonzero(~settled[block])
     if len(todo):
-        idx[todo] = tree.query(xyz[todo], k=1, workers=-1)[1]
+        idx[todo] = tree.query(xyz[todo], k=1, workers=_tree_threads())[1]
     return idx
 
 
@@ -246,7 +256,7 @@ def nearest_geodesic_fast(
         if lattice is not None and len(fac) > 1:
             idx = _nearest_by_block(tree, lon[sl], lat[sl], xyz, (lattice[0][sl], lattice[1][sl]))
         else:
-            idx = tree.query(xyz, k=1, workers=-1)[1]
+            idx = tree.query(xyz, k=1, workers=_tree_threads())[1]
         dist[sl] = _arc_from_chord(fac[idx] - xyz, trig)
     far = np.flatnonzero(dist >= FAST_EXACT_BELOW)
     if len(far):
