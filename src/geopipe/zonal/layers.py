@@ -82,16 +82,8 @@ def unit_batches(
     keeps memory bounded for country-sized 100 m rasters (a unit larger than the budget is a batch
     of its own). The estimate is the unit's area plus a strip along its boundary, in pixels.
     """
-    ds = open_raster(raster, check=False)
-    try:
-        crs, t = ds.crs, ds.transform
-    finally:
-        ds.close()
-    geoms = units.geometry.to_crs(crs).to_numpy()
-    px_area = abs(t.a * t.e) or 1.0
-    side = min(abs(t.a), abs(t.e)) or 1.0
-    est = shapely.area(geoms) / px_area + 2.0 * shapely.length(geoms) / side + 1.0
-    est = np.nan_to_num(est, nan=1.0)
+    crs, t, _, _ = _grid_of(raster)
+    est = _pixels_estimate(units.geometry.to_crs(crs).to_numpy(), t)
     budget = MAX_PIXELS if max_pixels is None else max_pixels
     batch_id = np.floor(np.cumsum(est) / max(budget, 1)).astype(np.int64)
     return [np.flatnonzero(batch_id == b) for b in np.unique(batch_id)]
@@ -138,10 +130,7 @@ def plan_batches(
     """
     crs, t, width, itemsize = _grid_of(raster)
     geoms = units.geometry.to_crs(crs).to_numpy()
-    px_area = abs(t.a * t.e) or 1.0
-    side = min(abs(t.a), abs(t.e)) or 1.0
-    est = shapely.area(geoms) / px_area + 2.0 * shapely.length(geoms) / side + 1.0
-    pair_cost = np.nan_to_num(est, nan=1.0) * (BYTES_PER_PAIR + BYTES_PER_PAIR_AND_RASTER * rasters)
+    pair_cost = _pixels_estimate(geoms, t) * (BYTES_PER_PAIR + BYTES_PER_PAIR_AND_RASTER * rasters)
     bounds = np.nan_to_num(shapely.bounds(geoms))
     r_a, r_b = (bounds[:, 3] - t.f) / t.e, (bounds[:, 1] - t.f) / t.e
     top, bottom = np.floor(np.minimum(r_a, r_b)), np.ceil(np.maximum(r_a, r_b))
@@ -156,6 +145,15 @@ def plan_batches(
             out.append(np.sort(order[:n]))
             order = order[n:]
     return out
+
+
+def _pixels_estimate(geoms: np.ndarray, t: Any) -> np.ndarray:
+    """(unit, pixel) pairs of each geometry on a grid of transform ``t``: its area plus a strip
+    along its boundary, in pixels (1 for a missing geometry)."""
+    px_area = abs(t.a * t.e) or 1.0
+    side = min(abs(t.a), abs(t.e)) or 1.0
+    est = shapely.area(geoms) / px_area + 2.0 * shapely.length(geoms) / side + 1.0
+    return np.nan_to_num(est, nan=1.0)
 
 
 def _grid_of(raster: Any) -> tuple[Any, Any, int, int]:
