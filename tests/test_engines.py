@@ -169,6 +169,78 @@ def test_three_countries_form_one_warehouse_equal_to_single_runs(tmp_path, engin
     assert gp.run_pipeline(p, output=tmp_path / "all").up_to_date
 
 
+def _rows_of(path, iso):
+    """The rows of ``iso`` in a table file, sorted, as plain columns (geometry as WKB)."""
+    import pyarrow.parquet as pq
+
+    frame = pq.read_table(path).to_pandas()
+    frame = frame.drop(columns=["bbox", "run_id"], errors="ignore")
+    if "source_id" in frame.columns:  # the warehouse's lineage names the country of a source
+        frame["source_id"] = frame["source_id"].str.removeprefix(f"{iso}/")
+    if "ucode" in frame.columns:
+        frame = frame[frame["ucode"].str.startswith(iso)]
+    return frame.sort_values(list(frame.columns[:4])).reset_index(drop=True)
+
+
+def test_every_file_of_the_warehouse_holds_each_country_as_its_single_run(tmp_path, monkeypatch):
+    # the files are joined from the countries' parts (one row group at a time): every table,
+    # BI table, the GeoSight CSV and the DuckDB warehouse hold each country's rows exactly as a
+    # single-country run of it writes them, and the GeoParquet files pass the 1.1 check
+    import duckdb
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from geopipe.io.geoparquet import check_geoparquet
+    from geopipe.pipeline import countries
+
+    isos = ["XXA", "XXB"]
+    p = gp.Pipeline.from_dict(_countries(tmp_path, isos))
+    returned = []
+    real = countries._compute_country
+
+    def spy(*args):
+        run = real(*args)
+        returned.append((dict(run.tables), dict(run.cache._pending)))
+        return run
+
+    monkeypatch.setattr(countries, "_compute_country", spy)
+    run = gp.run_pipeline(p, output=tmp_path / "all")
+    # what a country hands back to the parent holds no table and no cache entry in memory
+    assert [tables for tables, _ in returned] == [{}, {}]
+    pending = [e for _, cache in returned for e in cache.values()]
+    assert pending and all(isinstance(e, Path) for e in pending)
+    from geopipe.pipeline.state import state_folder
+
+    stored = {f.name for f in (state_folder(run.output) / "steps").glob("*.parquet")}
+    assert {e.name for e in pending} <= stored  # and were moved into the step cache
+    assert not list(tmp_path.glob(".geopipe-tmp-*"))  # the part folders are gone
+    singles = {i: gp.run_pipeline(p.for_country(i), output=tmp_path / i / "out") for i in isos}
+    files = sorted(f.relative_to(run.output) for f in run.output.rglob("*.parquet"))
+    assert files == sorted(
+        f.relative_to(singles["XXA"].output) for f in singles["XXA"].output.rglob("*.parquet")
+    )
+    for rel in files:
+        if b"geo" in (pq.read_schema(singles["XXA"].output / rel).metadata or {}):
+            assert check_geoparquet(tmp_path / "all" / rel) == []
+        for iso in isos:
+            pd.testing.assert_frame_equal(
+                _rows_of(tmp_path / "all" / rel, iso), _rows_of(singles[iso].output / rel, iso)
+            )
+    lines = (tmp_path / "all" / "geosight.csv").read_text().splitlines()
+    one = [(singles[i].output / "geosight.csv").read_text().splitlines() for i in isos]
+    assert lines == [one[0][0], *one[0][1:], *one[1][1:]]
+    con = duckdb.connect(str(tmp_path / "all" / "warehouse.duckdb"), read_only=True)
+    for table in ("fact_indicator", "dim_admin", "adm1", "bi_indicator_latest"):
+        n = con.sql(f"select count(*) from {table}").fetchone()[0]
+        ones = []
+        for i in isos:
+            c = duckdb.connect(str(singles[i].output / "warehouse.duckdb"), read_only=True)
+            ones.append(c.sql(f"select count(*) from {table}").fetchone()[0])
+            c.close()
+        assert n == sum(ones) > 0
+    assert run.tables["adm1"]["iso3"].tolist().count("XXB") == 2
+
+
 @pytest.mark.parametrize("engine", ["local", "processes"])
 def test_a_failing_country_keeps_its_previous_tables_and_does_not_block_the_others(
     tmp_path, engine

@@ -39,11 +39,12 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ from geopipe.io.geoparquet import _frame_to_table, _geometry_types
 __all__ = [
     "DEFAULT_KEYS",
     "STORAGE_VERSION",
+    "TableParts",
     "load_spatial",
     "spatial_extension_path",
     "write_duckdb",
@@ -178,6 +180,10 @@ def _geometry_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if isinstance(df[c].dtype, gpd.array.GeometryDtype)]
 
 
+def _has_geometry(df: pd.DataFrame | TableParts) -> bool:
+    return df.geometry if isinstance(df, TableParts) else bool(_geometry_columns(df))
+
+
 def _text_columns(df: pd.DataFrame, geoms: list[str]) -> dict[str, list[tuple[str, pa.Array]]]:
     """Per geometry column, the BI columns that follow it: ``<g>_wkt`` and, after the active
     geometry, centroid ``longitude``/``latitude`` in EPSG:4326 (skipped if already present)."""
@@ -258,25 +264,69 @@ def _check_key(con: duckdb.DuckDBPyConnection, name: str, key: Sequence[str]) ->
     con.execute(f"ALTER TABLE {_q(name)} ADD PRIMARY KEY ({cols})")
 
 
+@dataclasses.dataclass(frozen=True)
+class TableParts:
+    """A table given as files read one at a time (a multi-country warehouse's countries), so
+    that :func:`write_duckdb` holds one part in memory, not the whole table.
+
+    Examples
+    --------
+    >>> TableParts(("out/XXA/adm1.parquet", "out/XXB/adm1.parquet"), geometry=True)  # doctest: +SKIP
+    """
+
+    paths: tuple[str | os.PathLike[str], ...]
+    geometry: bool = False
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        from geopipe.io.geoparquet import read_geoparquet
+
+        for path in self.paths:
+            yield read_geoparquet(path) if self.geometry else pd.read_parquet(path)
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns of every part, in order of first appearance."""
+        import pyarrow.parquet as pq
+
+        seen: dict[str, None] = {}
+        for path in self.paths:
+            seen.update(dict.fromkeys(pq.read_schema(path).names))
+        return [c for c in seen if c != "bbox" or not self.geometry]
+
+
 def _load_table(
-    con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame, spatial: bool
+    con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame | TableParts, spatial: bool
 ) -> list[tuple[Any, ...]]:
-    table, geoms = _to_arrow(name, df)
-    con.register("_geopipe_src", table)
-    try:
-        select = ", ".join(
-            (f"ST_GeomFromWKB({_q(c)}) AS {_q(c)}" if c in geoms and spatial else _q(c))
-            for c in table.column_names
-        )
-        con.execute(f"CREATE TABLE {_q(name)} AS SELECT {select} FROM _geopipe_src")
-    finally:
-        con.unregister("_geopipe_src")
-    records = []
-    for g in geoms:
-        code, projjson = _crs_record(df[g])
-        types = _geometry_types(df[g].to_numpy())
-        records.append((name, g, "GEOMETRY" if spatial else "WKB BLOB", code, projjson, types))
-    return records
+    """Create table ``name`` from ``df`` (or from each part of it in turn, by column name)."""
+    records: dict[str, list[Any]] = {}
+    for k, part in enumerate(df if isinstance(df, TableParts) else (df,)):
+        table, geoms = _to_arrow(name, part)
+        con.register("_geopipe_src", table)
+        try:
+            select = ", ".join(
+                (f"ST_GeomFromWKB({_q(c)}) AS {_q(c)}" if c in geoms and spatial else _q(c))
+                for c in table.column_names
+            )
+            if k == 0:
+                con.execute(f"CREATE TABLE {_q(name)} AS SELECT {select} FROM _geopipe_src")
+            else:  # a part may lack columns (NULL there) or bring new ones
+                have = set(_columns(con, name))
+                for col, kind in con.execute(
+                    f"SELECT column_name, column_type FROM (DESCRIBE SELECT {select} FROM _geopipe_src)"
+                ).fetchall():
+                    if col not in have:
+                        con.execute(f"ALTER TABLE {_q(name)} ADD COLUMN {_q(col)} {kind}")
+                con.execute(f"INSERT INTO {_q(name)} BY NAME SELECT {select} FROM _geopipe_src")
+        finally:
+            con.unregister("_geopipe_src")
+        for g in geoms:
+            code, projjson = _crs_record(part[g])
+            types = _geometry_types(part[g].to_numpy())
+            rec = records.setdefault(
+                g, [name, g, "GEOMETRY" if spatial else "WKB BLOB", code, projjson, []]
+            )
+            rec[5] = sorted({*rec[5], *types})
+    return [tuple(r) for r in records.values()]
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -390,7 +440,8 @@ def write_duckdb(
     Parameters
     ----------
     tables
-        Table name -> DataFrame or GeoDataFrame. Names must be SQL identifiers
+        Table name -> DataFrame, GeoDataFrame or :class:`TableParts` (files loaded one at a
+        time and appended by column name). Names must be SQL identifiers
         (letters, digits, underscore). Usual names: ``dim_admin``, ``dim_indicator``,
         ``fact_indicator``, ``fact_lineage``, ``adm1`` ..., ``h3_r7`` ...
     path
@@ -443,7 +494,7 @@ def write_duckdb(
             )
         )
     for n, df in tables.items():
-        if not isinstance(df, pd.DataFrame):
+        if not isinstance(df, pd.DataFrame | TableParts):
             raise InputError(
                 problem(
                     f"tables['{n}']", f"is a {type(df).__name__}", "pass a DataFrame", where=where
@@ -463,14 +514,14 @@ def write_duckdb(
                     )
                 )
     path = Path(path)
-    has_geom = any(_geometry_columns(df) for df in tables.values())
+    has_geom = any(_has_geometry(df) for df in tables.values())
     with atomic_path(path) as tmp:
         con = duckdb.connect(str(tmp), config={"storage_compatibility_version": storage_version})
         try:
             con.execute("SET autoinstall_known_extensions = false")
             use_spatial = bool(spatial and has_geom and load_spatial(con))
             if has_geom and not use_spatial:
-                geo_tables = sorted(n for n, df in tables.items() if _geometry_columns(df))
+                geo_tables = sorted(n for n, df in tables.items() if _has_geometry(df))
                 _warn_once(
                     "blob",
                     problem(

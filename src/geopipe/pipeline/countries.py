@@ -3,8 +3,12 @@ warehouse for all of them.
 
 Each country is planned, computed, checked and suppressed exactly as a single-country run of
 that country (:func:`compute_run` on ``pipeline.for_country(iso3)``), so its rows equal that run's.
-The tables of all countries are then written together into one run folder (``dim_admin``,
-``fact_indicator``, wide tables per level and grid, one DuckDB file). A country that fails — a
+The tables of all countries form one run folder (``dim_admin``, ``fact_indicator``, wide tables
+per level and grid, one DuckDB file): each country writes its files into a part folder as soon as
+it is computed (on the worker that computed it), and the run folder is joined from the parts a
+row group at a time (:func:`~geopipe.pipeline.outputs.write_run_parts`), so the memory of a run
+does not grow with the number of countries. In each file the rows of a country are together and
+sorted within the country, countries in the order of the list. A country that fails — a
 missing input, a failed quality gate — is reported and does not block the others: its rows from
 the previous run folder are kept, the manifest names it under ``countries.failed``, and the run
 ends with a :class:`~geopipe.errors.PartialRunError` (exit code 5) once the others are written.
@@ -13,17 +17,20 @@ ends with a :class:`~geopipe.errors.PartialRunError` (exit code 5) once the othe
 from __future__ import annotations
 
 import dataclasses
+import secrets
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import pandas as pd
 
 from .. import __version__
 from ..errors import GeopipeError, PartialRunError, problem
+from ..io.atomic import TEMP_PREFIX
 from .engines import Engine, map_tasks
 from .model import Pipeline
+from .outputs import RunTables
 from .state import digest, is_up_to_date
 
 __all__ = ["run_countries"]
@@ -44,8 +51,7 @@ def run_countries(
     >>> gp.run_pipeline("pipelines/countries.yaml")  # doctest: +SKIP
     """
     from ..io.atomic import remove_temps_of
-    from ..manifest import RunManifest
-    from .run import RunResult, _write, plan_run
+    from .run import RunResult, plan_run
 
     plans = {}
     failed: dict[str, str] = {}
@@ -68,26 +74,65 @@ def run_countries(
     remove_temps_of(out_dir)
     # countries are tasks of their own on a pool or cluster (each computed locally there, with
     # the same partitions, so the rows are the same as on the local engine); locally they run
-    # one after the other and only their tables are kept, so memory does not grow with them
+    # one after the other. Either way each country writes its files into a part folder of its
+    # own and keeps nothing in memory: the run folder is then joined from the parts, a row group
+    # at a time, so memory does not grow with the number of countries
     engine = engine or Engine()
     spread = engine.kind != "local" and len(plans) > 1
     inner = dataclasses.replace(engine, kind="local") if spread else engine
-    calls = [(p, iso, plan, out_dir, force, only, inner) for iso, plan in plans.items()]
-    runs = {}
-    # one country is computed here, its pixel steps going to the engine
-    for iso, result in zip(
-        plans, map_tasks(engine if spread else Engine(), _compute_country, calls), strict=True
-    ):
-        if isinstance(result, str):
-            failed[iso] = result
-        else:
-            runs[iso] = result
-    kept = _previous_rows(out_dir, sorted(failed))
-    if not runs and not kept:
+    staging = out_dir.parent / f"{TEMP_PREFIX}{out_dir.name}-{secrets.token_hex(6)}"
+    calls = [
+        (p, iso, plan, out_dir, force, only, inner, staging / iso) for iso, plan in plans.items()
+    ]
+    try:
+        runs = {}
+        # one country is computed here, its pixel steps going to the engine
+        for iso, result in zip(
+            plans, map_tasks(engine if spread else Engine(), _compute_country, calls), strict=True
+        ):
+            if isinstance(result, str):
+                failed[iso] = result
+            else:
+                runs[iso] = result
+        parts = [staging / iso for iso in runs]
+        kept = _previous_rows(out_dir, sorted(failed))
+        if kept:
+            from .outputs import write_part
+
+            write_part(kept, staging / "_kept")
+            parts.append(staging / "_kept")
+        if not parts:
+            raise PartialRunError(
+                problem("countries", f"all failed: {failed}", "fix the inputs named above")
+            )
+        written, manifest = _write_countries(p, key, out_dir, runs, failed, kept, parts)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if failed:
         raise PartialRunError(
-            problem("countries", f"all failed: {failed}", "fix the inputs named above")
+            problem(
+                f"countries {sorted(failed)}",
+                "were not refreshed (their previous tables were kept where there were any): "
+                + "; ".join(f"{i}: {m}" for i, m in sorted(failed.items())),
+                f"fix their inputs and rerun; {sorted(runs)} were written to {out_dir}",
+            )
         )
-    tables = _combine([r.tables for r in runs.values()] + ([kept] if kept else []))
+    return RunResult(out_dir, RunTables(out_dir), written, timings=dict(manifest.timings))
+
+
+def _write_countries(
+    p: Pipeline,
+    key: str,
+    out_dir: Path,
+    runs: dict[str, Any],
+    failed: dict[str, str],
+    kept: dict[str, pd.DataFrame],
+    parts: list[Path],
+) -> tuple[dict[str, Any], Any]:
+    """The run folder of all countries from their part folders, and its manifest."""
+    from ..manifest import RunManifest
+    from .run import _write
+
     manifest = RunManifest.start(
         run=p.name, run_id=key[:12], parameters={"run_key": key, "pipeline": p.settings()}
     )
@@ -104,27 +149,13 @@ def run_countries(
         "failed": failed,
         "kept_previous": sorted(kept_isos(kept)),
     }
-    tables["fact_lineage"] = pd.concat(
-        [
-            r.tables["fact_lineage"].assign(source_id=lambda f, i=iso: i + "/" + f["source_id"])
-            for iso, r in runs.items()
-        ],
-        ignore_index=True,
-    )
     with manifest.step("write"):
-        written = _write(out_dir, tables, manifest, {"steps": reports}, {}, checks, quarantined)
+        written = _write(out_dir, {}, manifest, {"steps": reports}, {}, checks, quarantined, parts)
+    # the countries share one state folder: an entry used by any of them stays
+    used = {k for run in runs.values() for k in run.cache.used}
     for run in runs.values():
-        run.cache.commit()
-    if failed:
-        raise PartialRunError(
-            problem(
-                f"countries {sorted(failed)}",
-                "were not refreshed (their previous tables were kept where there were any): "
-                + "; ".join(f"{i}: {m}" for i, m in sorted(failed.items())),
-                f"fix their inputs and rerun; {sorted(runs)} were written to {out_dir}",
-            )
-        )
-    return RunResult(out_dir, tables, written, timings=dict(manifest.timings))
+        run.cache.commit(keep=used)
+    return written, manifest
 
 
 def _compute_country(
@@ -135,15 +166,27 @@ def _compute_country(
     force: bool,
     only: Sequence[str] | None,
     engine: Engine,
+    part: Path,
 ) -> Any:
-    """One country's tables (a :class:`ComputedRun` without its run context), or the error."""
-    from .run import compute_run
+    """Compute one country and write its files into ``part`` (:func:`~.outputs.write_part`);
+    returns its :class:`ComputedRun` without tables, rasters or pending cache entries (those
+    are in ``part`` too), or the error."""
+    from .outputs import write_part
+    from .run import compute_run, output_error
 
     try:
         run = compute_run(p.for_country(iso), plan, out_dir, force=force, only=only, engine=engine)
     except GeopipeError as exc:
         return f"{type(exc).__name__}: {exc}"
-    run.ctx = run.admin = None  # the rasters it read stay here
+    tables = dict(run.tables)
+    lineage = tables["fact_lineage"]
+    tables["fact_lineage"] = lineage.assign(source_id=iso + "/" + lineage["source_id"])
+    try:
+        write_part(tables, part)
+        run.cache.spill(part / "steps")
+    except OSError as exc:
+        raise output_error(part, exc) from exc
+    run.tables, run.ctx, run.admin = {}, None, None
     return run
 
 
@@ -173,23 +216,6 @@ def _previous_rows(out_dir: Path, isos: list[str]) -> dict[str, pd.DataFrame]:
             else pd.read_parquet(path)
         )
         if "ucode" in frame.columns:
-            out[name] = frame[frame["ucode"].isin(ucodes)].drop(columns=["bbox"], errors="ignore")
-    return out
-
-
-def _combine(parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
-    """Concatenate the tables of every country (geometry kept), ``dim_indicator`` once."""
-    names = sorted({n for t in parts for n in t if n != "fact_lineage"})
-    out: dict[str, pd.DataFrame] = {}
-    for name in names:
-        frames = [t[name] for t in parts if name in t and len(t[name])]
-        if not frames:
-            continue
-        if name == "dim_indicator":
-            out[name] = frames[0]
-            continue
-        combined = pd.concat(frames, ignore_index=True)
-        if isinstance(frames[0], gpd.GeoDataFrame):
-            combined = gpd.GeoDataFrame(combined, geometry="geometry", crs=frames[0].crs)
-        out[name] = combined
+            rows = frame[frame["ucode"].isin(ucodes)].reset_index(drop=True)
+            out[name] = rows.drop(columns=["bbox"], errors="ignore")
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,51 @@ import pandas as pd
 
 from ._util import jsonable
 
-__all__ = ["append_history", "compare_top_level", "wide_by_level", "write_run"]
+__all__ = [
+    "RunTables",
+    "append_history",
+    "compare_top_level",
+    "wide_by_level",
+    "write_part",
+    "write_run",
+    "write_run_parts",
+]
+
+
+class RunTables(Mapping[str, pd.DataFrame]):
+    """The tables of a written run folder, each read when first asked for (a multi-country run
+    does not hold its tables in memory): ``RunTables(folder)["adm1"]``.
+
+    Tables with geometry are read as GeoDataFrames (without the ``bbox`` covering column).
+
+    Examples
+    --------
+    >>> tables = RunTables(Path("out/countries"))  # doctest: +SKIP
+    >>> tables["fact_indicator"].head()  # doctest: +SKIP
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._read: dict[str, pd.DataFrame] = {}
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._read:
+            path = self.folder / f"{name}.parquet"
+            if not path.is_file():
+                raise KeyError(name)
+            import pyarrow.parquet as pq
+
+            from ..io.geoparquet import read_geoparquet
+
+            geo = b"geo" in (pq.read_schema(path).metadata or {})
+            self._read[name] = read_geoparquet(path) if geo else pd.read_parquet(path)
+        return self._read[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(p.stem for p in self.folder.glob("*.parquet")))
+
+    def __len__(self) -> int:
+        return len(list(self.folder.glob("*.parquet")))
 
 
 def append_history(fact: pd.DataFrame, admin: pd.DataFrame, root: Path | str) -> list[Path]:
@@ -128,57 +173,160 @@ def write_run(
     from concurrent.futures import ThreadPoolExecutor
 
     from ..io.atomic import atomic_dir
-    from ..io.geoparquet import write_geoparquet, write_parquet
-    from ..io.geosight import write_geosight
     from ..io.warehouse import write_duckdb
-    from ..quality.quarantine import write_quarantine
-    from ..quality.report import quality_report, results_to_records
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out_dir) as staging, ThreadPoolExecutor(max_workers=1) as pool:
-        keys = {
-            n: ("cell_id", "ucode") if n.startswith(("h3_", "sq_")) else ("ucode",)
-            for n in tables
-            if n.startswith(("adm", "h3_", "sq_"))
-        }
         # the warehouse (DuckDB works outside the GIL) is built while the files are written
-        warehouse = pool.submit(write_duckdb, tables, staging / "warehouse.duckdb", keys=keys)
-        for name, table in tables.items():
-            path = staging / f"{name}.parquet"
-            if isinstance(table, gpd.GeoDataFrame):
-                write_geoparquet(table, path)
-            else:
-                write_parquet(table, path)
-            manifest.add_output(path.name, path, rows=len(table))
-        from ..io.bi import write_bi_tables
-
-        for name, path in write_bi_tables(tables, staging / "bi").items():  # flat tables for BI
-            manifest.add_output(f"bi/{path.name}", path, rows=len(tables.get(name, ())) or None)
-        write_geosight(tables["fact_indicator"], staging / "geosight.csv")
+        warehouse = pool.submit(
+            write_duckdb, tables, staging / "warehouse.duckdb", keys=_keys(tables)
+        )
+        for name, rows in write_part(tables, staging).items():
+            manifest.add_output(name, staging / name, rows=rows)
         warehouse.result()
         manifest.add_output("warehouse.duckdb", staging / "warehouse.duckdb")
-        manifest.add_output(
-            "geosight.csv", staging / "geosight.csv", rows=len(tables["fact_indicator"])
-        )
-        counts = {k: len(v) for k, v in quarantined.items()}
-        if quarantined:
-            write_quarantine(quarantined, staging)
-        report = quality_report(checks, quarantined=counts)
-        (staging / "quality_report.md").write_text(report, encoding="utf-8")
-        manifest.add_output("quality_report.md", staging / "quality_report.md")
-        for rec in manifest.outputs.values():  # record paths relative to the run folder
-            rec["path"] = (
-                Path(rec["path"]).relative_to(staging).as_posix() if rec.get("path") else None
-            )
-        manifest.quality["checks"] = results_to_records(checks)
-        manifest.quality["quarantined_rows"] = counts
-        manifest.quality["steps"] = jsonable(reports.get("steps", {}))
-        manifest.quality["step_cache"] = reports.get("step_cache", {})
-        manifest.quality["skipped_indicators"] = dict(skipped)
-        manifest.finish().write(staging / "manifest.json")
-        if finalize is not None:  # reads the written folder (report.html), then is listed too
-            for name in finalize(staging) or ():
-                manifest.add_output(name, staging / name)
-                manifest.outputs[name]["path"] = name
-            manifest.write(staging / "manifest.json")
+        _finish(staging, manifest, reports, skipped, checks, quarantined, finalize)
     return manifest.to_dict()
+
+
+def _keys(names: Any) -> dict[str, tuple[str, ...]]:
+    """Warehouse keys of the wide tables (the long tables' are the warehouse's defaults)."""
+    return {
+        n: ("cell_id", "ucode") if n.startswith(("h3_", "sq_")) else ("ucode",)
+        for n in names
+        if n.startswith(("adm", "h3_", "sq_"))
+    }
+
+
+def write_part(tables: dict[str, pd.DataFrame], folder: Path) -> dict[str, int]:
+    """The files of a run folder made from ``tables`` (without the warehouse and the reports):
+    ``<table>.parquet`` (GeoParquet for tables with geometry), ``bi/`` and ``geosight.csv``.
+
+    A single-country run writes them into its run folder; each country of a multi-country run
+    writes them into a part folder of its own, and :func:`write_run_parts` joins the parts.
+    Returns file (relative to ``folder``) -> rows.
+
+    Examples
+    --------
+    >>> write_part(run.tables, Path("out/.parts/RWA"))  # doctest: +SKIP
+    {'adm0.parquet': 1, ...}
+    """
+    from ..io.bi import write_bi_tables
+    from ..io.geoparquet import write_geoparquet, write_parquet
+    from ..io.geosight import write_geosight
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, int] = {}
+    for name, table in tables.items():
+        path = folder / f"{name}.parquet"
+        if isinstance(table, gpd.GeoDataFrame):
+            write_geoparquet(table, path)
+        else:
+            write_parquet(table, path)
+        rows[path.name] = len(table)
+    for name, path in write_bi_tables(tables, folder / "bi").items():  # flat tables for BI
+        rows[f"bi/{path.name}"] = len(tables.get(name, ())) or None
+    write_geosight(tables["fact_indicator"], folder / "geosight.csv")
+    rows["geosight.csv"] = len(tables["fact_indicator"])
+    return rows
+
+
+def write_run_parts(
+    out_dir: Path,
+    parts: list[Path],
+    manifest: Any,
+    reports: dict[str, Any],
+    skipped: dict[str, str],
+    checks: list[Any],
+    quarantined: dict[str, pd.DataFrame],
+    finalize: Any = None,
+) -> dict[str, Any]:
+    """Write the run folder of a multi-country run from its countries' part folders
+    (:func:`write_part`), atomically, holding one row group (one country's table for the
+    warehouse) in memory at a time: each file is the parts' rows one after the other, in the
+    order of ``parts``; ``dim_indicator`` is the first part's.
+
+    Examples
+    --------
+    >>> write_run_parts(Path("out/run"), [Path(".parts/XXA"), Path(".parts/XXB")], manifest,
+    ...                 {}, {}, [], {})  # doctest: +SKIP
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow.parquet as pq
+
+    from ..io.atomic import atomic_dir, atomic_path
+    from ..io.geoparquet import concat_parquet
+    from ..io.warehouse import TableParts, write_duckdb
+
+    def files(pattern: str) -> dict[str, list[Path]]:
+        found: dict[str, list[Path]] = {}
+        for part in parts:
+            for f in sorted(part.glob(pattern)):
+                found.setdefault(f.relative_to(part).as_posix(), []).append(f)
+        return found
+
+    tables, bi = files("*.parquet"), files("bi/*.parquet")
+    for found in (tables, bi):  # the catalog is the same in every part
+        for name in found:
+            if name.endswith("dim_indicator.parquet"):
+                found[name] = found[name][:1]
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(out_dir) as staging, ThreadPoolExecutor(max_workers=1) as pool:
+        geo = {n: b"geo" in (pq.read_schema(f[0]).metadata or {}) for n, f in tables.items()}
+        db = {n[: -len(".parquet")]: TableParts(tuple(f), geo[n]) for n, f in tables.items()}
+        warehouse = pool.submit(write_duckdb, db, staging / "warehouse.duckdb", keys=_keys(db))
+        (staging / "bi").mkdir()
+        for name, paths in {**tables, **bi}.items():
+            path = concat_parquet(paths, staging / name)
+            manifest.add_output(name, path, rows=pq.ParquetFile(path).metadata.num_rows)
+        csvs = [part / "geosight.csv" for part in parts if (part / "geosight.csv").is_file()]
+        with atomic_path(staging / "geosight.csv") as tmp, open(tmp, "wb") as out:
+            rows = 0
+            for k, csv in enumerate(csvs):
+                with open(csv, "rb") as f:
+                    header = f.readline()
+                    if k == 0:
+                        out.write(header)
+                    for line in f:
+                        out.write(line)
+                        rows += 1
+        warehouse.result()
+        manifest.add_output("warehouse.duckdb", staging / "warehouse.duckdb")
+        manifest.add_output("geosight.csv", staging / "geosight.csv", rows=rows)
+        _finish(staging, manifest, reports, skipped, checks, quarantined, finalize)
+    return manifest.to_dict()
+
+
+def _finish(
+    staging: Path,
+    manifest: Any,
+    reports: dict[str, Any],
+    skipped: dict[str, str],
+    checks: list[Any],
+    quarantined: dict[str, pd.DataFrame],
+    finalize: Any,
+) -> None:
+    """Quarantine, quality report and manifest of a staged run folder; then ``finalize``."""
+    from ..quality.quarantine import write_quarantine
+    from ..quality.report import quality_report, results_to_records
+
+    counts = {k: len(v) for k, v in quarantined.items()}
+    if quarantined:
+        write_quarantine(quarantined, staging)
+    report = quality_report(checks, quarantined=counts)
+    (staging / "quality_report.md").write_text(report, encoding="utf-8")
+    manifest.add_output("quality_report.md", staging / "quality_report.md")
+    for rec in manifest.outputs.values():  # record paths relative to the run folder
+        rec["path"] = Path(rec["path"]).relative_to(staging).as_posix() if rec.get("path") else None
+    manifest.quality["checks"] = results_to_records(checks)
+    manifest.quality["quarantined_rows"] = counts
+    manifest.quality["steps"] = jsonable(reports.get("steps", {}))
+    manifest.quality["step_cache"] = reports.get("step_cache", {})
+    manifest.quality["skipped_indicators"] = dict(skipped)
+    manifest.finish().write(staging / "manifest.json")
+    if finalize is not None:  # reads the written folder (report.html), then is listed too
+        for name in finalize(staging) or ():
+            manifest.add_output(name, staging / name)
+            manifest.outputs[name]["path"] = name
+        manifest.write(staging / "manifest.json")

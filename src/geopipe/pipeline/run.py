@@ -741,33 +741,44 @@ def _write(
     skipped: dict[str, str],
     checks: list[Any],
     quarantined: dict[str, Any],
+    parts: list[Path] | None = None,
 ) -> dict[str, Any]:
-    """Write the run folder; any failure to write is an OutputError naming the path and the cause."""
-    from .outputs import write_run
+    """Write the run folder (from ``tables``, or joined from the ``parts`` folders of a
+    multi-country run); any failure to write is an OutputError naming the path and the cause."""
+    from .outputs import write_run, write_run_parts
 
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
+        if parts is not None:
+            return write_run_parts(
+                out_dir, parts, manifest, reports, skipped, checks, quarantined, _report_html
+            )
         return write_run(
             out_dir, tables, manifest, reports, skipped, checks, quarantined, finalize=_report_html
         )
     except OutputError:
         raise
     except OSError as exc:
-        import errno
+        raise output_error(out_dir, exc) from exc
 
-        cause = {
-            errno.ENOSPC: "the disk is full",
-            errno.EROFS: "the file system is read-only",
-            errno.EACCES: "permission denied",
-            errno.EDQUOT: "the disk quota is exceeded",
-        }.get(exc.errno, str(exc))
-        raise OutputError(
-            problem(
-                f"run folder '{out_dir}'",
-                f"could not be written ({cause}: {getattr(exc, 'filename', None) or exc})",
-                "free space or fix permissions and rerun; the previous outputs were left untouched",
-            )
-        ) from exc
+
+def output_error(folder: Path, exc: OSError) -> OutputError:
+    """The OutputError of a run folder (or part folder) that could not be written."""
+    import errno
+
+    cause = {
+        errno.ENOSPC: "the disk is full",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EDQUOT: "the disk quota is exceeded",
+    }.get(exc.errno, str(exc))
+    return OutputError(
+        problem(
+            f"run folder '{folder}'",
+            f"could not be written ({cause}: {getattr(exc, 'filename', None) or exc})",
+            "free space or fix permissions and rerun; the previous outputs were left untouched",
+        )
+    )
 
 
 def _report_html(staging: Path) -> list[str]:

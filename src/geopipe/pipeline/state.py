@@ -167,7 +167,7 @@ class StepCache:
         self.read = True
         #: with --only: the steps to recompute; every other step must come from the cache
         self.only: set[str] = set()
-        self._pending: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._pending: dict[str, tuple[dict[str, Any], dict[str, Any]] | Path] = {}
 
     def key(self, unitset_key: str, step: Step, needs: Mapping[str, str]) -> str:
         inputs = {
@@ -210,15 +210,34 @@ class StepCache:
         self.used.add(key)
         self._pending[key] = (dict(columns), dict(report))
 
-    def commit(self) -> None:
+    def spill(self, folder: Path) -> None:
+        """Write the entries kept for :meth:`commit` into ``folder`` now (a multi-country run's
+        part), so that they are not held in memory until the run succeeds; commit moves them."""
+        if self.folder is None:  # no state kept: nothing to store
+            self._pending.clear()
+            return
+        folder = Path(folder)
+        for key, entry in list(self._pending.items()):
+            if isinstance(entry, tuple):
+                self._put(key, *entry, folder=folder)
+                self._pending[key] = folder / f"{key}.parquet"
+
+    def commit(self, *, prune: bool = True, keep: set[str] | frozenset[str] = frozenset()) -> None:
         """Store the entries of this run; a state folder that cannot be written only turns
-        caching off (warned), and unused entries are removed."""
+        caching off (warned), and unused entries are removed unless ``prune`` is false, or
+        used by another run sharing the folder (``keep``: a multi-country run's countries)."""
         pending, self._pending = self._pending, {}
         if self.folder is None:
             return
+        import os
+
         try:
-            for key, (columns, report) in pending.items():
-                self._put(key, columns, report)
+            for key, entry in pending.items():
+                if isinstance(entry, Path):  # spilled: moved into place
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    os.replace(entry, self.folder / entry.name)
+                else:
+                    self._put(key, *entry)
         except OSError as exc:
             import warnings
 
@@ -232,30 +251,38 @@ class StepCache:
             )
             self.folder = None
             return
-        self.prune()
+        if prune:
+            self.prune(keep)
 
-    def _put(self, key: str, columns: Mapping[str, Any], report: Mapping[str, Any]) -> None:
-        assert self.folder is not None
+    def _put(
+        self,
+        key: str,
+        columns: Mapping[str, Any],
+        report: Mapping[str, Any],
+        folder: Path | None = None,
+    ) -> None:
+        folder = folder or self.folder
+        assert folder is not None
         import pyarrow as pa
 
         from ..io.atomic import atomic_path
         from ._util import jsonable
 
-        self.folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         table = pa.table({c: columns[c] for c in columns})
         table = table.replace_schema_metadata(
             {"geopipe_report": json.dumps(jsonable(dict(report)), default=str)}
         )
         import pyarrow.parquet as pq
 
-        with atomic_path(self.folder / f"{key}.parquet") as tmp:
+        with atomic_path(folder / f"{key}.parquet") as tmp:
             pq.write_table(table, tmp, compression="zstd")
         self.used.add(key)
 
-    def prune(self) -> None:
-        """Remove the entries this run did not use."""
+    def prune(self, keep: set[str] | frozenset[str] = frozenset()) -> None:
+        """Remove the entries this run did not use (nor those in ``keep``)."""
         if self.folder is None or not self.folder.is_dir():
             return
         for path in self.folder.glob("*.parquet"):
-            if path.stem not in self.used:
+            if path.stem not in self.used and path.stem not in keep:
                 path.unlink(missing_ok=True)
