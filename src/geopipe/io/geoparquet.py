@@ -138,6 +138,14 @@ def _frame_to_table(df: pd.DataFrame, where: str) -> pa.Table:
         ) from exc
 
 
+def _leaves(schema: pa.Schema) -> dict[str, list[str]]:
+    """Parquet's leaf paths per field (a struct's fields are ``bbox.xmin``, ...)."""
+    return {
+        f.name: [f"{f.name}.{s.name}" for s in f.type] if pa.types.is_struct(f.type) else [f.name]
+        for f in schema
+    }
+
+
 def _write_table(
     schema: pa.Schema,
     num_rows: int,
@@ -160,12 +168,7 @@ def _write_table(
     """
     # parquet names struct fields by their leaf paths (bbox.xmin, ...): per-column options must
     # name those, or the fields get the writer's defaults (no statistics, no compression)
-    leaves = {
-        f.name: [f"{f.name}.{sub.name}" for sub in f.type]
-        if pa.types.is_struct(f.type)
-        else [f.name]
-        for f in schema
-    }
+    leaves = _leaves(schema)
     stats: bool | list[str] = True
     if no_stats:
         stats = [leaf for name, paths in leaves.items() if name not in no_stats for leaf in paths]
@@ -537,10 +540,7 @@ def concat_parquet(parts: Sequence[str | os.PathLike[str]], path: str | os.PathL
                 dictionary.append(leaf.split(".")[0])
             if col.is_stats_set:
                 stats.append(leaf)
-    leaves = {
-        f.name: [f"{f.name}.{s.name}" for s in f.type] if pa.types.is_struct(f.type) else [f.name]
-        for f in schema
-    }
+    leaves = _leaves(schema)
     known = set(codec)  # a column only later parts have: snappy, with statistics
     codec = {leaf: codec.get(leaf, "snappy") for paths in leaves.values() for leaf in paths}
     stats = [
