@@ -131,3 +131,26 @@ def test_report_renders_every_map_in_chromium(report, tmp_path):
     hits = [(np.abs(pixels - col).sum(axis=1) <= 6).sum() for col in palette]
     assert all(h > 2_000 for h in hits), hits  # every class colour is on screen
     assert sum(hits) > 15_000 * expected  # about 300 x 240 px per map, half of it land
+
+
+def test_a_level_beyond_the_map_limit_is_summarised_not_mapped(sample_run, tmp_path, monkeypatch):
+    from geopipe.report import html as report_html
+
+    run, _ = sample_run
+    folder = tmp_path / "run"
+    shutil.copytree(run, folder)
+    h3 = pd.read_parquet(folder / "h3_r7.parquet")
+    monkeypatch.setattr(report_html, "MAX_MAP_FEATURES", len(h3) - 1)
+    html = write_report_html(folder).read_text(encoding="utf-8")
+    data = _mapdata(html)
+    assert [len(lv["labels"]) for lv in data["levels"]][3] == 0  # h3_r7: no map data
+    assert data["levels"][2]["maps"]  # adm2 still mapped
+    assert f"{len(h3):,} units: more than {len(h3) - 1:,}, not mapped here" in html
+    section = html[html.index("id='level3'") :]
+    v = h3["population_total"].to_numpy(dtype="float64")
+    ok = v[np.isfinite(v)]
+    row = re.search(r"<code>population_total</code></td><td>[^<]*</td>(.*?)</tr>", section).group(1)
+    cells = re.findall(r"<td class='n'>([^<]*)</td>", row)
+    assert cells == [
+        f"{x:,.0f}" if abs(x) >= 1000 else f"{x:,.3g}" for x in (ok.min(), np.median(ok), ok.max())
+    ] + [f"{ok.size:,} / {len(v):,}"]

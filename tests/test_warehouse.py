@@ -285,3 +285,36 @@ def test_wide_table_with_many_indicator_columns(tmp_path: Path) -> None:
     assert shapely.equals_exact(points, wide.geometry.to_numpy(), tolerance=1e-6).all()
     np.testing.assert_allclose(text["longitude"], wide.geometry.x, atol=1e-12)
     np.testing.assert_allclose(text["latitude"], wide.geometry.y, atol=1e-12)
+
+
+def test_parts_beyond_the_memory_limit_are_loaded_whole(tmp_path: Path) -> None:
+    """A warehouse larger than DuckDB's memory limit: pages go to the file, nothing is lost."""
+    from geopipe.io.geoparquet import write_parquet
+    from geopipe.io.warehouse import TableParts
+
+    rng = np.random.default_rng(5)
+    paths = []
+    for k in range(3):
+        n = 250_000
+        part = pd.DataFrame(
+            {
+                "ucode": [f"C{k}_{i:07d}" for i in range(n)],
+                "indicator_id": "population_total",
+                "date": pd.Timestamp("2025-01-01"),
+                "value": rng.normal(size=n),
+            }
+        )
+        paths.append(write_parquet(part, tmp_path / f"part{k}.parquet"))
+    parts = {"fact_indicator": TableParts(tuple(paths), False)}
+    small = write_duckdb(parts, tmp_path / "small.duckdb", views=False, memory_limit="64MB")
+    large = write_duckdb(parts, tmp_path / "large.duckdb", views=False, memory_limit="4GB")
+    want = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    for db in (small, large):
+        got = (
+            duckdb.connect(str(db), read_only=True)
+            .sql("SELECT * FROM fact_indicator ORDER BY ucode")
+            .df()
+        )
+        assert len(got) == len(want) == 750_000
+        np.testing.assert_array_equal(got["value"].to_numpy(), want["value"].to_numpy())
+        assert got["ucode"].tolist() == want["ucode"].tolist()

@@ -8,9 +8,10 @@ tiles that do not fit together).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from geopipe.errors import FormatError, MissingFileError, RasterError, problem
 
 __all__ = [
     "RasterData",
+    "bounded_block_cache",
     "build_vrt",
     "iter_blocks",
     "load_raster",
@@ -36,6 +38,32 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+# GDAL's block cache defaults to 5 % of the machine's memory (1.2 GB here) and keeps blocks of
+# every raster read until it is full: a run of many countries grew by that much although each
+# raster is read once. geopipe reads each raster once per run or partition, so a small cache
+# loses nothing (docs/engines.md); a GDAL_CACHEMAX set by the user wins.
+BLOCK_CACHE_BYTES = 64 * 2**20
+
+
+def bounded_block_cache(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``fn`` with GDAL's block cache at :data:`BLOCK_CACHE_BYTES` (unless the environment
+    sets ``GDAL_CACHEMAX``), so that the memory of a long run does not grow with what it read.
+
+    Examples
+    --------
+    >>> from rasterio.env import get_gdal_config
+    >>> bounded_block_cache(lambda: get_gdal_config("GDAL_CACHEMAX"))() == BLOCK_CACHE_BYTES
+    True
+    """
+
+    @functools.wraps(fn)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        if "GDAL_CACHEMAX" in os.environ:
+            return fn(*args, **kwargs)
+        with rasterio.Env(GDAL_CACHEMAX=BLOCK_CACHE_BYTES):
+            return fn(*args, **kwargs)
+
+    return bounded
 
 
 def _is_remote_or_virtual(path: str) -> bool:

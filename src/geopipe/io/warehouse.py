@@ -60,6 +60,7 @@ from geopipe.io.geoparquet import _frame_to_table, _geometry_types
 
 __all__ = [
     "DEFAULT_KEYS",
+    "MEMORY_LIMIT",
     "STORAGE_VERSION",
     "TableParts",
     "load_spatial",
@@ -74,6 +75,11 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "fact_lineage": ("run_id", "indicator_id", "ucode", "source_id"),
 }
 STORAGE_VERSION = "v1.0.0"
+# DuckDB's buffer pool defaults to 80 % of the machine's memory and keeps every page loaded until
+# the file is closed, so a warehouse of many countries would hold all of them at once; bounded,
+# pages already written to the file are evicted (the file is the same, measured in
+# tests/test_warehouse.py)
+MEMORY_LIMIT = "256MB"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _warned: set[str] = set()
 
@@ -434,6 +440,7 @@ def write_duckdb(
     keys: Mapping[str, Sequence[str]] | None = None,
     spatial: bool = True,
     storage_version: str = STORAGE_VERSION,
+    memory_limit: str = MEMORY_LIMIT,
 ) -> Path:
     """Write tables into a new DuckDB database file, atomically, with keys and BI views.
 
@@ -458,6 +465,10 @@ def write_duckdb(
     storage_version
         DuckDB storage format of the file (default :data:`STORAGE_VERSION`, ``"v1.0.0"``: read by
         every DuckDB, ODBC and JDBC driver from 1.0 on; a newer format locks older drivers out).
+    memory_limit
+        DuckDB's ``memory_limit`` while the file is built (default :data:`MEMORY_LIMIT`,
+        256 MB): what is loaded beyond it is written to the file and evicted, so the memory
+        this takes does not grow with the warehouse.
 
     Returns
     -------
@@ -516,7 +527,13 @@ def write_duckdb(
     path = Path(path)
     has_geom = any(_has_geometry(df) for df in tables.values())
     with atomic_path(path) as tmp:
-        con = duckdb.connect(str(tmp), config={"storage_compatibility_version": storage_version})
+        con = duckdb.connect(
+            str(tmp),
+            config={
+                "storage_compatibility_version": storage_version,
+                "memory_limit": memory_limit,
+            },
+        )
         try:
             con.execute("SET autoinstall_known_extensions = false")
             use_spatial = bool(spatial and has_geom and load_spatial(con))

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DependencyError, problem
+from ..io.raster import bounded_block_cache
 
 __all__ = ["ENGINES", "PARTITION_MB", "Engine", "map_tasks", "run_partitions"]
 
@@ -111,6 +112,7 @@ def _window(units: Any, data: Any) -> tuple[int, int]:
 _RUN_MEMO: list[Any] = [None, {}]
 
 
+@bounded_block_cache
 def run_partition(
     pipeline: Any, unitset: str, units: Any, steps: Sequence[Any], run_key: str | None = None
 ) -> dict[str, dict[str, np.ndarray]]:

@@ -21,6 +21,7 @@ import pandas as pd
 from .. import __version__
 from ..errors import GeopipeWarning, OutputError, problem
 from ..indicators.catalog import Indicator
+from ..io.raster import bounded_block_cache
 from ..steps import Step
 from .context import RunContext
 from .engines import Engine
@@ -160,6 +161,7 @@ class ComputedRun:
     cache: StepCache
 
 
+@bounded_block_cache
 def compute_run(
     p: Pipeline,
     plan: RunPlan,

@@ -21,6 +21,10 @@ __all__ = ["write_report_html"]
 MAX_TABLE_ROWS = 300
 #: levels with more units than this carry no per-unit values for the maps' tooltips (file size)
 MAX_TOOLTIP_VALUES = 2000
+#: levels and grids with more units than this are summarised but not mapped: the page would be too
+#: big for a browser, and building it would hold every fragment of every country in memory (a
+#: run of many countries); the GeoParquet file has them all
+MAX_MAP_FEATURES = 100_000
 _LEVEL = re.compile(r"^adm(\d+)\.parquet$")
 _GRID = re.compile(r"^h3_r(\d+)\.parquet$")
 
@@ -116,15 +120,28 @@ def _layer(
     path: Path, title: str, catalog: dict[str, dict[str, Any]], *, grid: bool
 ) -> dict[str, Any]:
     import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    names = [c for c in meta.schema.to_arrow_schema().names if c not in ("geometry", "bbox")]
+    layer: dict[str, Any] = {"title": title, "file": path.name, "catalog": catalog, "grid": grid}
+    if meta.num_rows > MAX_MAP_FEATURES:  # summarised a column at a time, not mapped
+        cols = _indicator_columns(names, pq.read_schema(path), catalog)
+        stats = {c: _stats(pq.read_table(path, columns=[c]).column(0).to_numpy()) for c in cols}
+        empty = {"w": 1, "h": 1, "xy": [], "rings": [0], "units": [0], "maps": [], "labels": []}
+        return {
+            **layer,
+            "frame": None,
+            "rows": meta.num_rows,
+            "columns": cols,
+            "stats": stats,
+            "map": empty,
+        }
     import shapely
 
     table = pq.read_table(path)  # the run's GeoParquet is EPSG:4326 (contract): WKB is enough
     geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
-    frame = table.drop_columns([c for c in ("geometry", "bbox") if c in table.column_names])
-    frame = frame.to_pandas()
-    cols = [c for c in frame.columns if c in catalog] or [
-        c for c in frame.columns if frame[c].dtype.kind == "f"
-    ]
+    frame = table.select(names).to_pandas()
+    cols = _indicator_columns(names, table.schema, catalog)
     values = frame[cols].to_numpy(dtype="float64", na_value=np.nan)
     label = frame["name"] if "name" in frame else frame.get("cell_id", frame.index)
     k = int(min(len(PALETTE), max(2, len(frame))))  # no more classes than units
@@ -138,15 +155,33 @@ def _layer(
     }
     if len(frame) <= MAX_TOOLTIP_VALUES:  # big grids: the tooltip shows the class instead
         data["values"] = {c: significant(values[:, j]) for j, c in enumerate(cols)}
+    stats = {c: _stats(values[:, j]) for j, c in enumerate(cols)}
     return {
-        "title": title,
-        "file": path.name,
+        **layer,
         "frame": frame,
+        "rows": len(frame),
         "columns": cols,
-        "catalog": catalog,
-        "grid": grid,
+        "stats": stats,
         "map": data,
     }
+
+
+def _indicator_columns(names: list[str], schema: Any, catalog: dict[str, Any]) -> list[str]:
+    """The catalog's columns of a table, or (no catalog) its floating-point columns."""
+    import pyarrow as pa
+
+    return [c for c in names if c in catalog] or [
+        c for c in names if pa.types.is_floating(schema.field(c).type)
+    ]
+
+
+def _stats(values: Any) -> tuple[float, float, float, int, int]:
+    """min, median, max of the finite values, their count and the count of all values."""
+    v = np.asarray(values, dtype="float64")
+    ok = v[np.isfinite(v)]
+    if not ok.size:
+        return (float("nan"),) * 3 + (0, len(v))
+    return float(ok.min()), float(np.median(ok)), float(ok.max()), int(ok.size), len(v)
 
 
 def _label(catalog: dict[str, dict[str, Any]], col: str) -> str:
@@ -224,8 +259,13 @@ def _privacy(manifest: dict[str, Any]) -> str:
 
 
 def _level_section(i: int, layer: dict[str, Any]) -> str:
-    frame, cols, catalog = layer["frame"], layer["columns"], layer["catalog"]
-    if len(frame) < 2:  # a one-unit map is one colour: the table says it all
+    frame, cols, catalog, rows = layer["frame"], layer["columns"], layer["catalog"], layer["rows"]
+    if frame is None:
+        cards = (
+            f"<p class='note'>{rows:,} units: more than {MAX_MAP_FEATURES:,}, not mapped here; "
+            f"open {_e(layer['file'])} in a GIS or BI tool.</p>"
+        )
+    elif rows < 2:  # a one-unit map is one colour: the table says it all
         cards = "<p class='note'>One unit: no maps (see the table).</p>"
     else:
         cards = "".join(
@@ -236,22 +276,22 @@ def _level_section(i: int, layer: dict[str, Any]) -> str:
         )
     return (
         f"<section id='level{i}'><h2>{_e(layer['title'])} <small>{_e(layer['file'])}, "
-        f"{len(frame):,} units</small></h2>{_summary_table(frame, cols, catalog)}"
-        f"{'' if layer['grid'] else _unit_table(frame, cols)}<div class='maps'>{cards}</div></section>"
+        f"{rows:,} units</small></h2>{_summary_table(layer['stats'], catalog)}"
+        f"{'' if layer['grid'] or frame is None else _unit_table(frame, cols)}"
+        f"<div class='maps'>{cards}</div></section>"
     )
 
 
-def _summary_table(frame: Any, cols: list[str], catalog: dict[str, dict[str, Any]]) -> str:
+def _summary_table(
+    stats: dict[str, tuple[float, float, float, int, int]], catalog: dict[str, dict[str, Any]]
+) -> str:
     rows = []
-    for c in cols:
-        v = frame[c].astype("float64").to_numpy()
-        ok = v[np.isfinite(v)]
+    for c, (lo, mid, hi, ok, n) in stats.items():
         unit = catalog.get(c, {}).get("unit", "")
-        stats = [ok.min(), np.median(ok), ok.max()] if ok.size else [float("nan")] * 3
         rows.append(
             f"<tr><td><code>{_e(c)}</code></td><td>{_e(unit)}</td>"
-            + "".join(f"<td class='n'>{_num(float(s))}</td>" for s in stats)
-            + f"<td class='n'>{ok.size:,} / {len(v):,}</td></tr>"
+            + "".join(f"<td class='n'>{_num(x)}</td>" for x in (lo, mid, hi))
+            + f"<td class='n'>{ok:,} / {n:,}</td></tr>"
         )
     return (
         "<details open><summary>Indicators: range over the units</summary><table><thead><tr>"
