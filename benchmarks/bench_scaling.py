@@ -5,7 +5,8 @@ Synthetic countries side by side (:mod:`benchmarks.synthetic`: each ``N x N`` pi
 20,000 health facilities, 20,000 schools, wealth and speed tiles, a walking friction surface),
 run with the steps and indicators of ``pipelines/sample.yaml`` as one multi-country pipeline.
 For each number of countries (``GEOPIPE_BENCH_SCALE_COUNTRIES``, default ``1,4,16``) and engine
-(``GEOPIPE_BENCH_SCALE_ENGINES``, default ``local,processes,dask``; two workers) it measures the
+(``GEOPIPE_BENCH_SCALE_ENGINES``, default ``local,processes,dask``; two workers), each in a fresh
+interpreter so that no case inherits the memory, threads or engines of the one before, it measures the
 wall time, the time per country and the peak memory — of this process, and of this process and
 all its children together (pool workers, Dask nanny and worker processes), sampled every 0.2 s
 with psutil. Every engine's ``fact_indicator`` is checked equal to the local engine's.
@@ -108,12 +109,65 @@ def plot(results: list[dict]) -> None:
     fig.savefig(PLOT, dpi=110)
 
 
-def main() -> None:
-    """Run the series, print one table, record the results and draw the plot."""
+def run_case(root: Path, isos: list[str], engine: str) -> dict:
+    """One run of ``isos`` on ``engine`` in this process: wall time and peak memory.
+
+    Called in a fresh interpreter per case (:func:`main`), so that no case inherits the memory,
+    threads or imported engines of the one before it.
+    """
     import geopipe as gp
-    from benchmarks._common import save_result
     from benchmarks.synthetic import pipeline_config
     from geopipe.pipeline.engines import close_clients
+
+    n = len(isos)
+    out = root / f"out_{n}_{engine}"
+    p = gp.Pipeline.from_dict(pipeline_config(root, isos, out, name=f"scaling{n}"))
+    t = time.perf_counter()
+    with warnings.catch_warnings(), PeakMemory() as mem:
+        warnings.simplefilter("ignore", gp.GeopipeWarning)
+        gp.run_pipeline(p, output=out, engine=engine, workers=2, partition_level=1, force=True)
+        if engine != "local":
+            close_clients()  # the workers' memory is counted until they are gone
+    wall = time.perf_counter() - t
+    return {
+        "countries": n,
+        "engine": engine,
+        "wall_s": round(wall, 2),
+        "per_country_s": round(wall / n, 2),
+        "peak_parent_mb": round(mem.parent_mb),
+        "peak_tree_mb": round(mem.tree_mb),
+    }
+
+
+def _case_in_fresh_process(root: Path, isos: list[str], engine: str) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from pathlib import Path; from benchmarks.bench_scaling import run_case; "
+        "print('RESULT', json.dumps(run_case(Path(sys.argv[1]), sys.argv[2].split(','), "
+        "sys.argv[3])))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(root), ",".join(isos), engine],
+        cwd=HERE.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if done.returncode or line is None:
+        raise RuntimeError(f"{engine} on {len(isos)} countries failed:\n{done.stderr[-3000:]}")
+    return json.loads(line[len("RESULT ") :])
+
+
+def main() -> None:
+    """Run the series (each case in a fresh process), print one table, record the results and
+    draw the plot."""
+    import pandas as pd
+
+    from benchmarks._common import save_result
 
     root = Path(
         os.environ.get(
@@ -124,7 +178,8 @@ def main() -> None:
     isos = make_countries(root, max(COUNTRIES))
     print(
         f"bench_scaling: {len(isos)} synthetic countries of {N:,}² pixels, 500 districts, 20,000 "
-        f"health facilities and 20,000 schools each (ready in {time.perf_counter() - t0:.0f} s)"
+        f"health facilities and 20,000 schools each (ready in {time.perf_counter() - t0:.0f} s); "
+        "each case in a fresh process"
     )
     print(
         f"{'countries':>9} {'engine':>10} {'wall s':>8} {'s/country':>10} {'parent MB':>10} {'all MB':>8}"
@@ -132,37 +187,15 @@ def main() -> None:
     results, reference = [], {}
     for n in COUNTRIES:
         for engine in ENGINES:
-            cfg = pipeline_config(root, isos[:n], root / f"out_{n}_{engine}", name=f"scaling{n}")
-            p = gp.Pipeline.from_dict(cfg)
-            t = time.perf_counter()
-            with warnings.catch_warnings(), PeakMemory() as mem:
-                warnings.simplefilter("ignore", gp.GeopipeWarning)
-                run = gp.run_pipeline(
-                    p,
-                    output=root / f"out_{n}_{engine}",
-                    engine=engine,
-                    workers=2,
-                    partition_level=1,
-                    force=True,
-                )
-                if engine != "local":
-                    close_clients()  # the workers' memory is counted until they are gone
-            wall = time.perf_counter() - t
-            row = {
-                "countries": n,
-                "engine": engine,
-                "wall_s": round(wall, 2),
-                "per_country_s": round(wall / n, 2),
-                "peak_parent_mb": round(mem.parent_mb),
-                "peak_tree_mb": round(mem.tree_mb),
-            }
+            row = _case_in_fresh_process(root, isos[:n], engine)
             results.append(row)
             print(
-                f"{n:>9} {engine:>10} {wall:>8.1f} {wall / n:>10.2f} {mem.parent_mb:>10.0f} "
-                f"{mem.tree_mb:>8.0f}",
+                f"{n:>9} {engine:>10} {row['wall_s']:>8.1f} {row['per_country_s']:>10.2f} "
+                f"{row['peak_parent_mb']:>10.0f} {row['peak_tree_mb']:>8.0f}",
                 flush=True,
             )
-            fact = run.tables["fact_indicator"].sort_values(["ucode", "indicator_id"])
+            fact = pd.read_parquet(root / f"out_{n}_{engine}" / "fact_indicator.parquet")
+            fact = fact.sort_values(["ucode", "indicator_id"])
             ref = reference.setdefault(n, fact)
             assert (
                 ref["value"].reset_index(drop=True).equals(fact["value"].reset_index(drop=True))
