@@ -39,9 +39,9 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 # GDAL's block cache defaults to 5 % of the machine's memory (1.2 GB here) and keeps blocks of
-# every raster read until it is full: a run of many countries grew by that much although each
-# raster is read once. geopipe reads each raster once per run or partition, so a small cache
-# loses nothing (docs/engines.md); a GDAL_CACHEMAX set by the user wins.
+# every raster read until it is full: in a run of many countries, up to that much of blocks no
+# step reads again. geopipe reads each raster once per run or partition, so a small cache loses
+# nothing (docs/engines.md); a GDAL_CACHEMAX set by the user wins.
 BLOCK_CACHE_BYTES = 64 * 2**20
 
 
