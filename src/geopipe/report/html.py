@@ -122,10 +122,11 @@ def _layer(
     import pyarrow.parquet as pq
 
     meta = pq.ParquetFile(path).metadata
-    names = [c for c in meta.schema.to_arrow_schema().names if c not in ("geometry", "bbox")]
+    schema = meta.schema.to_arrow_schema()
+    names = [c for c in schema.names if c not in ("geometry", "bbox")]
     layer: dict[str, Any] = {"title": title, "file": path.name, "catalog": catalog, "grid": grid}
     if meta.num_rows > MAX_MAP_FEATURES:  # summarised a column at a time, not mapped
-        cols = _indicator_columns(names, pq.read_schema(path), catalog)
+        cols = _indicator_columns(names, schema, catalog)
         stats = {c: _stats(pq.read_table(path, columns=[c]).column(0).to_numpy()) for c in cols}
         empty = {"w": 1, "h": 1, "xy": [], "rings": [0], "units": [0], "maps": [], "labels": []}
         return {
@@ -141,7 +142,7 @@ def _layer(
     table = pq.read_table(path)  # the run's GeoParquet is EPSG:4326 (contract): WKB is enough
     geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
     frame = table.select(names).to_pandas()
-    cols = _indicator_columns(names, table.schema, catalog)
+    cols = _indicator_columns(names, schema, catalog)
     values = frame[cols].to_numpy(dtype="float64", na_value=np.nan)
     label = frame["name"] if "name" in frame else frame.get("cell_id", frame.index)
     k = int(min(len(PALETTE), max(2, len(frame))))  # no more classes than units
