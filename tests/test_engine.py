@@ -102,7 +102,8 @@ def test_raising_k_recomputes_and_hides_more(world):
 
 def test_each_input_is_read_once_and_weights_built_once_per_grid(monkeypatch, tmp_path):
     """One sample run: readers are called once per source (counted at the readers themselves),
-    pixel weights once per (unit set, raster grid)."""
+    pixel weights once per raster grid: built for the H3 fragments, relabelled for the districts
+    they tile (one pixel pass), and once for the country row check."""
     import geopipe.io.admin
     import geopipe.io.points
     import geopipe.io.raster
@@ -150,10 +151,20 @@ def test_each_input_is_read_once_and_weights_built_once_per_grid(monkeypatch, tm
     assert calls and set(calls.values()) == {1}, calls
     sources = {s.path.name if not isinstance(s.path, dict) else "admin" for s in p.sources.values()}
     assert {k.split(":", 1)[1] for k in calls} == sources
-    # admin units (30 districts) and H3 fragments, on the one 232 m grid; plus the country row check
+    # the H3 fragments on the one 232 m grid, plus the country row check (1 unit); the 30
+    # districts are computed through the fragments' weights, never built for them
     n_units = sorted({n for n, _ in builds})
-    assert len(builds) == len(n_units) == 3, builds
-    assert all(v == 1 for k, v in result.counts.items() if k.startswith(("read:", "weights:")))
+    assert len(builds) == len(n_units) == 2, builds
+    assert n_units[0] == 1 and n_units[1] == len(result.tables["h3_r7"])
+    assert all(
+        v == 1
+        for k, v in result.counts.items()
+        if k.startswith(("read:", "weights:", "relabelled:"))
+    )
+    assert {k.split(":")[0] + ":" + k.split(":")[1] for k in result.counts if ":" in k} >= {
+        "weights:h3_r7",
+        "relabelled:admin",
+    }
 
 
 # ------------------------------------------------------------------ several services, user indicators

@@ -39,6 +39,11 @@ def test_engines_give_identical_tables(local_run, tmp_path, engine):
         gp.run_pipeline(
             SAMPLE, output=tmp_path / "run", engine=engine, workers=2, partition_level=1
         )
+        if engine == "dask":  # the LocalCluster's workers keep glibc's adaptive mmap threshold
+            from geopipe.pipeline.engines import Engine, _client
+
+            env = _client(Engine("dask", workers=2)).run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+            assert len(env) == 2 and set(env.values()) == {None}, env
     finally:
         close_clients()
     _same_tables(local_run, tmp_path / "run")

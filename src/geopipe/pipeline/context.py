@@ -146,6 +146,9 @@ class RunContext:
         self.engine = Engine()
         #: the run key (tasks of the same run share their run-scope memo in a worker)
         self.run_key: str | None = None
+        #: unit set -> step name -> columns computed in another unit set's pass (the grid
+        #: fragments computed with the districts they tile), waiting for the unit set's steps
+        self.given: dict[str, dict[str, dict[str, np.ndarray]]] = {}
 
     @contextlib.contextmanager
     def timed(self, name: str) -> Iterator[None]:
@@ -187,9 +190,12 @@ class RunContext:
         """The ``dim_admin`` table of the pipeline's admin source."""
         return self.source(self.pipeline.units.admin)
 
-    def batch(self, unitset: str, units: Any) -> BatchData:
-        """A :class:`BatchData` for ``units`` (one batch of the unit set ``unitset``)."""
-        return BatchData(self, unitset, units)
+    def batch(
+        self, unitset: str, units: Any, *, through: tuple[BatchData, np.ndarray] | None = None
+    ) -> BatchData:
+        """A :class:`BatchData` for ``units`` (one batch of the unit set ``unitset``), computed
+        through the pixels of another batch with ``through`` (see :class:`BatchData`)."""
+        return BatchData(self, unitset, units, through=through)
 
     def verify_unchanged(self) -> None:
         """Fail when an input file changed (size, mtime, inode) since it was fingerprinted."""
@@ -220,13 +226,18 @@ class RunContext:
 class _Grid:
     """Pixel weights of one batch of units on one raster grid, and what is derived from them."""
 
-    def __init__(self, key: tuple, weights: Any) -> None:
+    def __init__(self, key: tuple, weights: Any, base: _Grid | None = None) -> None:
         self.key = key
         self.weights = weights
-        self.values: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        #: the grid whose pairs these are, relabelled (districts from their fragments): what
+        #: depends only on the pixels (values, centres, distinct pixels) is shared with it
+        self.base = base
+        self.values: dict[str, tuple[np.ndarray, np.ndarray]] = {} if base is None else base.values
 
     @cached_property
     def lonlat(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.base is not None:
+            return self.base.lonlat
         lon, lat = self.weights.pixel_lonlat()
         return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
 
@@ -238,6 +249,8 @@ class _Grid:
         than the pairs, else a sort. Which pair stands for a pixel does not matter: the pairs of
         one pixel share its row, column and centre.
         """
+        if self.base is not None:
+            return self.base.distinct
         w = self.weights
         row, col = w.row, w.col
         if len(row) == 0:
@@ -308,12 +321,28 @@ class PixelView:
 
 
 class BatchData:
-    """What a step receives for one batch of units (implements :class:`geopipe.steps.StepData`)."""
+    """What a step receives for one batch of units (implements :class:`geopipe.steps.StepData`).
 
-    def __init__(self, ctx: RunContext, unitset: str, units: Any) -> None:
+    With ``through=(fragments, parent)`` the batch's units are computed through the pixels of
+    another batch (grid fragments that tile them; ``parent[i]`` is the position in ``units`` of
+    fragment ``i``): their pixel weights are the fragments' relabelled, never built again, and
+    what depends only on the pixels (raster values, centres, ``scope="pixels"`` memos) is the
+    fragments' own.
+    """
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        unitset: str,
+        units: Any,
+        *,
+        through: tuple[BatchData, np.ndarray] | None = None,
+    ) -> None:
         self.ctx, self.unitset, self.units = ctx, unitset, units
         self._grids: dict[tuple, _Grid] = {}
         self._memo: dict[tuple, Any] = {}
+        self.through = through
+        self._pixel_memo: dict[tuple, Any] = {} if through is None else through[0]._pixel_memo
 
     def source(self, name: str) -> Any:
         return self.ctx.source(name)
@@ -322,14 +351,24 @@ class BatchData:
         data = self.source(raster)
         key = (*_grid_key(data), edge)
         if key not in self._grids:
-            from ..zonal.raster import pixel_weights
+            if self.through is not None:
+                base, parent = self.through
+                grid = base.pixels(raster, edge=edge)._grid
+                self.ctx.counts[f"relabelled:{self.unitset}:{_short(key)}"] += 1
+                weights = grid.weights.relabel(parent, len(self.units))
+                self._grids[key] = _Grid(key, weights, base=grid)
+            else:
+                from ..zonal.raster import pixel_weights
 
-            self.ctx.counts[f"weights:{self.unitset}:{_short(key)}"] += 1
-            self._grids[key] = _Grid(key, pixel_weights(self.units, data, edge=edge))
+                self.ctx.counts[f"weights:{self.unitset}:{_short(key)}"] += 1
+                self._grids[key] = _Grid(key, pixel_weights(self.units, data, edge=edge))
         return PixelView(self, self._grids[key], raster)
 
     def memo(self, key: tuple, compute: Callable[[], Any], *, scope: str = "batch") -> Any:
-        store = self.ctx.memo if scope == "run" else self._memo
+        """``compute()`` once per ``scope``: ``"batch"`` (these units), ``"pixels"`` (a value
+        that depends only on the batch's pixels, never on its units, e.g. a distance at every
+        pair: shared with the units computed through the same pixels) or ``"run"``."""
+        store = {"run": self.ctx.memo, "pixels": self._pixel_memo}.get(scope, self._memo)
         if key not in store:
             store[key] = compute()
         return store[key]

@@ -114,18 +114,28 @@ _RUN_MEMO: list[Any] = [None, {}]
 
 @bounded_block_cache
 def run_partition(
-    pipeline: Any, unitset: str, units: Any, steps: Sequence[Any], run_key: str | None = None
-) -> dict[str, dict[str, np.ndarray]]:
+    pipeline: Any,
+    unitset: str,
+    units: Any,
+    steps: Sequence[Any],
+    run_key: str | None = None,
+    cells: tuple[str, Any, np.ndarray] | None = None,
+) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """The task: run ``steps`` on ``units`` of ``pipeline``, opening what it needs itself.
 
-    Rasters are opened here and hold only the rows the partition covers; returns
-    ``{step name: {column: values}}`` for the units in order. Results a step keeps for the
-    whole run (``scope="run"``, e.g. a travel-time surface) are computed once per worker process
-    and run (``run_key``: the run key, which covers every input's bytes), not once per task.
+    Rasters are opened here and hold only the rows the partition covers. Results a step keeps
+    for the whole run (``scope="run"``, e.g. a travel-time surface) are computed once per worker
+    process and run (``run_key``: the run key, which covers every input's bytes), not once per
+    task. With ``cells=(grid name, fragments, parent)`` (the grid fragments that tile ``units``,
+    ``parent[i]`` the position in ``units`` of fragment ``i``) the steps run on the fragments
+    too, and the units are computed through the fragments' pixel weights (one pixel pass).
+
+    Returns ``{unit set: {step name: {column: values}}}``, values in the order of the units.
 
     Examples
     --------
     >>> cols = run_partition(pipeline, "admin", districts.iloc[:3], pixel_steps)  # doctest: +SKIP
+    >>> cols["admin"]["raster_stats:population_total"]["population_total"]  # doctest: +SKIP
     """
     from ..io.raster import load_raster
     from .context import RunContext
@@ -145,11 +155,42 @@ def run_partition(
             header = load_raster(src.path, max_bytes=0)  # the header only
             ctx._read[name] = load_raster(src.path, rows=_window(units, header))
             windows.add(name)
-    data = ctx.batch(unitset, units)
-    out = {s.name: s.run(units, data) for s in steps}
+    out = run_batch(ctx, unitset, units, steps, cells)
     if run_key is not None:
         shared.update({k: v for k, v in ctx._read.items() if k not in windows})
     return out
+
+
+def run_batch(
+    ctx: Any,
+    unitset: str,
+    units: Any,
+    steps: Sequence[Any],
+    cells: tuple[str, Any, np.ndarray] | None = None,
+) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """Run ``steps`` on one batch of ``units`` from what ``ctx`` holds (and on its grid
+    ``cells``, see :func:`run_partition`): ``{unit set: {step name: {column: values}}}``.
+
+    Examples
+    --------
+    >>> run_batch(ctx, "admin", districts, pixel_steps)["admin"]  # doctest: +SKIP
+    """
+    if cells is None:
+        data = ctx.batch(unitset, units)
+        return {unitset: {s.name: _timed(ctx, unitset, s, units, data) for s in steps}}
+    name, fragments, parent = cells
+    fdata = ctx.batch(name, fragments)
+    data = ctx.batch(unitset, units, through=(fdata, parent))
+    out: dict[str, dict[str, dict[str, np.ndarray]]] = {unitset: {}, name: {}}
+    for s in steps:
+        out[name][s.name] = _timed(ctx, name, s, fragments, fdata)
+        out[unitset][s.name] = _timed(ctx, unitset, s, units, data)
+    return out
+
+
+def _timed(ctx: Any, unitset: str, step: Any, units: Any, data: Any) -> dict[str, np.ndarray]:
+    with ctx.timed(f"{unitset}/{step.name}"):
+        return step.run(units, data)
 
 
 def run_partitions(
@@ -159,9 +200,14 @@ def run_partitions(
     parts: list[Any],
     steps: Sequence[Any],
     run_key: str | None = None,
-) -> list[dict[str, dict[str, np.ndarray]]]:
-    """Run :func:`run_partition` for every partition (a GeoDataFrame of units) on ``engine``."""
-    calls = [(pipeline, unitset, part, list(steps), run_key) for part in parts]
+    cells: list[tuple[str, Any, np.ndarray]] | None = None,
+) -> list[dict[str, dict[str, dict[str, np.ndarray]]]]:
+    """Run :func:`run_partition` for every partition (a GeoDataFrame of units, with its grid
+    fragments in ``cells``) on ``engine``."""
+    calls = [
+        (pipeline, unitset, part, list(steps), run_key, None if cells is None else cells[i])
+        for i, part in enumerate(parts)
+    ]
     try:
         return map_tasks(engine, run_partition, calls)
     finally:
@@ -230,13 +276,22 @@ def _client(engine: Engine) -> Any:
         if engine.scheduler:
             client = distributed.Client(engine.scheduler)
         else:
-            cluster = distributed.LocalCluster(
-                n_workers=engine.workers or 2,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=40,
-            )
+            import dask
+
+            # distributed starts its workers with MALLOC_TRIM_THRESHOLD_=65536 so that they hand
+            # memory back to the OS at once; setting it also turns off glibc's adaptive mmap
+            # threshold, so every NumPy temporary over 128 KiB is a fresh mmap and page faults:
+            # the pixel work ran 20-60 % slower. The planner bounds memory instead (engines.md).
+            with dask.config.set(
+                {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+            ):
+                cluster = distributed.LocalCluster(
+                    n_workers=engine.workers or 2,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=40,
+                )
             client = distributed.Client(cluster)
         _CLIENTS[(engine.scheduler, engine.workers)] = client
     return client

@@ -9,8 +9,9 @@ every indicator (its steps' sources) and the up-to-date key (every setting and e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -402,7 +403,20 @@ def _build(
     grids = pool.submit(_grids, p, admin)
     pool.shutdown(wait=False)
     with manifest.step("steps"):
-        units, reports["steps"] = run_steps(ctx, "admin", units, steps, cache, admin_key)
+        # the pixel steps of the districts run through the first grid's fragments (one pass)
+        units, reports["steps"] = run_steps(
+            ctx,
+            "admin",
+            units,
+            steps,
+            cache,
+            admin_key,
+            fragments=functools.cache(
+                lambda u=units: next(
+                    (Fragments.tiling(name, cells, u) for name, cells in grids.result()), None
+                )
+            ),
+        )
     with manifest.step("input_checks"):  # the time spent waiting for them
         checks = checks.result()[0]
     checks += _outside_units(p, ctx, units, steps, reports["steps"])
@@ -522,11 +536,18 @@ def run_steps(
     steps: Sequence[Step],
     cache: StepCache,
     unitset_key: str,
+    *,
+    fragments: Callable[[], Fragments | None] | None = None,
 ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """Add every step's columns to ``units``: cached columns are reused, the rest computed.
 
     Consecutive pixel steps run together over memory-bounded batches of units, so the pixel
     weights of a batch on a raster grid are built once and shared; other steps run on all units.
+    With ``fragments`` (a function giving grid fragments that tile ``units``, called when the
+    first pixel steps run, e.g. once a grid built meanwhile is ready) the pixel steps run on the fragments
+    in the same pass and the units are computed through the fragments' pixels; the fragments'
+    columns wait in ``ctx.given`` for the grid's own :func:`run_steps`, which stores them
+    instead of computing them again.
     """
     out = units.copy()
     reports: dict[str, Any] = {}
@@ -555,7 +576,11 @@ def run_steps(
             )
         pending_cols = {c for s, _ in pending for c in s.columns()}
         if set(step.needs_columns()) & pending_cols:
-            _flush(ctx, unitset, out, pending, cache, reports)
+            _flush(ctx, unitset, out, pending, cache, reports, fragments)
+        given = ctx.given.get(unitset, {}).pop(step.name, None)
+        if given is not None:  # computed with the units these fragments tile, in one pass
+            _store(out, step, key, given, ctx.batch(unitset, out), cache, reports, unitset)
+            continue
         if step.pixel:
             pending.append((step, key))
             continue
@@ -563,7 +588,7 @@ def run_steps(
         with ctx.timed(f"{unitset}/{step.name}"):
             result = step.run(out, data)
         _store(out, step, key, result, data, cache, reports, unitset)
-    _flush(ctx, unitset, out, pending, cache, reports)
+    _flush(ctx, unitset, out, pending, cache, reports, fragments)
     return out, reports
 
 
@@ -574,68 +599,162 @@ def _flush(
     pending: list[tuple[Step, str]],
     cache: StepCache,
     reports: dict[str, Any],
+    fragments: Callable[[], Fragments | None] | None = None,
 ) -> None:
-    """Run the pending pixel steps over batches of units sharing pixel weights, then store them."""
+    """Run the pending pixel steps over batches of units sharing pixel weights, then store them
+    (computing ``fragments`` in the same pass when they tile the units)."""
     if not pending:
         return
-    from ..zonal.layers import plan_batches
-
-    n = len(out)
-    rasters = {
-        name
-        for s, _ in pending
-        for role, name in s.sources().items()
-        if "raster" in s.source_kinds()[role]
-    }
-    renorm = any(getattr(s, "edge", "fraction") == "renormalize" for s, _ in pending)
-    first = ctx.source(sorted(rasters)[0]) if rasters else None
-    cols: dict[str, dict[str, np.ndarray]] = {s.name: {} for s, _ in pending}
-
-    def place(batch: np.ndarray, results: dict[str, dict[str, np.ndarray]]) -> None:
-        for step, _ in pending:
-            for col, values in results[step.name].items():
-                arr = cols[step.name].setdefault(col, np.full(n, np.nan))
-                arr[batch] = values
-
+    steps = [s for s, _ in pending]
+    rasters = sorted(
+        {
+            name
+            for s in steps
+            for role, name in s.sources().items()
+            if "raster" in s.source_kinds()[role]
+        }
+    )
+    renorm = any(getattr(s, "edge", "fraction") == "renormalize" for s in steps)
+    # through the fragments unless a unit's pixels are needed at once, or a step reads columns
+    # (the fragments do not have them yet)
+    through = fragments is not None and rasters and not renorm
+    tiles = fragments() if through and not any(s.needs_columns() for s in steps) else None
     engine = ctx.engine
     in_process = (engine.kind == "local" and engine.partition_level is None) or renorm
-    if renorm or first is None:
-        batches = [np.arange(n)]
+    if renorm or not rasters:  # a unit set's pixels at once
+        batches = [np.arange(len(out))]
     else:
-        groups = None
-        if engine.partition_level is not None:
-            groups = _partitions(ctx, out, engine.partition_level)
-        batches = plan_batches(
-            out,
-            first,
-            engine.budget_bytes,
-            rasters=len(rasters),
-            windowed=not in_process,
-            groups=groups,
-        )
+        batches = _plan(ctx, out, ctx.source(rasters[0]), len(rasters), in_process, tiles)
+    parts = (out.iloc[b].reset_index(drop=True) for b in batches)
+    members = (None if tiles is None else tiles.of(b) for b in batches)
     if in_process:
-        for batch in batches:
-            part = out.iloc[batch].reset_index(drop=True)
-            data = ctx.batch(unitset, part)
-            results = {}
-            for step, _ in pending:
-                with ctx.timed(f"{unitset}/{step.name}"):
-                    results[step.name] = step.run(part, data)
-            place(batch, results)
+        from .engines import run_batch
+
+        done: Any = (run_batch(ctx, unitset, u, steps, m) for u, m in zip(parts, members))
     else:
         from .engines import run_partitions
 
-        parts = [out.iloc[b].reset_index(drop=True) for b in batches]
         with ctx.timed(f"{unitset}/partitions:{engine.kind}"):
             done = run_partitions(
-                engine, ctx.pipeline, unitset, parts, [s for s, _ in pending], ctx.run_key
+                engine,
+                ctx.pipeline,
+                unitset,
+                list(parts),
+                steps,
+                ctx.run_key,
+                None if tiles is None else list(members),
             )
-        for batch, results in zip(batches, done, strict=True):
-            place(batch, results)
+    sizes = {unitset: len(out), **({} if tiles is None else {tiles.name: len(tiles.cells)})}
+    cols = _gather(sizes, steps, batches, done, tiles)
     data = ctx.batch(unitset, out)
     for step, key in pending:
-        _store(out, step, key, cols[step.name], data, cache, reports, unitset)
+        _store(out, step, key, cols[unitset][step.name], data, cache, reports, unitset)
+    if tiles is not None:
+        ctx.given.setdefault(tiles.name, {}).update(cols[tiles.name])
     pending.clear()
+
+
+def _plan(
+    ctx: RunContext,
+    out: gpd.GeoDataFrame,
+    first: Any,
+    rasters: int,
+    in_process: bool,
+    tiles: Fragments | None,
+) -> list[np.ndarray]:
+    """Batches of ``out`` (positions) within the engine's budget, grouped by partition."""
+    from ..zonal.layers import plan_batches
+
+    engine = ctx.engine
+    groups = None
+    if engine.partition_level is not None:
+        groups = _partitions(ctx, out, engine.partition_level)
+    return plan_batches(
+        out,
+        first,
+        engine.budget_bytes,
+        rasters=rasters,
+        windowed=not in_process,
+        groups=groups,
+        through=None if tiles is None else (tiles.cells, tiles.parent),
+    )
+
+
+def _gather(
+    sizes: dict[str, int],
+    steps: list[Step],
+    batches: list[np.ndarray],
+    done: Any,
+    tiles: Fragments | None,
+) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """Full-length columns ``{unit set: {step: {column: values}}}`` from the batches' results."""
+    cols: dict[str, dict[str, dict[str, np.ndarray]]] = {
+        name: {s.name: {} for s in steps} for name in sizes
+    }
+    for batch, results in zip(batches, done, strict=True):
+        where = {name: batch for name in sizes}
+        if tiles is not None:
+            where[tiles.name] = tiles.positions(batch)
+        for name, by_step in results.items():
+            for step_name, values in by_step.items():
+                for col, v in values.items():
+                    full = cols[name][step_name]
+                    full.setdefault(col, np.full(sizes[name], np.nan))[where[name]] = v
+    return cols
+
+
+@dataclasses.dataclass
+class Fragments:
+    """Grid fragments that tile a unit set (the districts): its pixel steps run on them in the
+    same pass, and the districts are computed through the fragments' pixel weights.
+
+    ``parent[i]`` is the position in the unit set of fragment ``i``'s unit.
+    """
+
+    name: str
+    cells: gpd.GeoDataFrame
+    parent: np.ndarray
+
+    @classmethod
+    def tiling(
+        cls, name: str, cells: gpd.GeoDataFrame, units: gpd.GeoDataFrame
+    ) -> Fragments | None:
+        """The fragments of grid ``name`` for ``units`` when they tile every unit (each unit's
+        fragments add up to its area, to 1e-6), else ``None``.
+
+        Examples
+        --------
+        >>> Fragments.tiling("h3_r7", h3_grid(admin, 7), districts).parent[:3]  # doctest: +SKIP
+        array([12, 12, 4])
+        """
+        from ..grids._split import area_km2
+
+        if "ucode" not in cells.columns or "area_km2" not in cells.columns or not len(units):
+            return None
+        position = pd.Series(np.arange(len(units)), index=units["ucode"].astype(str))
+        if not position.index.is_unique:
+            return None
+        parent = cells["ucode"].astype(str).map(position)
+        if parent.isna().any():
+            return None
+        parent = parent.to_numpy(dtype=np.int64)
+        tiled = np.bincount(parent, cells["area_km2"].to_numpy(float), minlength=len(units))
+        geoms = units.geometry if units.crs is None else units.geometry.to_crs(4326)
+        area = area_km2(np.asarray(geoms.values))
+        if not np.allclose(tiled, area, rtol=1e-6, atol=1e-9):
+            return None
+        return cls(name, cells, parent)
+
+    def positions(self, batch: np.ndarray) -> np.ndarray:
+        """Positions of the fragments of the units at ``batch`` (sorted positions)."""
+        return np.flatnonzero(np.isin(self.parent, batch))
+
+    def of(self, batch: np.ndarray) -> tuple[str, gpd.GeoDataFrame, np.ndarray]:
+        """``(grid name, fragments, parent)`` of the units at ``batch``, ``parent`` counted in
+        the batch (what :func:`~geopipe.pipeline.engines.run_batch` takes)."""
+        pos = self.positions(batch)
+        cells = self.cells.iloc[pos].reset_index(drop=True)
+        return self.name, cells, np.searchsorted(batch, self.parent[pos])
 
 
 def _partitions(ctx: RunContext, units: gpd.GeoDataFrame, level: int) -> list[np.ndarray]:

@@ -71,8 +71,10 @@ class StepData(Protocol):
     def pixels(self, raster: str, *, edge: str = "fraction") -> Any:
         """Pixel table of the current units on the grid of raster source ``raster``."""
 
-    def memo(self, key: tuple, compute: Callable[[], Any]) -> Any:
-        """A value shared by the steps of this batch of units (computed once)."""
+    def memo(self, key: tuple, compute: Callable[[], Any], *, scope: str = "batch") -> Any:
+        """A value computed once and shared: by the steps of this batch of units (``"batch"``),
+        by every unit set computed from the same pixels (``"pixels"``: only for values that
+        depend on the pixels alone, such as a distance at every pair) or by the run (``"run"``)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -179,7 +179,7 @@ class DistanceCoverage(Step):
                 )
             return known[rows, cols][inverse]
 
-        return data.memo(("distance", self.facilities, px.grid, rasters), compute)
+        return data.memo(("distance", self.facilities, px.grid, rasters), compute, scope="pixels")
 
 
 def _weights(px: Any) -> np.ndarray:

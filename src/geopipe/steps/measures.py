@@ -224,7 +224,7 @@ class RasterStats(Step):
         if "sum" not in self.stats:
             return {}
         raster = data.source(self.raster)
-        total = data.memo(("raster_total", self.raster), raster.total)
+        total = data.memo(("raster_total", self.raster), raster.total, scope="run")
         assigned = float(np.nansum(columns[self._col("sum")]))
         return {
             "raster": self.raster,

@@ -113,6 +113,7 @@ class TravelTimeCoverage(Step):
         return data.memo(
             ("minutes_at", self.friction, self.facilities, px.grid),
             lambda: tt.value_at(px.lon, px.lat),
+            scope="pixels",
         )
 
     def _sums(self, data: StepData, raster: str) -> dict[str, np.ndarray]:

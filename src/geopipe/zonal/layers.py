@@ -104,6 +104,7 @@ def plan_batches(
     rasters: int = 1,
     windowed: bool = False,
     groups: list[np.ndarray] | None = None,
+    through: tuple[gpd.GeoDataFrame, np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """Positions of ``units`` in batches whose pixel work fits ``budget_bytes`` each.
 
@@ -113,7 +114,10 @@ def plan_batches(
     the ``processes`` and ``dask`` engines do), the window: the rows from its top unit to its
     bottom one, times the raster's width, times ``rasters``. Units are taken from top to bottom
     so that windows stay short; a unit over the budget on its own is a batch of its own. With
-    ``groups`` (e.g. the districts under each province) no batch mixes two groups.
+    ``groups`` (e.g. the districts under each province) no batch mixes two groups. With
+    ``through=(fragments, parent)`` each unit's pairs are those of its grid fragments
+    (``parent[i]`` is the unit of fragment ``i``), counted twice: the units are computed through
+    the fragments' pixels, in the same batch.
 
     Examples
     --------
@@ -130,7 +134,13 @@ def plan_batches(
     """
     crs, t, width, itemsize = _grid_of(raster)
     geoms = units.geometry.to_crs(crs).to_numpy()
-    pair_cost = _pixels_estimate(geoms, t) * (BYTES_PER_PAIR + BYTES_PER_PAIR_AND_RASTER * rasters)
+    per_pair = BYTES_PER_PAIR + BYTES_PER_PAIR_AND_RASTER * rasters
+    if through is None:
+        pair_cost = _pixels_estimate(geoms, t) * per_pair
+    else:
+        fragments, parent = through
+        pairs = _pixels_estimate(fragments.geometry.to_crs(crs).to_numpy(), t)
+        pair_cost = np.bincount(parent, pairs, minlength=len(units)) * 2 * per_pair
     bounds = np.nan_to_num(shapely.bounds(geoms))
     r_a, r_b = (bounds[:, 3] - t.f) / t.e, (bounds[:, 1] - t.f) / t.e
     top, bottom = np.floor(np.minimum(r_a, r_b)), np.ceil(np.maximum(r_a, r_b))

@@ -152,6 +152,40 @@ class PixelWeights:
         tr = Transformer.from_crs(crs, 4326, always_xy=True)
         return tr.transform(x, y)
 
+    def relabel(self, parent: np.ndarray, n_units: int) -> PixelWeights:
+        """The same (unit, pixel) pairs, each counted in unit ``parent[unit]`` of ``n_units``.
+
+        How districts get their weights from their grid fragments: the fragments tile the
+        districts, so a pixel's coverage in a district is the sum of its coverages in the
+        district's fragments, and every sum over the pairs equals the district's own to float
+        rounding. The pair arrays are shared, not copied; only the unit labels are new. (The
+        weighted ``median`` interpolates over the pairs, so it is not the district's own; no
+        step publishes it.)
+
+        Examples
+        --------
+        >>> districts = fragments_weights.relabel(district_of_fragment, 30)  # doctest: +SKIP
+        """
+        parent = np.asarray(parent, dtype=np.int64)
+        out = PixelWeights(
+            transform=self.transform,
+            crs=self.crs,
+            shape=self.shape,
+            n_units=n_units,
+            edge=self.edge,
+            edge_unit=parent[self.edge_unit],
+            edge_row=self.edge_row,
+            edge_col=self.edge_col,
+            edge_coverage=self.edge_coverage,
+            run_unit=parent[self.run_unit],
+            run_row=self.run_row,
+            run_start=self.run_start,
+            run_stop=self.run_stop,
+        )
+        unit, row, col, cov = self._dense
+        out.__dict__["_dense"] = (parent[unit], row, col, cov)  # the pairs in the same order
+        return out
+
     def unit_weight(self) -> np.ndarray:
         """Sum of weights (pixels counted) per unit, length ``n_units``."""
         return np.bincount(
