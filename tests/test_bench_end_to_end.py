@@ -275,6 +275,10 @@ def test_peer_equals_geopipe_on_a_tiny_synthetic_country(tiny, tmp_path):
         synthetic.pipeline_config(folder, "XAA", tmp_path / "geopipe"), tmp_path / "c.yaml"
     )
     result = run_pipeline(cfg, force=True, engine="processes", workers=2, partition_level=1)
+    # one pixel pass: the H3 fragments tile the districts, so they are computed in the districts'
+    # partition tasks, none of their own
+    assert "step:admin/partitions:processes" in result.timings
+    assert not any(k.startswith("step:h3_r7/partitions") for k in result.timings)
     checks = e2e.check_outputs(tmp_path / "peer", result.output)
     assert checks["ok"].all(), checks[~checks["ok"]].to_string()
     assert set(checks["level"]) == {"adm0", "adm1", "adm2", "h3_r7"}
