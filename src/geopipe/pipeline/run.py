@@ -545,10 +545,10 @@ def run_steps(
     Consecutive pixel steps run together over memory-bounded batches of units, so the pixel
     weights of a batch on a raster grid are built once and shared; other steps run on all units.
     With ``fragments`` (a function giving grid fragments that tile ``units``, called when the
-    first pixel steps run, e.g. once a grid built meanwhile is ready) the pixel steps run on the fragments
-    in the same pass and the units are computed through the fragments' pixels; the fragments'
-    columns wait in ``ctx.given`` for the grid's own :func:`run_steps`, which stores them
-    instead of computing them again.
+    first pixel steps run, e.g. once a grid built meanwhile is ready) the pixel steps run on the
+    fragments in the same pass and the units are computed through the fragments' pixels; the
+    fragments' columns wait in ``ctx.given`` for the grid's own :func:`run_steps`, which stores
+    them instead of computing them again.
     """
     out = units.copy()
     reports: dict[str, Any] = {}
