@@ -185,6 +185,24 @@ def test_columns_selection_keeps_geometry(tmp_path: Path, admin: gpd.GeoDataFram
     assert set(got.ucode) == set(admin.ucode)
 
 
+def test_column_order_and_a_second_geometry_column_survive_the_read(tmp_path: Path) -> None:
+    pts = shapely.points([0.0, 1.0, 2.0], [0.0, 1.0, 2.0])
+    gdf = gpd.GeoDataFrame(
+        {"a": [1, 2, 3], "centre": gpd.GeoSeries(pts, crs="EPSG:4326"), "b": ["x", "y", "z"]},
+        geometry=shapely.buffer(pts, 0.5),
+        crs="EPSG:4326",
+    )
+    path = write_geoparquet(gdf, tmp_path / "two.parquet")
+    back = read_geoparquet(path).sort_values("a", ignore_index=True)  # the writer sorts rows
+    assert list(back.columns) == ["a", "centre", "b", "geometry"]
+    assert back.geometry.name == "geometry" and back.crs == gdf.crs
+    assert isinstance(back["centre"], gpd.GeoSeries) and back["centre"].crs == gdf.crs
+    assert shapely.equals_exact(back["centre"].to_numpy(), pts, tolerance=0).all()
+    picked = read_geoparquet(path, columns=["b", "centre", "a"]).sort_values("a")
+    assert list(picked.columns) == ["b", "centre", "a", "geometry"]
+    assert picked["b"].tolist() == ["x", "y", "z"]
+
+
 def test_named_index_is_written_as_column(tmp_path: Path, admin: gpd.GeoDataFrame) -> None:
     path = write_geoparquet(admin.set_index("ucode"), tmp_path / "i.parquet")
     assert "ucode" in pq.read_schema(path).names
