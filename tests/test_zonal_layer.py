@@ -185,3 +185,36 @@ def test_batches_give_the_same_result(districts, sample_dir, monkeypatch):
     batched = gp.zonal_layer(districts, sample_dir / U18, rwi, "rwi", below=0.0, prefix="w")
     cols = ["w_covered", "w_mean", "w_below", "w_uncovered"]
     np.testing.assert_allclose(batched[cols].to_numpy(), whole[cols].to_numpy(), rtol=1e-12)
+
+
+def test_tile_lookup_on_a_pixel_lattice_equals_the_polygon_search():
+    # pixel centres of a 3" grid with holes; quadkey tiles at zoom 14 with a gap and a tile listed
+    # twice (the first wins); against point-in-polygon on the tiles' own polygons
+    from geopipe.io.tiles import quadkey_to_polygon, tile_to_quadkey
+    from geopipe.zonal.layers import _polygon_index, _quadkey_lookup, _tile_x, _tile_y
+
+    rng = np.random.default_rng(3)
+    rows, cols = np.divmod(np.arange(600 * 700), 700)
+    keep = rng.random(len(rows)) < 0.8
+    rows, cols = rows[keep] + 40, cols[keep] + 15
+    lon = 29.0001234 + (cols + 0.5) / 1200.0  # no centre on a tile edge (`within` excludes edges)
+    lat = -1.3001234 - (rows + 0.5) / 1200.0
+    x = np.arange(_tile_x(lon.min(), 2**14), _tile_x(lon.max(), 2**14) + 1)
+    y = np.arange(_tile_y(lat.max(), 2**14), _tile_y(lat.min(), 2**14) + 1)
+    tx, ty = (a.ravel() for a in np.meshgrid(x, y))
+    some = rng.random(len(tx)) < 0.85
+    tx, ty = np.r_[tx[some], tx[some][:5]], np.r_[ty[some], ty[some][:5]]
+    quadkeys = pd.Series(tile_to_quadkey(tx, ty, np.full(len(tx), 14)))
+    lookup = _quadkey_lookup(quadkeys)
+    on_lattice = lookup(lon, lat, (rows, cols))
+    per_pixel = lookup(lon, lat)
+    layer = gpd.GeoDataFrame(geometry=quadkey_to_polygon(quadkeys), crs=4326)
+    reference = _polygon_index(layer)(lon, lat, None)
+    np.testing.assert_array_equal(on_lattice, reference)
+    np.testing.assert_array_equal(per_pixel, reference)
+    assert (reference == -1).any() and (reference >= 0).mean() > 0.7
+    # not a lattice (a projected raster: latitude varies along a row): per pixel, same answer
+    tilted = lat + cols * 1e-7
+    np.testing.assert_array_equal(
+        lookup(lon, tilted, (rows, cols)), _polygon_index(layer)(lon, tilted, None)
+    )

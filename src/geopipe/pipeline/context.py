@@ -273,8 +273,9 @@ class PixelView:
     """The pixels of a batch of units on one raster's grid (what pixel steps work on).
 
     ``unit`` (position of each (unit, pixel) pair's unit in the batch), ``coverage``, ``lon`` /
-    ``lat`` (pixel centres), ``distinct`` (first pair of each distinct pixel, and the inverse
-    map), :meth:`values` (raster values at the pairs, for any raster source on this grid).
+    ``lat`` (pixel centres), ``lattice`` (raster row and column of each pair), ``distinct``
+    (first pair of each distinct pixel, and the inverse map), :meth:`values` (raster values at
+    the pairs, for any raster source on this grid).
     """
 
     def __init__(self, data: BatchData, grid: _Grid, raster: str) -> None:
@@ -298,6 +299,11 @@ class PixelView:
     @property
     def lat(self) -> np.ndarray:
         return self._grid.lonlat[1]
+
+    @property
+    def lattice(self) -> tuple[np.ndarray, np.ndarray]:
+        """Raster row and column of every pair's pixel."""
+        return self.weights.row, self.weights.col
 
     @property
     def distinct(self) -> tuple[np.ndarray, np.ndarray]:

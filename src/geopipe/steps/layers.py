@@ -39,7 +39,9 @@ def _layer_at_pixels(
 
     key = (layer, value, scale, max_km, keep is not None)
     find = data.memo(("layer_lookup", *key), lookup, scope="run")
-    return data.memo(("layer_at", *key, px.grid), lambda: find(px.lon, px.lat), scope="pixels")
+    return data.memo(
+        ("layer_at", *key, px.grid), lambda: find(px.lon, px.lat, px.lattice), scope="pixels"
+    )
 
 
 def _weights(px: Any, raster: str) -> np.ndarray:

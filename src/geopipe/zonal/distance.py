@@ -141,55 +141,75 @@ _R_MAX = 6_399_593.63
 FAST_EXACT_BELOW = 50_000.0
 
 
-def _ecef(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """Earth-centred coordinates (m) of lon/lat points on the WGS 84 ellipsoid, and the
-    sines and cosines of their latitude and longitude."""
-    lo, la = np.radians(lon), np.radians(lat)
-    trig = (np.sin(la), np.cos(la), np.sin(lo), np.cos(lo))
-    sin_la, cos_la, sin_lo, cos_lo = trig
-    n = _A / np.sqrt(1.0 - _E2 * sin_la * sin_la)
-    xyz = np.column_stack((n * cos_la * cos_lo, n * cos_la * sin_lo, n * (1 - _E2) * sin_la))
-    return xyz, trig
+def _lat_terms(lat: np.ndarray) -> tuple[np.ndarray, ...]:
+    """What the earth-centred position and the arc of an origin need from its latitude alone:
+    sin, cos, ``N cos φ``, ``z`` and the two curvature factors of :func:`_arc_from_chord`
+    (``W³ / a(1 - e²)`` meridional, ``W / a`` prime vertical, ``W = √(1 - e² sin² φ)``)."""
+    la = np.radians(lat)
+    sin_la, cos_la = np.sin(la), np.cos(la)
+    w = np.sqrt(1.0 - _E2 * sin_la * sin_la)
+    n = _A / w
+    return sin_la, cos_la, n * cos_la, n * (1 - _E2) * sin_la, w**3 / (_A * (1 - _E2)), w / _A
 
 
-def _arc_from_chord(v: np.ndarray, trig: tuple[np.ndarray, ...]) -> np.ndarray:
+def _lon_terms(lon: np.ndarray) -> tuple[np.ndarray, ...]:
+    lo = np.radians(lon)
+    return np.sin(lo), np.cos(lo)
+
+
+def _xyz(la: tuple[np.ndarray, ...], lo: tuple[np.ndarray, ...]) -> np.ndarray:
+    return np.column_stack((la[2] * lo[1], la[2] * lo[0], la[3]))
+
+
+def _ecef(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Earth-centred coordinates (m) of lon/lat points on the WGS 84 ellipsoid."""
+    return _xyz(_lat_terms(lat), _lon_terms(lon))
+
+
+def _arc_from_chord(
+    v: np.ndarray, la: tuple[np.ndarray, ...], lo: tuple[np.ndarray, ...]
+) -> np.ndarray:
     """Geodesic length (m) of short lines from their chord ``v`` (ECEF, end - origin).
 
     The arc of the normal section at the origin in the chord's direction, whose radius of
     curvature comes from Euler's formula with the meridional (M) and prime-vertical (N) radii
-    at the origin's latitude (``trig``: sin/cos of the origin's latitude and longitude), as the
-    series ``s = c (1 + c²/24ρ² + 3c⁴/640ρ⁴)``. Against pyproj's geodesics: under 1e-5 m below
-    50 km (``tests/test_distance.py``).
+    at the origin's latitude (``la``, ``lo``: the origin's :func:`_lat_terms` and
+    :func:`_lon_terms`), as the series ``s = c (1 + c²/24ρ² + 3c⁴/640ρ⁴)``. Against pyproj's
+    geodesics: under 1e-5 m below 50 km (``tests/test_distance.py``).
     """
-    sin_la, cos_la, sin_lo, cos_lo = trig
+    sin_la, cos_la, _, _, k_m, k_n = la
+    sin_lo, cos_lo = lo
     vx, vy, vz = v[:, 0], v[:, 1], v[:, 2]
     east = vy * cos_lo - vx * sin_lo
     north = cos_la * vz - sin_la * (vx * cos_lo + vy * sin_lo)
-    root_w = np.sqrt(1.0 - _E2 * sin_la * sin_la)
-    flat2 = east * east + north * north
-    curvature = (north * north * root_w**3 / (_A * (1 - _E2)) + east * east * root_w / _A) / (
-        np.where(flat2 > 0, flat2, 1.0)
-    )
-    c2 = vx * vx + vy * vy + vz * vz
+    east *= east
+    north *= north
+    flat2 = east + north
+    curvature = (north * k_m + east * k_n) / np.where(flat2 > 0, flat2, 1.0)
+    c2 = np.einsum("ij,ij->i", v, v)
     q = c2 * curvature * curvature
     return np.sqrt(c2) * (1.0 + q * (1 / 24 + q * (3 / 640)))
 
 
-#: side (pixels) of the blocks :func:`nearest_geodesic_fast` settles at once
+#: side (pixels) of the blocks :func:`nearest_geodesic_fast` settles at once: blocks that do
+#: not settle are split into halves of this side, down to 2 pixels, before pixels are queried
 BLOCK = 8
 
 
-def _nearest_by_block(
-    tree: Any, lon: np.ndarray, lat: np.ndarray, xyz: np.ndarray, lattice: tuple[np.ndarray, ...]
-) -> np.ndarray:
-    """Index of the nearest facility (by chord) of each origin, block by block of the lattice.
+def _settle_blocks(
+    tree: Any, lon: np.ndarray, lat: np.ndarray, lattice: tuple[np.ndarray, ...], side: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest facility (by chord) of the origins whose block of ``side`` x ``side`` pixels
+    it settles, and which origins those are.
 
     A block's radius is bounded by the path along its meridian and parallel from its centre
     (mean lon/lat) to its farthest pixel, at the largest radius of curvature of the ellipsoid,
-    so a chord from the centre to any of its pixels is never longer.
+    so a chord from the centre to any of its pixels is never longer; where the second-nearest
+    facility of the centre is farther than the nearest by more than twice that radius, the
+    nearest is every pixel's nearest (triangle inequality).
     """
     rows, cols = lattice
-    br, bc = rows // BLOCK, cols // BLOCK
+    br, bc = rows // side, cols // side
     nbc = int(bc.max()) - int(bc.min()) + 1
     raw = (br - int(br.min())).astype(np.int64) * nbc + (bc - int(bc.min()))
     present = np.zeros(int(raw.max()) + 1, dtype=bool)
@@ -203,13 +223,48 @@ def _nearest_by_block(
     np.maximum.at(dlat, block, np.abs(lat - clat[block]))
     low = np.radians(np.maximum(np.abs(clat) - dlat, 0.0))
     radius = _R_MAX * np.radians(dlat + np.cos(low) * dlon) * (1 + 1e-9) + 1e-6
-    d, i = tree.query(_ecef(clon, clat)[0], k=2, workers=_tree_threads())
-    settled = (d[:, 1] - d[:, 0]) > 2.0 * radius
-    idx = i[block, 0]
-    todo = np.flatnonzero(~settled[block])
+    d, i = tree.query(_ecef(clon, clat), k=2, workers=_tree_threads())
+    settled = ((d[:, 1] - d[:, 0]) > 2.0 * radius)[block]
+    return i[block, 0], settled
+
+
+def _nearest_by_block(
+    tree: Any, lon: np.ndarray, lat: np.ndarray, xyz: np.ndarray, lattice: tuple[np.ndarray, ...]
+) -> np.ndarray:
+    """Index of the nearest facility (by chord) of each origin: blocks of :data:`BLOCK` pixels
+    that :func:`_settle_blocks` settles take their centre's nearest; the others are split in
+    four and tried again, down to blocks of 2 pixels; the pixels left are queried one by one."""
+    idx, settled = _settle_blocks(tree, lon, lat, lattice, BLOCK)
+    todo = np.flatnonzero(~settled)
+    side = BLOCK // 2
+    while side >= 2 and len(todo):
+        got, settled = _settle_blocks(
+            tree, lon[todo], lat[todo], (lattice[0][todo], lattice[1][todo]), side
+        )
+        idx[todo[settled]] = got[settled]
+        todo = todo[~settled]
+        side //= 2
     if len(todo):
         idx[todo] = tree.query(xyz[todo], k=1, workers=_tree_threads())[1]
     return idx
+
+
+def _on_lattice(
+    lon: np.ndarray, lat: np.ndarray, lattice: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Row and column offsets of pixel centres and the latitude of each row and longitude of
+    each column (NaN for rows and columns without an origin), or None when latitude does not
+    depend on the row alone and longitude on the column alone (a raster in a projected CRS):
+    then what depends on them is computed per origin."""
+    rows, cols = lattice
+    if len(rows) == 0:
+        return None
+    ri, ci = rows - rows.min(), cols - cols.min()
+    lat_of_row, lon_of_col = np.full(int(ri.max()) + 1, np.nan), np.full(int(ci.max()) + 1, np.nan)
+    lat_of_row[ri], lon_of_col[ci] = lat, lon
+    if np.array_equal(lat_of_row[ri], lat) and np.array_equal(lon_of_col[ci], lon):
+        return ri, ci, lat_of_row, lon_of_col
+    return None
 
 
 def nearest_geodesic_fast(
@@ -233,7 +288,9 @@ def nearest_geodesic_fast(
     grouped in blocks of :data:`BLOCK` x :data:`BLOCK` pixels; where the second-nearest facility
     of a block's centre is farther than the nearest by more than the block's diameter, that
     nearest facility is every pixel's nearest (triangle inequality) and no pixel of the block
-    is queried. The result is the same as without ``lattice``.
+    is queried; blocks that do not settle are split down to 2 x 2 pixels. The sines and cosines
+    are then computed once per raster row and column, not per pixel. The result is the same as
+    without ``lattice``.
 
     Examples
     --------
@@ -247,17 +304,27 @@ def nearest_geodesic_fast(
     dist = np.full(len(lon), np.nan)
     if len(lon) == 0 or len(fac_lon) == 0:
         return dist
-    fac = _ecef(fac_lon, fac_lat)[0]
+    fac = _ecef(fac_lon, fac_lat)
     tree = cKDTree(fac)
-    step = 4_000_000  # origins per query: bounds the temporaries to ~100 MB
+    grid = _on_lattice(lon, lat, lattice) if lattice is not None else None
+    if grid is not None:
+        by_row, by_col = _lat_terms(grid[2]), _lon_terms(grid[3])
+    step = 1_000_000  # origins at a time: bounds the temporaries to ~100 MB
     for start in range(0, len(lon), step):
         sl = slice(start, start + step)
-        xyz, trig = _ecef(lon[sl], lat[sl])
+        if grid is not None:
+            ri, ci = grid[0][sl], grid[1][sl]
+            la, lo = tuple(t[ri] for t in by_row), tuple(t[ci] for t in by_col)
+        else:
+            la, lo = _lat_terms(lat[sl]), _lon_terms(lon[sl])
+        xyz = _xyz(la, lo)
         if lattice is not None and len(fac) > 1:
             idx = _nearest_by_block(tree, lon[sl], lat[sl], xyz, (lattice[0][sl], lattice[1][sl]))
         else:
             idx = tree.query(xyz, k=1, workers=_tree_threads())[1]
-        dist[sl] = _arc_from_chord(fac[idx] - xyz, trig)
+        xyz -= fac[idx]
+        xyz *= -1.0
+        dist[sl] = _arc_from_chord(xyz, la, lo)
     far = np.flatnonzero(dist >= FAST_EXACT_BELOW)
     if len(far):
         dist[far] = nearest_geodesic(lon[far], lat[far], fac_lon, fac_lat)[0]

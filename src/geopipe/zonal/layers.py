@@ -38,6 +38,8 @@ __all__ = ["layer_columns", "layer_lookup", "layer_sums", "pixel_values", "zonal
 
 WHERE = "zonal_layer"
 PathLike = str | os.PathLike[str]
+#: raster row and column of each pixel centre looked up (lets a lookup work per row and column)
+Lattice = tuple[np.ndarray, np.ndarray]
 
 
 def pixel_values(weights: Any, raster: PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -267,7 +269,7 @@ def zonal_layer(
     for batch in batches:
         pw = pixel_weights(units.iloc[batch], first, edge=edge)
         lon, lat = (np.asarray(a) for a in pw.pixel_lonlat())
-        v, has = lookup(lon, lat)
+        v, has = lookup(lon, lat, (pw.row, pw.col))
         unit = batch[pw.unit]  # positions in the whole table
         for name, raster in rasters.items():
             pop, ok = pixel_values(pw, raster)
@@ -347,7 +349,9 @@ def layer_columns(
 def layer_lookup(
     layer: gpd.GeoDataFrame | PathLike, value: str | None, scale: float, max_distance: float | None
 ) -> Any:
-    """A function ``(lon, lat) -> (values, has)`` for the layer, prepared once (index, tree).
+    """A function ``(lon, lat[, lattice]) -> (values, has)`` for the layer, prepared once
+    (index, tree). ``lattice``, the raster row and column of each point when the points are
+    pixel centres, lets quadkey tiles be found per row and column instead of per pixel.
 
     Examples
     --------
@@ -356,7 +360,9 @@ def layer_lookup(
     """
     if not isinstance(layer, gpd.GeoDataFrame):
 
-        def from_raster(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def from_raster(
+            lon: np.ndarray, lat: np.ndarray, lattice: Lattice | None = None
+        ) -> tuple[np.ndarray, np.ndarray]:
             v, has = _raster_at(layer, lon, lat)
             return v * scale, has
 
@@ -397,7 +403,7 @@ def layer_lookup(
 
         px, py = layer.geometry.x.to_numpy(), layer.geometry.y.to_numpy()
 
-        def index(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        def index(lon: np.ndarray, lat: np.ndarray, lattice: Lattice | None) -> np.ndarray:
             return nearest_geodesic(lon, lat, px, py, max_distance=max_distance)[1]
 
     elif kinds <= {3, 6}:
@@ -412,8 +418,10 @@ def layer_lookup(
             )
         )
 
-    def from_vector(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        at = index(lon, lat)
+    def from_vector(
+        lon: np.ndarray, lat: np.ndarray, lattice: Lattice | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        at = index(lon, lat, lattice)
         has = at >= 0
         return np.where(has, vals[np.clip(at, 0, None)], 0.0), has
 
@@ -454,7 +462,7 @@ def _polygon_index(layer: gpd.GeoDataFrame) -> Any:
             return tiles
     tree = shapely.STRtree(layer.geometry.to_numpy())
 
-    def index(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    def index(lon: np.ndarray, lat: np.ndarray, lattice: Lattice | None) -> np.ndarray:
         point_i, poly_i = tree.query(shapely.points(lon, lat), predicate="within")
         out = np.full(len(lon), -1, dtype=np.int64)
         order = np.lexsort((poly_i, point_i))
@@ -468,9 +476,27 @@ def _polygon_index(layer: gpd.GeoDataFrame) -> Any:
     return index
 
 
+def _tile_x(lon: np.ndarray, n: int) -> np.ndarray:
+    return np.clip(np.floor((lon + 180.0) / 360.0 * n), 0, n - 1).astype(np.int64)
+
+
+def _tile_y(lat: np.ndarray, n: int) -> np.ndarray:
+    rad = np.radians(np.clip(lat, -85.05112878, 85.05112878))
+    y = np.floor((1.0 - np.log(np.tan(rad) + 1.0 / np.cos(rad)) / np.pi) / 2.0 * n)
+    return np.clip(y, 0, n - 1).astype(np.int64)
+
+
 def _quadkey_lookup(quadkeys: pd.Series) -> Any:
-    """Tile lookup by arithmetic: all quadkeys of one zoom -> (x, y) keys -> searchsorted."""
+    """Tile lookup by arithmetic: all quadkeys of one zoom -> (x, y) keys -> searchsorted.
+
+    Pixel centres on a lattice (``lattice``: their raster rows and columns, with latitude a
+    function of the row and longitude of the column) get their tile column per raster column
+    and tile row per raster row, then one gather from a dense table of the tiles over the span
+    the pixels touch (when that table is not much larger than the pixels): no logarithm and no
+    search per pixel. Either way, where a tile is listed twice the first in layer order wins.
+    """
     from ..io.tiles import quadkey_to_tile
+    from .distance import _on_lattice
 
     tx, ty, tz = quadkey_to_tile(quadkeys.to_numpy())
     if (tz < 0).any() or len(np.unique(tz)) != 1:
@@ -480,14 +506,32 @@ def _quadkey_lookup(quadkeys: pd.Series) -> Any:
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
 
-    def index(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        lat_c = np.clip(lat, -85.05112878, 85.05112878)
-        px = np.floor((lon + 180.0) / 360.0 * n).astype(np.int64)
-        rad = np.radians(lat_c)
-        py = np.floor((1.0 - np.log(np.tan(rad) + 1.0 / np.cos(rad)) / np.pi) / 2.0 * n).astype(
-            np.int64
+    def dense(grid: tuple[np.ndarray, ...]) -> np.ndarray | None:
+        ri, ci, lat_of_row, lon_of_col = grid
+        has_row, has_col = np.isfinite(lat_of_row), np.isfinite(lon_of_col)
+        col_x, row_y = np.zeros(len(lon_of_col), np.int64), np.zeros(len(lat_of_row), np.int64)
+        col_x[has_col], row_y[has_row] = (
+            _tile_x(lon_of_col[has_col], n),
+            _tile_y(lat_of_row[has_row], n),
         )
-        want = np.clip(px, 0, n - 1) * n + np.clip(py, 0, n - 1)
+        x0, x1 = int(col_x[has_col].min()), int(col_x[has_col].max())
+        y0, y1 = int(row_y[has_row].min()), int(row_y[has_row].max())
+        nx, ny = x1 - x0 + 1, y1 - y0 + 1
+        if nx * ny > max(4 * len(ri), 1 << 22):
+            return None
+        table = np.full(nx * ny, -1, dtype=np.int64)
+        inside = (tx >= x0) & (tx <= x1) & (ty >= y0) & (ty <= y1)
+        at = (tx[inside] - x0) * ny + (ty[inside] - y0)
+        cells, first = np.unique(at, return_index=True)  # first in layer order wins
+        table[cells] = np.flatnonzero(inside)[first]
+        return table[((col_x - x0) * ny)[ci] + (row_y - y0)[ri]]
+
+    def index(lon: np.ndarray, lat: np.ndarray, lattice: Lattice | None = None) -> np.ndarray:
+        grid = _on_lattice(lon, lat, lattice) if lattice is not None else None
+        found = dense(grid) if grid is not None else None
+        if found is not None:
+            return found
+        want = _tile_x(lon, n) * n + _tile_y(lat, n)
         pos = np.clip(np.searchsorted(sorted_keys, want), 0, len(sorted_keys) - 1)
         return np.where(sorted_keys[pos] == want, order[pos], -1)
 
