@@ -39,11 +39,15 @@ def test_engines_give_identical_tables(local_run, tmp_path, engine):
         gp.run_pipeline(
             SAMPLE, output=tmp_path / "run", engine=engine, workers=2, partition_level=1
         )
-        if engine == "dask":  # the LocalCluster's workers keep glibc's adaptive mmap threshold
+        if engine == "dask":  # the LocalCluster's workers keep freed memory (geopipe._heap)
+            from geopipe._heap import KEEP_BYTES
             from geopipe.pipeline.engines import Engine, _client
 
-            env = _client(Engine("dask", workers=2)).run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
-            assert len(env) == 2 and set(env.values()) == {None}, env
+            client = _client(Engine("dask", workers=2))
+            trim = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+            mmaps = client.run(os.environ.get, "MALLOC_MMAP_MAX_")
+            assert len(trim) == 2 and set(trim.values()) == {str(KEEP_BYTES)}, trim
+            assert set(mmaps.values()) == {"0"}, mmaps
     finally:
         close_clients()
     _same_tables(local_run, tmp_path / "run")

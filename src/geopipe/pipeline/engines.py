@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._heap import KEEP_BYTES, reuse_heap_for_good, reusing_heap
 from ..errors import ConfigError, DependencyError, problem
 from ..io.raster import bounded_block_cache
 
@@ -113,6 +114,7 @@ _RUN_MEMO: list[Any] = [None, {}]
 
 
 @bounded_block_cache
+@reusing_heap
 def run_partition(
     pipeline: Any,
     unitset: str,
@@ -260,7 +262,9 @@ def _pool(workers: int | None) -> Any:
 
     if workers not in _POOLS:
         ctx = multiprocessing.get_context("spawn")  # no fork after GDAL / thread pools started
-        _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        _POOLS[workers] = ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=reuse_heap_for_good
+        )
     return _POOLS[workers]
 
 
@@ -279,11 +283,18 @@ def _client(engine: Engine) -> Any:
             import dask
 
             # distributed starts its workers with MALLOC_TRIM_THRESHOLD_=65536 so that they hand
-            # memory back to the OS at once; setting it also turns off glibc's adaptive mmap
-            # threshold, so every NumPy temporary over 128 KiB is a fresh mmap and page faults:
-            # the pixel work ran 20-60 % slower. The planner bounds memory instead (engines.md).
+            # memory back to the OS at once: every NumPy temporary is then a fresh mmap whose
+            # pages the kernel zeroes, and the pixel work ran 20-60 % slower. The workers of a
+            # cluster geopipe starts keep freed memory for reuse instead, as its process pool
+            # does (geopipe._heap); the planner bounds memory (docs/engines.md, "Memory"). The
+            # nanny also writes these into this process's os.environ (distributed's documented
+            # behaviour): this process, already started, is not changed by that.
+            environ = "distributed.nanny.pre-spawn-environ"
             with dask.config.set(
-                {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+                {
+                    f"{environ}.MALLOC_TRIM_THRESHOLD_": str(KEEP_BYTES),
+                    f"{environ}.MALLOC_MMAP_MAX_": "0",
+                }
             ):
                 cluster = distributed.LocalCluster(
                     n_workers=engine.workers or 2,

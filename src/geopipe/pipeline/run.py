@@ -21,6 +21,7 @@ import pandas as pd
 import shapely
 
 from .. import __version__
+from .._heap import reusing_heap
 from ..errors import GeopipeWarning, OutputError, problem
 from ..indicators.catalog import Indicator
 from ..io.raster import bounded_block_cache
@@ -62,6 +63,7 @@ class RunResult:
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
+@reusing_heap
 def run_pipeline(
     pipeline: Pipeline | str | Path,
     *,
@@ -164,6 +166,7 @@ class ComputedRun:
 
 
 @bounded_block_cache
+@reusing_heap
 def compute_run(
     p: Pipeline,
     plan: RunPlan,
