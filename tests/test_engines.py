@@ -321,3 +321,23 @@ def test_one_country_of_a_countries_list_runs_its_partitions_on_the_pool(tmp_pat
     assert seen == ["local"]
     single = gp.run_pipeline(p.for_country("XXA"), output=tmp_path / "one")
     assert run.tables["fact_indicator"]["value"].equals(single.tables["fact_indicator"]["value"])
+
+
+def test_partitions_are_handed_out_largest_first_and_returned_in_order(monkeypatch):
+    import geopandas as gpd
+    import shapely
+
+    from geopipe.pipeline import engines
+
+    parts = [gpd.GeoDataFrame({"k": [k]}, geometry=[shapely.box(0, 0, s, s)]) for k, s in
+             enumerate((1.0, 3.0, 2.0, 3.0))]  # fmt: skip
+    handed: list[int] = []
+
+    def fake_partition(pipeline, unitset, units, steps, run_key, cells):
+        handed.append(int(units["k"].iloc[0]))
+        return {"k": int(units["k"].iloc[0])}
+
+    monkeypatch.setattr(engines, "run_partition", fake_partition)
+    out = engines.run_partitions(engines.Engine("local"), None, "admin", parts, [])
+    assert handed == [1, 3, 2, 0]  # by area, ties in list order
+    assert out == [{"k": 0}, {"k": 1}, {"k": 2}, {"k": 3}]

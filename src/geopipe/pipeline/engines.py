@@ -210,11 +210,34 @@ def run_partitions(
         (pipeline, unitset, part, list(steps), run_key, None if cells is None else cells[i])
         for i, part in enumerate(parts)
     ]
+    order = largest_first(parts)
     try:
-        return map_tasks(engine, run_partition, calls)
+        done = map_tasks(engine, run_partition, [calls[i] for i in order])
+        results: list[Any] = [None] * len(calls)
+        for i, result in zip(order, done, strict=True):
+            results[i] = result
+        return results
     finally:
         if engine.kind == "local":  # in this process: do not hold the run's memo after it
             _RUN_MEMO[:] = [None, {}]
+
+
+def largest_first(parts: Sequence[Any]) -> np.ndarray:
+    """Positions of ``parts`` (GeoDataFrames of units) by decreasing area, ties in list order:
+    the order their tasks are handed out in, so that the largest partitions do not come last
+    and leave a worker idle at the end of the run. Results are put back in list order.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> small, big = (gpd.GeoDataFrame(geometry=[shapely.box(0, 0, s, s)]) for s in (1, 3))
+    >>> largest_first([small, big, small]).tolist()
+    [1, 0, 2]
+    """
+    import shapely
+
+    areas = [float(shapely.area(part.geometry.to_numpy()).sum()) for part in parts]
+    return np.argsort(-np.asarray(areas, dtype=float), kind="stable")
 
 
 def map_tasks(engine: Engine, fn: Any, calls: list[tuple[Any, ...]]) -> list[Any]:
