@@ -6,7 +6,8 @@ touched. The pixel steps make many temporaries of 10⁶–10⁸ elements, so on 
 a third of the CPU time went to the kernel zeroing pages (``perf``: ``clear_page_erms``).
 :func:`reuse_heap` tells glibc (``mallopt``) to take large blocks from the heap instead and to
 keep up to :data:`KEEP_BYTES` of freed memory at its top, and puts the defaults back afterwards,
-handing what is free back to the OS (``malloc_trim``). See docs/engines.md, "Memory".
+handing what is free back to the OS (``malloc_trim``). See docs/engines.md, "Freed memory is
+kept for reuse during a run".
 
 Not glibc (macOS, Windows, musl), or the process was started with malloc tuned (any
 ``MALLOC_*_`` environment variable, or ``glibc.malloc`` tunables), or ``GEOPIPE_HEAP=system``:

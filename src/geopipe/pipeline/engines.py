@@ -309,7 +309,7 @@ def _client(engine: Engine) -> Any:
             # memory back to the OS at once: every NumPy temporary is then a fresh mmap whose
             # pages the kernel zeroes, and the pixel work ran 20-60 % slower. The workers of a
             # cluster geopipe starts keep freed memory for reuse instead, as its process pool
-            # does (geopipe._heap); the planner bounds memory (docs/engines.md, "Memory"). The
+            # does (geopipe._heap; docs/engines.md, "Freed memory is kept for reuse"). The
             # nanny also writes these into this process's os.environ (distributed's documented
             # behaviour): this process, already started, is not changed by that.
             environ = "distributed.nanny.pre-spawn-environ"
