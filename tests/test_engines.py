@@ -48,6 +48,13 @@ def test_engines_give_identical_tables(local_run, tmp_path, engine):
             mmaps = client.run(os.environ.get, "MALLOC_MMAP_MAX_")
             assert len(trim) == 2 and set(trim.values()) == {str(KEEP_BYTES)}, trim
             assert set(mmaps.values()) == {"0"}, mmaps
+
+            def profiling() -> bool:
+                import dask
+
+                return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+            assert set(client.run(profiling).values()) == {False}  # no dashboard to feed
     finally:
         close_clients()
     _same_tables(local_run, tmp_path / "run")

@@ -92,3 +92,53 @@ def test_runs_and_pool_workers_are_tuned(monkeypatch):
     finally:
         close_clients()
     assert _heap._state["depth"] == 0
+
+
+RELEASE_PROBE = """
+import numpy as np
+from geopipe._heap import release_heap, reuse_heap
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+seen = [release_heap()]  # not tuned: nothing to do
+with reuse_heap():
+    block = np.ones(300 * 2**20 // 8)  # 300 MB, touched
+    del block
+    kept = rss_mb()
+    released = release_heap()
+    seen += [released, kept - rss_mb()]
+    again = np.ones(300 * 2**20 // 8)  # the heap is still tuned: no fresh mapping needed
+    seen.append(float(again.sum()) == again.size)
+print(seen)
+"""
+
+
+def test_freed_memory_is_handed_back_between_countries():
+    import ast
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", RELEASE_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_clean_env(),
+    ).stdout
+    untuned, released, dropped_mb, reused = ast.literal_eval(out)
+    assert untuned is False
+    assert released and dropped_mb > 250  # the 300 MB freed inside the run left the process
+    assert reused
+
+
+def test_a_country_task_releases_the_heap_when_it_returns(monkeypatch):
+    from geopipe.pipeline import countries
+
+    calls = []
+    monkeypatch.setattr(_heap, "release_heap", lambda: calls.append("released") or True)
+    wrapped = _heap.releasing_heap(lambda x: calls.append(x) or x)
+    assert wrapped("computed") == "computed"
+    assert calls == ["computed", "released"]
+    assert countries._compute_country.__wrapped__.__name__ == "_compute_country"

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from .. import __version__
+from .._heap import releasing_heap
 from ..errors import GeopipeError, PartialRunError, problem
 from ..io.atomic import TEMP_PREFIX
 from .engines import Engine, map_tasks
@@ -158,6 +159,7 @@ def _write_countries(
     return written, manifest
 
 
+@releasing_heap
 def _compute_country(
     p: Pipeline,
     iso: str,
