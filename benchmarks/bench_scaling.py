@@ -139,6 +139,16 @@ def run_case(root: Path, isos: list[str], engine: str) -> dict:
     }
 
 
+def machine_probe_s() -> float:
+    """Seconds for 10⁷ pure-Python additions, before each case: the machine's speed drifts
+    (a shared virtual machine), and this says by how much between cases of one series."""
+    t = time.perf_counter()
+    total = 0
+    for i in range(10**7):
+        total += i
+    return round(time.perf_counter() - t, 2)
+
+
 def _case_in_fresh_process(root: Path, isos: list[str], engine: str) -> dict:
     import json
     import subprocess
@@ -182,16 +192,18 @@ def main() -> None:
         "each case in a fresh process"
     )
     print(
-        f"{'countries':>9} {'engine':>10} {'wall s':>8} {'s/country':>10} {'parent MB':>10} {'all MB':>8}"
+        f"{'countries':>9} {'engine':>10} {'wall s':>8} {'s/country':>10} {'parent MB':>10} {'all MB':>8} {'probe s':>8}"
     )
     results, reference = [], {}
     for n in COUNTRIES:
         for engine in ENGINES:
+            probe = machine_probe_s()
             row = _case_in_fresh_process(root, isos[:n], engine)
+            row["probe_s"] = probe
             results.append(row)
             print(
                 f"{n:>9} {engine:>10} {row['wall_s']:>8.1f} {row['per_country_s']:>10.2f} "
-                f"{row['peak_parent_mb']:>10.0f} {row['peak_tree_mb']:>8.0f}",
+                f"{row['peak_parent_mb']:>10.0f} {row['peak_tree_mb']:>8.0f} {probe:>8.2f}",
                 flush=True,
             )
             fact = pd.read_parquet(root / f"out_{n}_{engine}" / "fact_indicator.parquet")
