@@ -48,6 +48,24 @@ def test_engines_give_identical_tables(local_run, tmp_path, engine):
             mmaps = client.run(os.environ.get, "MALLOC_MMAP_MAX_")
             assert len(trim) == 2 and set(trim.values()) == {str(KEEP_BYTES)}, trim
             assert set(mmaps.values()) == {"0"}, mmaps
+            arenas = client.run(os.environ.get, "MALLOC_ARENA_MAX")
+            assert set(arenas.values()) == {"1"}, arenas
+
+            def mapped_in_task() -> int:  # a task runs in a worker thread
+                import ctypes
+
+                class MallInfo2(ctypes.Structure):
+                    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks",
+                                "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                                "fordblks", "keepcost")]  # fmt: skip
+
+                libc = ctypes.CDLL("libc.so.6")
+                libc.mallinfo2.restype = MallInfo2
+                before = libc.mallinfo2().hblkhd
+                block = np.ones(10**7)  # 80 MB: over a thread arena's 64 MB heap
+                return int(libc.mallinfo2().hblkhd - before + 0 * block.size)
+
+            assert client.submit(mapped_in_task, pure=False).result() == 0  # from the heap
 
             def profiling() -> bool:
                 import dask

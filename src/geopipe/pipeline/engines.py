@@ -320,6 +320,10 @@ def _client(engine: Engine) -> Any:
                 {
                     f"{environ}.MALLOC_TRIM_THRESHOLD_": str(KEEP_BYTES),
                     f"{environ}.MALLOC_MMAP_MAX_": "0",
+                    # a worker runs its tasks in a thread, and glibc serves a thread's blocks
+                    # over 64 MB (its arenas' heap size) with a fresh mmap whatever
+                    # MALLOC_MMAP_MAX_ says: one arena, the main heap, for every thread
+                    f"{environ}.MALLOC_ARENA_MAX": "1",
                     "distributed.worker.profile.enabled": False,
                 }
             ):
