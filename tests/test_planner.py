@@ -39,7 +39,8 @@ def _cost(units, batch, rasters, windowed):
     if windowed:
         b = shapely.bounds(geoms)
         rows = np.ceil((10 - b[:, 1]).max() / 0.01) - np.floor((10 - b[:, 3]).min() / 0.01) + 2
-        cost += rows * 1000 * 4 * rasters
+        cols = np.ceil(b[:, 2].max() / 0.01) - np.floor(b[:, 0].min() / 0.01) + 2
+        cost += rows * min(cols, 1000) * 4 * rasters  # the box around the batch's units
     return cost
 
 

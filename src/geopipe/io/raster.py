@@ -350,15 +350,21 @@ def _vrt_xml(ref, placements, crs_wkt, colorinterp, left, top, width, height) ->
 
 
 def read_block_raw(
-    ds: rasterio.DatasetReader, row_start: int, row_stop: int, band: int = 1
+    ds: rasterio.DatasetReader,
+    row_start: int,
+    row_stop: int,
+    band: int = 1,
+    cols: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read rows ``[row_start, row_stop)`` of a band in its own data type (no scale/offset).
+    """Read rows ``[row_start, row_stop)`` of a band in its own data type (no scale/offset);
+    with ``cols=(start, stop)`` only those columns.
 
     Returns ``(raw, valid)``: the pixel values with invalid pixels (nodata, NaN, inf) set to 0,
     and the validity mask. Cheaper than :func:`read_block` (no float64 copy); apply
     ``ds.scales`` / ``ds.offsets`` to what you compute from it.
     """
-    window = Window(0, row_start, ds.width, row_stop - row_start)
+    c0, c1 = (0, ds.width) if cols is None else cols
+    window = Window(c0, row_start, c1 - c0, row_stop - row_start)
     try:
         raw = ds.read(band, window=window)
     except RasterioError as exc:
@@ -410,14 +416,24 @@ def row_blocks(ds: rasterio.DatasetReader, max_bytes: int = 64 * 2**20) -> list[
     return [(r, min(r + rows, ds.height)) for r in range(0, ds.height, rows)]
 
 
-def _read_range(path: PathLike, r0: int, r1: int, band: int, raw: bool):
-    reader = read_block_raw if raw else read_block
+def _read_range(
+    path: PathLike, r0: int, r1: int, band: int, raw: bool, cols: tuple[int, int] | None = None
+):
     with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(os.fspath(path)) as ds:
-        return reader(ds, r0, r1, band)
+        if raw:
+            return read_block_raw(ds, r0, r1, band, cols)
+        if cols is not None:
+            raise ValueError("a column window is read raw (read_block_raw)")
+        return read_block(ds, r0, r1, band)
 
 
 def iter_blocks(
-    path: PathLike, rows: list[tuple[int, int]], band: int = 1, *, raw: bool = False
+    path: PathLike,
+    rows: list[tuple[int, int]],
+    band: int = 1,
+    *,
+    raw: bool = False,
+    cols: tuple[int, int] | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """Yield ``(row_start, row_stop, values, valid)`` for each row range, memory bounded.
 
@@ -426,20 +442,22 @@ def iter_blocks(
     default cache would otherwise grow to 5 % of RAM). The next range is read in a background
     thread while the caller works on the current one; decoding uses all CPUs. With
     ``raw=True`` the values come from :func:`read_block_raw` (native type, no scale/offset),
-    otherwise from :func:`read_block`.
+    otherwise from :func:`read_block`. With ``cols=(start, stop)`` (``raw=True`` only) the
+    blocks hold only those columns.
     """
     if not rows:
         return
-    if isinstance(path, RasterData):
+    if isinstance(path, RasterData) and cols is None:
         yield from path.blocks(rows, raw=raw)
         return
+    path = os.fspath(path)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(_read_range, path, rows[0][0], rows[0][1], band, raw)
+        pending = pool.submit(_read_range, path, rows[0][0], rows[0][1], band, raw, cols)
         for i, (r0, r1) in enumerate(rows):
             values, valid = pending.result()
             if i + 1 < len(rows):
                 n0, n1 = rows[i + 1]
-                pending = pool.submit(_read_range, path, n0, n1, band, raw)
+                pending = pool.submit(_read_range, path, n0, n1, band, raw, cols)
             yield r0, r1, values, valid
 
 
@@ -470,10 +488,12 @@ class RasterData:
         raw: np.ndarray | None,
         valid: np.ndarray | None,
         row0: int = 0,
+        col0: int = 0,
     ) -> None:
         self.path = os.fspath(path)
         self.name = self.path
-        self._row0 = row0  # first row held (a window of a partition), 0 for the whole raster
+        # first row and column held (the window of a partition), 0 for the whole raster
+        self._row0, self._col0 = row0, col0
         for key, value in header.items():
             setattr(self, key, value)
         self._raw, self._valid = raw, valid
@@ -487,6 +507,11 @@ class RasterData:
     @property
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
+
+    @property
+    def whole(self) -> bool:
+        """True when every pixel of band 1 is held (not a window)."""
+        return self._raw is not None and self._raw.shape == (self.height, self.width)
 
     @property
     def nodata(self) -> float | None:
@@ -518,13 +543,7 @@ class RasterData:
         window: Any = None,
     ) -> np.ndarray:
         """Band 1 as rasterio's ``read`` returns it (from memory when held)."""
-        if (
-            self._raw is None
-            or self._row0
-            or len(self._raw) != self.height
-            or out_shape is not None
-            or window is not None
-        ):
+        if not self.whole or out_shape is not None or window is not None:
             with rasterio.open(self.path) as ds:
                 return ds.read(
                     band,
@@ -541,14 +560,20 @@ class RasterData:
         """``(values, valid)`` at pixel (row, col) pairs: scale/offset applied, invalid -> 0."""
         held = self._raw is not None and (
             len(rows) == 0
-            or (rows.min() >= self._row0 and rows.max() < self._row0 + len(self._raw))
+            or (
+                rows.min() >= self._row0
+                and rows.max() < self._row0 + self._raw.shape[0]
+                and cols.min() >= self._col0
+                and cols.max() < self._col0 + self._raw.shape[1]
+            )
         )
         if not held:
             from geopipe.zonal.layers import _read_cells
 
             return _read_cells(self.path, rows, cols, row_blocks(self))
-        valid = self._valid[rows - self._row0, cols]
-        values = self._raw[rows - self._row0, cols].astype(np.float64)
+        r, c = rows - self._row0, cols - self._col0
+        valid = self._valid[r, c]
+        values = self._raw[r, c].astype(np.float64)
         scale, offset = self.scales[0], self.offsets[0]
         if scale != 1.0 or offset != 0.0:
             values = values * scale + offset
@@ -565,7 +590,8 @@ class RasterData:
     ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
         """``(row_start, row_stop, values, valid)`` per row range, like :func:`iter_blocks`."""
         stop = self._row0 + (0 if self._raw is None else len(self._raw))
-        if self._raw is None or any(r0 < self._row0 or r1 > stop for r0, r1 in rows):
+        full_width = self._raw is not None and self._raw.shape[1] == self.width
+        if not full_width or any(r0 < self._row0 or r1 > stop for r0, r1 in rows):
             yield from iter_blocks(self.path, rows, raw=raw)
             return
         scale, offset = self.scales[0], self.offsets[0]
@@ -603,7 +629,11 @@ _HEADER = (
 
 
 def load_raster(
-    path: PathLike, *, max_bytes: int = MAX_IN_MEMORY_BYTES, rows: tuple[int, int] | None = None
+    path: PathLike,
+    *,
+    max_bytes: int = MAX_IN_MEMORY_BYTES,
+    rows: tuple[int, int] | None = None,
+    cols: tuple[int, int] | None = None,
 ) -> RasterData:
     """Open a raster once (checked like :func:`open_raster`) and hold band 1 when it fits.
 
@@ -614,9 +644,9 @@ def load_raster(
     max_bytes
         Hold band 1 in memory when ``height x width x itemsize`` is at most this; larger rasters
         keep only their header and are read by row blocks on use.
-    rows
-        Hold only rows ``[start, stop)`` (the window of a partition); rows outside are read from
-        the file if ever asked for.
+    rows, cols
+        Hold only rows / columns ``[start, stop)`` (the window of a partition); pixels outside
+        are read from the file if ever asked for.
 
     Returns
     -------
@@ -631,11 +661,14 @@ def load_raster(
     with open_raster(path) as ds:
         header = {k: getattr(ds, k) for k in _HEADER}
         r0, r1 = (0, ds.height) if rows is None else (max(0, rows[0]), min(ds.height, rows[1]))
+        c0, c1 = (0, ds.width) if cols is None else (max(0, cols[0]), min(ds.width, cols[1]))
         blocks = [(a, b) for a, b in ((max(a, r0), min(b, r1)) for a, b in row_blocks(ds)) if a < b]
-        fits = (r1 - r0) * ds.width * np.dtype(ds.dtypes[0]).itemsize <= max_bytes
+        fits = (r1 - r0) * (c1 - c0) * np.dtype(ds.dtypes[0]).itemsize <= max_bytes
     raw = valid = None
-    if fits and blocks:
-        parts = list(iter_blocks(path, blocks, raw=True))
+    if fits and blocks and c0 < c1:
+        window = None if (c0, c1) == (0, header["width"]) else (c0, c1)
+        parts = list(iter_blocks(path, blocks, raw=True, cols=window))
         raw = np.concatenate([p[2] for p in parts]) if len(parts) > 1 else parts[0][2]
         valid = np.concatenate([p[3] for p in parts]) if len(parts) > 1 else parts[0][3]
-    return RasterData(path, header, raw, valid, row0=r0 if raw is not None else 0)
+    held = raw is not None
+    return RasterData(path, header, raw, valid, row0=r0 if held else 0, col0=c0 if held else 0)

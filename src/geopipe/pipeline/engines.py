@@ -92,20 +92,38 @@ class Engine:
         return {"partition_level": self.partition_level, "memory_mb": self.memory_mb}
 
 
-def _window(units: Any, data: Any) -> tuple[int, int]:
-    """Raster rows ``[start, stop)`` the units cover (with a one-row margin)."""
+def _window(units: Any, data: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Raster rows and columns ``([start, stop), [start, stop))`` the units cover, with a
+    one-pixel margin: what a partition reads of a raster (its bounding box, not a strip of
+    whole rows: the strips of a country's provinces overlap, and read 5.3 times its pixels on
+    the synthetic countries where the boxes read 1.4 times).
+
+    Examples
+    --------
+    >>> _window(districts.iloc[:3], load_raster("pop.tif", max_bytes=0))  # doctest: +SKIP
+    ((120, 388), (40, 301))
+    """
     from pyproj import Transformer
 
     from ..zonal.raster import crs_id
 
     x0, y0, x1, y1 = units.total_bounds
+    xs, ys = [x0, x1, x0, x1], [y0, y0, y1, y1]
     if crs_id(units.crs) != crs_id(data.crs):
         tr = Transformer.from_crs(units.crs, data.crs, always_xy=True)
-        _, ys = tr.transform([x0, x1, x0, x1], [y0, y0, y1, y1])
-        y0, y1 = min(ys), max(ys)
-    t = data.transform
-    rows = sorted(((y1 - t.f) / t.e, (y0 - t.f) / t.e))
-    return max(0, int(np.floor(rows[0])) - 1), min(data.height, int(np.ceil(rows[1])) + 1)
+        # the box's edges, densified: a projected edge can bulge beyond its corners
+        edge = np.linspace(0.0, 1.0, 21)
+        bx = np.concatenate([x0 + (x1 - x0) * edge, np.full(21, x1), x0 + (x1 - x0) * edge,
+                             np.full(21, x0)])  # fmt: skip
+        by = np.concatenate([np.full(21, y0), y0 + (y1 - y0) * edge, np.full(21, y1),
+                             y0 + (y1 - y0) * edge])  # fmt: skip
+        xs, ys = tr.transform(bx, by)
+    inv = ~data.transform
+    xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    cols, rows = inv.a * xs + inv.b * ys + inv.c, inv.d * xs + inv.e * ys + inv.f
+    r0, r1 = int(np.floor(np.min(rows))) - 1, int(np.ceil(np.max(rows))) + 1
+    c0, c1 = int(np.floor(np.min(cols))) - 1, int(np.ceil(np.max(cols))) + 1
+    return (max(0, r0), min(data.height, r1)), (max(0, c0), min(data.width, c1))
 
 
 #: what the tasks of one run share inside a worker process (a travel-time surface, pixel
@@ -155,7 +173,8 @@ def run_partition(
     for name, src in pipeline.sources.items():
         if src.kind == "raster" and any(name in s.sources().values() for s in steps):
             header = load_raster(src.path, max_bytes=0)  # the header only
-            ctx._read[name] = load_raster(src.path, rows=_window(units, header))
+            rows, cols = _window(units, header)
+            ctx._read[name] = load_raster(src.path, rows=rows, cols=cols)
             windows.add(name)
     out = run_batch(ctx, unitset, units, steps, cells)
     if run_key is not None:

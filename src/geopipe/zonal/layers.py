@@ -112,10 +112,9 @@ def plan_batches(
 
     A batch costs its (unit, pixel) pairs (estimated from each unit's area and boundary in pixels
     of ``raster``'s grid, :data:`BYTES_PER_PAIR` each plus :data:`BYTES_PER_PAIR_AND_RASTER` per
-    raster) and, when each batch reads its own raster rows (``windowed``, as the partitions of
-    the ``processes`` and ``dask`` engines do), the window: the rows from its top unit to its
-    bottom one, times the raster's width, times ``rasters``. Units are taken from top to bottom
-    so that windows stay short; a unit over the budget on its own is a batch of its own. With
+    raster) and, when each batch reads its own raster window (``windowed``, as partitions do),
+    the window: the box around its units in pixels (a one-pixel margin), times ``rasters``.
+    Units are taken from top to bottom so that windows stay short; a unit over the budget on its own is a batch of its own. With
     ``groups`` (e.g. the districts under each province) no batch mixes two groups. With
     ``through=(fragments, parent)`` each unit's pairs are those of its grid fragments
     (``parent[i]`` is the unit of fragment ``i``), counted twice: the units are computed through
@@ -146,13 +145,17 @@ def plan_batches(
     bounds = np.nan_to_num(shapely.bounds(geoms))
     r_a, r_b = (bounds[:, 3] - t.f) / t.e, (bounds[:, 1] - t.f) / t.e
     top, bottom = np.floor(np.minimum(r_a, r_b)), np.ceil(np.maximum(r_a, r_b))
-    row_cost = float(width * itemsize * rasters) if windowed else 0.0
+    c_a, c_b = (bounds[:, 0] - t.c) / t.a, (bounds[:, 2] - t.c) / t.a
+    left, right = np.floor(np.minimum(c_a, c_b)), np.ceil(np.maximum(c_a, c_b))
+    pixel_cost = float(itemsize * rasters) if windowed else 0.0
     out = []
     for group in groups if groups is not None else [np.arange(len(units))]:
         order = np.asarray(group)[np.argsort(top[group], kind="stable")]
         while len(order):
             span = np.maximum.accumulate(bottom[order]) - top[order[0]] + 2
-            cost = np.cumsum(pair_cost[order]) + span * row_cost
+            cols = np.maximum.accumulate(right[order]) - np.minimum.accumulate(left[order]) + 2
+            window = span * np.clip(cols, 1, width) * pixel_cost
+            cost = np.cumsum(pair_cost[order]) + window
             n = max(1, int(np.searchsorted(cost, budget_bytes, side="right")))
             out.append(np.sort(order[:n]))
             order = order[n:]
