@@ -63,7 +63,9 @@ def test_engines_give_identical_tables(local_run, tmp_path, engine):
                 libc.mallinfo2.restype = MallInfo2
                 before = libc.mallinfo2().hblkhd
                 block = np.ones(10**7)  # 80 MB: over a thread arena's 64 MB heap
-                return int(libc.mallinfo2().hblkhd - before + 0 * block.size)
+                after = libc.mallinfo2().hblkhd
+                del block
+                return int(after - before)
 
             assert client.submit(mapped_in_task, pure=False).result() == 0  # from the heap
 

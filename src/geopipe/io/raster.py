@@ -388,14 +388,19 @@ def read_block_raw(
 
 
 def read_block(
-    ds: rasterio.DatasetReader, row_start: int, row_stop: int, band: int = 1
+    ds: rasterio.DatasetReader,
+    row_start: int,
+    row_stop: int,
+    band: int = 1,
+    cols: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read rows ``[row_start, row_stop)`` of a band as float64 with scale/offset applied.
+    """Read rows ``[row_start, row_stop)`` of a band (with ``cols=(start, stop)`` only those
+    columns) as float64 with scale/offset applied.
 
     Returns ``(values, valid)``: values with invalid pixels set to 0, and the validity mask
     (not nodata, finite).
     """
-    raw, valid = read_block_raw(ds, row_start, row_stop, band)
+    raw, valid = read_block_raw(ds, row_start, row_stop, band, cols)
     values = raw.astype(np.float64)
     scale, offset = ds.scales[band - 1], ds.offsets[band - 1]
     if scale != 1.0:
@@ -419,12 +424,9 @@ def row_blocks(ds: rasterio.DatasetReader, max_bytes: int = 64 * 2**20) -> list[
 def _read_range(
     path: PathLike, r0: int, r1: int, band: int, raw: bool, cols: tuple[int, int] | None = None
 ):
+    reader = read_block_raw if raw else read_block
     with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(os.fspath(path)) as ds:
-        if raw:
-            return read_block_raw(ds, r0, r1, band, cols)
-        if cols is not None:
-            raise ValueError("a column window is read raw (read_block_raw)")
-        return read_block(ds, r0, r1, band)
+        return reader(ds, r0, r1, band, cols)
 
 
 def iter_blocks(
@@ -442,8 +444,8 @@ def iter_blocks(
     default cache would otherwise grow to 5 % of RAM). The next range is read in a background
     thread while the caller works on the current one; decoding uses all CPUs. With
     ``raw=True`` the values come from :func:`read_block_raw` (native type, no scale/offset),
-    otherwise from :func:`read_block`. With ``cols=(start, stop)`` (``raw=True`` only) the
-    blocks hold only those columns.
+    otherwise from :func:`read_block`. With ``cols=(start, stop)`` the blocks hold only those
+    columns.
     """
     if not rows:
         return
@@ -666,8 +668,7 @@ def load_raster(
         fits = (r1 - r0) * (c1 - c0) * np.dtype(ds.dtypes[0]).itemsize <= max_bytes
     raw = valid = None
     if fits and blocks and c0 < c1:
-        window = None if (c0, c1) == (0, header["width"]) else (c0, c1)
-        parts = list(iter_blocks(path, blocks, raw=True, cols=window))
+        parts = list(iter_blocks(path, blocks, raw=True, cols=(c0, c1)))
         raw = np.concatenate([p[2] for p in parts]) if len(parts) > 1 else parts[0][2]
         valid = np.concatenate([p[3] for p in parts]) if len(parts) > 1 else parts[0][3]
     held = raw is not None

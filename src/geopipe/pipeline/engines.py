@@ -103,21 +103,19 @@ def _window(units: Any, data: Any) -> tuple[tuple[int, int], tuple[int, int]]:
     >>> _window(districts.iloc[:3], load_raster("pop.tif", max_bytes=0))  # doctest: +SKIP
     ((120, 388), (40, 301))
     """
+    import shapely
     from pyproj import Transformer
 
     from ..zonal.raster import crs_id
 
     x0, y0, x1, y1 = units.total_bounds
-    xs, ys = [x0, x1, x0, x1], [y0, y0, y1, y1]
+    box = shapely.box(x0, y0, x1, y1)
     if crs_id(units.crs) != crs_id(data.crs):
-        tr = Transformer.from_crs(units.crs, data.crs, always_xy=True)
-        # the box's edges, densified: a projected edge can bulge beyond its corners
-        edge = np.linspace(0.0, 1.0, 21)
-        bx = np.concatenate([x0 + (x1 - x0) * edge, np.full(21, x1), x0 + (x1 - x0) * edge,
-                             np.full(21, x0)])  # fmt: skip
-        by = np.concatenate([np.full(21, y0), y0 + (y1 - y0) * edge, np.full(21, y1),
-                             y0 + (y1 - y0) * edge])  # fmt: skip
-        xs, ys = tr.transform(bx, by)
+        # the box's edges densified: a projected edge can bulge beyond its corners
+        box = shapely.segmentize(box, max(x1 - x0, y1 - y0, 1e-12) / 20)
+    xs, ys = shapely.get_coordinates(box).T
+    if crs_id(units.crs) != crs_id(data.crs):
+        xs, ys = Transformer.from_crs(units.crs, data.crs, always_xy=True).transform(xs, ys)
     inv = ~data.transform
     xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
     cols, rows = inv.a * xs + inv.b * ys + inv.c, inv.d * xs + inv.e * ys + inv.f

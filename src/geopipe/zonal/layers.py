@@ -114,7 +114,8 @@ def plan_batches(
     of ``raster``'s grid, :data:`BYTES_PER_PAIR` each plus :data:`BYTES_PER_PAIR_AND_RASTER` per
     raster) and, when each batch reads its own raster window (``windowed``, as partitions do),
     the window: the box around its units in pixels (a one-pixel margin), times ``rasters``.
-    Units are taken from top to bottom so that windows stay short; a unit over the budget on its own is a batch of its own. With
+    Units are taken from top to bottom so that windows stay short; a unit over the budget on
+    its own is a batch of its own. With
     ``groups`` (e.g. the districts under each province) no batch mixes two groups. With
     ``through=(fragments, parent)`` each unit's pairs are those of its grid fragments
     (``parent[i]`` is the unit of fragment ``i``), counted twice: the units are computed through
