@@ -37,6 +37,7 @@ def compute_indicators(
     date: str | dt.date | None = None,
     key: str | None = None,
     catalog: Mapping[str, Indicator] | None = None,
+    long: bool = True,
 ) -> IndicatorResult:
     """Compute catalog indicators on any unit table (admin units, H3 cells, fragments).
 
@@ -60,6 +61,9 @@ def compute_indicators(
     catalog
         The indicator definitions to use (``{id: Indicator}``, e.g. a pipeline's
         :meth:`~geopipe.Pipeline.catalog`); default: the built-in catalog.
+    long
+        ``False``: leave ``fact`` empty (its columns, no rows) when only ``wide`` is wanted, e.g.
+        for a grid of 10⁵ fragments, where the long table would be 10⁶ rows built for nothing.
 
     Examples
     --------
@@ -114,7 +118,7 @@ def compute_indicators(
     wide = units.copy()
     for ind_id, arr in values.items():
         wide[ind_id] = arr
-    fact = _to_fact(units, key, values, needed, day)
+    fact = _to_fact(units, key, values if long else {}, needed, day)
     return IndicatorResult(
         fact=fact, wide=wide, skipped={k: v for k, v in skipped.items() if k in wanted}
     )

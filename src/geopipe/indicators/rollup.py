@@ -172,7 +172,7 @@ def combine_units(
     part = fact[fact["indicator_id"].isin(sums)]
     summed = (
         part.groupby([*keys, "indicator_id"], sort=False, dropna=False)["value"]
-        .agg(_nan_sum)
+        .sum(min_count=1)  # NaN when every value is NaN: no data is not zero
         .reset_index()
     )
     pieces.append(summed)
@@ -227,11 +227,6 @@ def _attach_weight(rows: pd.DataFrame, weights: pd.DataFrame) -> pd.DataFrame:
 def _keys_frame(index: pd.Index, keys: list[str]) -> dict[str, np.ndarray]:
     frame = index.to_frame(index=False)
     return {k: frame[k].to_numpy() for k in keys}
-
-
-def _nan_sum(values: pd.Series) -> float:
-    """Sum that stays NaN when every value is NaN (no data is not zero)."""
-    return float(values.sum()) if values.notna().any() else np.nan
 
 
 def _check_dependencies(catalog: dict[str, Indicator]) -> None:

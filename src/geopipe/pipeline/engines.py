@@ -203,8 +203,51 @@ def run_batch(
     out: dict[str, dict[str, dict[str, np.ndarray]]] = {unitset: {}, name: {}}
     for s in steps:
         out[name][s.name] = _timed(ctx, name, s, fragments, fdata)
-        out[unitset][s.name] = _timed(ctx, unitset, s, units, data)
+    known = {c: v for cols in out[name].values() for c, v in cols.items()}
+    for s in steps:
+        rolled = from_fragments(s, known, parent, len(units)) if s.additive() else None
+        out[unitset][s.name] = (
+            rolled if rolled is not None else _timed(ctx, unitset, s, units, data)
+        )
     return out
+
+
+def from_fragments(
+    step: Any, columns: dict[str, np.ndarray], parent: np.ndarray, n: int
+) -> dict[str, np.ndarray] | None:
+    """``step``'s columns for ``n`` units from those of the fragments that tile them.
+
+    ``columns`` holds the fragments' columns (this step's and the other steps' of the batch),
+    ``parent[i]`` the unit of fragment ``i``. Sums add up; a weighted mean is the fragments'
+    means weighted by its declared weight (fragments without a mean or with no weight count
+    nothing). Only for a step whose :meth:`~geopipe.steps.Step.additive` is true; ``None`` when
+    a column or a weight is not among ``columns``.
+
+    Examples
+    --------
+    >>> from_fragments(raster_stats_step, {"population_total": np.array([1.0, 2.0, 4.0])},
+    ...                np.array([0, 0, 1]), 2)  # doctest: +SKIP
+    {'population_total': array([3., 4.])}
+    """
+    out: dict[str, np.ndarray] = {}
+    for ind in step.indicators():
+        if ind.aggregation == "ratio":
+            continue
+        if ind.id not in columns:
+            return None
+        if ind.aggregation == "sum":
+            out[ind.id] = np.bincount(parent, columns[ind.id], minlength=n)
+            continue
+        weight = columns.get(ind.weight)
+        if weight is None:
+            return None
+        mean = columns[ind.id]
+        has = np.isfinite(mean) & (weight > 0)
+        den = np.bincount(parent, np.where(has, weight, 0.0), minlength=n)
+        num = np.bincount(parent, np.where(has, mean * weight, 0.0), minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[ind.id] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return {c: out[c] for c in step.columns()}
 
 
 def _timed(ctx: Any, unitset: str, step: Any, units: Any, data: Any) -> dict[str, np.ndarray]:

@@ -813,7 +813,9 @@ def _grid_table(
     cells["_row"] = np.arange(len(cells))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GeopipeWarning)  # already reported for the admin units
-        wide = compute_indicators(cells, ids, date=date, key="_row", catalog=catalog).wide
+        wide = compute_indicators(
+            cells, ids, date=date, key="_row", catalog=catalog, long=False
+        ).wide
     keep = [c for c in ("cell_id", "ucode", "area_km2", "cell_share") if c in wide.columns]
     values = [c for c in catalog if c in wide.columns]
     wide = wide[[*keep, *values, "geometry"]]

@@ -140,6 +140,18 @@ class Step:
         """Unit columns produced by other steps that :meth:`run` reads (e.g. a total)."""
         return []
 
+    def additive(self) -> bool:
+        """Whether units that grid fragments tile get :meth:`run`'s columns from the fragments'.
+
+        True when every column is a sum over the unit's pixels (or pieces), which adds up over
+        the fragments, or a weighted mean whose declared ``weight`` is exactly the sum it was
+        divided by, so the unit's mean is the fragments' means weighted by it. The engine then
+        computes such units from their fragments' columns (:func:`geopipe.pipeline.engines.run_batch`:
+        the same numbers to float rounding) instead of a second pass over the pixels. Default
+        ``False``: the units are computed through the fragments' pixels.
+        """
+        return False
+
     @property
     def name(self) -> str:
         """A stable, readable name: ``kind:first column`` (used by ``--only`` and in reports)."""

@@ -111,6 +111,11 @@ class DistanceCoverage(Step):
         )
         return out
 
+    def additive(self) -> bool:
+        """Population sums; the mean distance is weighted by another step's total (``total``),
+        which need not be the exact sum it was divided by, so with it the pixels are used."""
+        return not self.mean_distance
+
     def run(self, units: Any, data: StepData) -> dict[str, np.ndarray]:
         limit = self.distance_km * 1000.0
         ids = [i.id for i in self.indicators()]

@@ -130,6 +130,10 @@ class ValueLayer(Step):
             )
         return out
 
+    def additive(self) -> bool:
+        """Sums of population, and means weighted by the population they were divided by."""
+        return True
+
     def run(self, units: Any, data: StepData) -> dict[str, np.ndarray]:
         from ..zonal.layers import layer_columns, layer_sums
 
@@ -186,6 +190,10 @@ class ChildPoverty(Step):
             measure(i, params=p, values=v)
             for i in ("children_in_poverty", "children_with_wealth_data", "wealth_index_mean")
         ]
+
+    def additive(self) -> bool:
+        """Sums of population, and means weighted by the population they were divided by."""
+        return True
 
     def run(self, units: Any, data: StepData) -> dict[str, np.ndarray]:
         from ..zonal.layers import layer_columns, layer_sums
@@ -248,6 +256,13 @@ class Connectivity(Step):
             tests = pd.to_numeric(tiles[self.tests_column], errors="coerce").fillna(0)
             return tiles[tests >= self.min_tests]
         return tiles
+
+    def additive(self) -> bool:
+        """Population sums and means as the other layers; Ookla's tests are split by tile area
+        shares, and a district's fragments' pieces add up to its own to 1e-4 on the synthetic
+        countries (the cut puts vertices on the district's edges, where a geodesic and a
+        straight lon/lat edge part), so with ``tests`` the district keeps its own overlay."""
+        return self.tests_column is None
 
     def run(self, units: Any, data: StepData) -> dict[str, np.ndarray]:
         from ..zonal.layers import layer_columns, layer_sums

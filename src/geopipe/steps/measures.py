@@ -187,6 +187,11 @@ class RasterStats(Step):
             description=f"Coverage-weighted number of valid pixels of raster {self.raster} in the unit.",
         )
 
+    def additive(self) -> bool:
+        """Sums, counts and means weighted by the count; a ``weighted_mean``'s declared weight
+        also counts pixels without a value, so that one is computed through the pixels."""
+        return set(self.stats) <= {"sum", "count", "mean"}
+
     def run(self, units: Any, data: StepData) -> dict[str, np.ndarray]:
         """Sums over the (unit, pixel) pairs of the batch's shared pixel weights.
 

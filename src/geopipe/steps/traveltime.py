@@ -125,6 +125,10 @@ class TravelTimeCoverage(Step):
         weight = px.coverage * np.where(ok, values, 0.0)
         return coverage_sums(px.unit, weight, self._minutes_at(data, px), px.n, self.minutes)
 
+    def additive(self) -> bool:
+        """Population sums, and the mean time weighted by the population that has a time."""
+        return True
+
     def run(self, units: Any, data: StepData) -> dict[str, np.ndarray]:
         ids = [i.id for i in self.indicators() if i.aggregation != "ratio"]
         s = self._sums(data, self.population)

@@ -33,6 +33,7 @@ import shapely
 
 from ..errors import InputError, MissingColumnError, RasterError, problem
 from ..io.raster import iter_blocks, open_raster, row_blocks
+from ._sums import class_sums
 
 __all__ = ["layer_columns", "layer_lookup", "layer_sums", "pixel_values", "zonal_layer"]
 
@@ -314,17 +315,26 @@ def layer_sums(
     >>> layer_columns(s, below=0.0)["mean"].tolist()
     [0.5, nan]
     """
+    has = np.asarray(has, dtype=bool)
+    # classes: bit 0 a value, bit 1 below, bit 2 at least (both only where there is a value)
+    cls = has.astype(np.int8)
+    bits = {}
+    with np.errstate(invalid="ignore"):
+        for name, test in (("below", below), ("at_least", at_least)):
+            if test is not None:
+                bits[name] = 2 << len(bits)
+                hit = has & ((v < test) if name == "below" else (v >= test))
+                cls += hit.astype(np.int8) * np.int8(bits[name])
+    k = 2 << len(bits)
+    s = class_sums(unit, n, w, cls, k)
+    classes = np.arange(k)
     out = {
-        "covered": np.bincount(unit, weights=np.where(has, w, 0.0), minlength=n),
+        "covered": s[:, classes & 1 == 1].sum(axis=1),
         "weighted": np.bincount(unit, weights=np.where(has, w * v, 0.0), minlength=n),
-        "uncovered": np.bincount(unit, weights=np.where(has, 0.0, w), minlength=n),
+        "uncovered": s[:, 0],
     }
-    if below is not None:
-        out["below"] = np.bincount(unit, weights=np.where(has & (v < below), w, 0.0), minlength=n)
-    if at_least is not None:
-        out["at_least"] = np.bincount(
-            unit, weights=np.where(has & (v >= at_least), w, 0.0), minlength=n
-        )
+    for name, bit in bits.items():
+        out[name] = s[:, classes & bit != 0].sum(axis=1)
     return out
 
 

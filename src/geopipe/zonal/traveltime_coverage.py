@@ -16,6 +16,7 @@ import geopandas as gpd
 import numpy as np
 
 from geopipe.errors import InputError, problem
+from geopipe.zonal._sums import class_sums
 from geopipe.zonal.traveltime import GridRaster, _read_grid
 
 __all__ = ["coverage_sums", "travel_time_coverage"]
@@ -59,13 +60,15 @@ def coverage_sums(
     weight = np.asarray(weight, dtype=float)
     minutes = np.asarray(minutes, dtype=float)
     timed = np.isfinite(minutes)
-    inside = timed & (minutes <= threshold)
-    total = np.bincount(unit, weight, minlength=n_units)
-    within = np.bincount(unit, np.where(inside, weight, 0.0), minlength=n_units)
-    beyond = np.bincount(unit, np.where(inside, 0.0, weight), minlength=n_units)
-    untimed = np.bincount(unit, np.where(timed, 0.0, weight), minlength=n_units)
-    wt = np.bincount(unit, np.where(timed, weight, 0.0), minlength=n_units)
-    wtm = np.bincount(unit, np.where(timed, weight * np.where(timed, minutes, 0.0), 0.0), n_units)
+    with np.errstate(invalid="ignore"):
+        cls = timed.astype(np.int8) + (timed & (minutes <= threshold))  # 0 none, 1 beyond, 2 within
+    s = class_sums(unit, n_units, weight, cls, 3)
+    total = s.sum(axis=1)
+    within = s[:, 2]
+    beyond = s[:, 0] + s[:, 1]
+    untimed = s[:, 0]
+    wt = s[:, 1] + s[:, 2]
+    wtm = np.bincount(unit, weight * np.where(timed, minutes, 0.0), minlength=n_units)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(wt > 0, wtm / np.where(wt > 0, wt, 1.0), np.nan)
     return {
