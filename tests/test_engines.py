@@ -368,3 +368,48 @@ def test_partitions_are_handed_out_largest_first_and_returned_in_order(monkeypat
     out = engines.run_partitions(engines.Engine("local"), None, "admin", parts, [])
     assert handed == [1, 3, 2, 0]  # by area, ties in list order
     assert out == [{"k": 0}, {"k": 1}, {"k": 2}, {"k": 3}]
+
+
+def test_warm_up_starts_the_pool_workers_before_the_first_task():
+    """The ``processes`` workers are started (and import the task's modules) when the run
+    begins, so their start-up overlaps with the parent reading the inputs."""
+    import sys
+    import time
+
+    from geopipe.pipeline.engines import _POOLS, Engine, _import_task_modules, warm_up
+
+    engine = Engine("processes", workers=1)
+    _POOLS.pop(1, None)
+    warm_up(engine)
+    pool = _POOLS[1]
+    deadline = time.monotonic() + 60
+    while not pool._processes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(pool._processes) == 1
+    # a warmed worker has the task's modules: the next call finds them imported
+    loaded = pool.submit(_modules_loaded).result(timeout=120)
+    assert {"geopipe.steps", "geopipe.zonal.raster", "scipy.spatial"} <= loaded
+    _import_task_modules()  # in this process too, without error
+    assert "geopipe.zonal.distance" in sys.modules
+    pool.shutdown()
+    _POOLS.pop(1, None)
+
+
+def _modules_loaded() -> set[str]:
+    import sys
+
+    return set(sys.modules)
+
+
+def test_raster_stats_warm_keeps_the_raster_total_for_the_report():
+    from geopipe.pipeline.context import RunContext
+    from geopipe.steps.measures import RasterStats
+
+    p = gp.Pipeline.from_yaml(Path(__file__).resolve().parents[1] / "pipelines" / "sample.yaml")
+    step = next(s for s in p.steps if isinstance(s, RasterStats))
+    ctx = RunContext(p)
+    data = ctx.batch("admin", ctx.admin())
+    step.warm(data)
+    total = ctx.memo[("raster_total", step.raster)]
+    assert total == pytest.approx(ctx.source(step.raster).total(), rel=1e-12)
+    assert total > 1e6  # Rwanda's people

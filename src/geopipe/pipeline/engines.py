@@ -16,6 +16,7 @@ Dask is an optional extra (``pip install geopipe[dask]``); ``import geopipe`` ne
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -337,6 +338,45 @@ def _on_pool(engine: Engine, fn: Any, calls: list[tuple[Any, ...]]) -> list[Any]
 
 #: one process pool per size for the life of the process (spawning workers costs ~1 s each)
 _POOLS: dict[int | None, Any] = {}
+
+
+#: what a partition's task imports: a warmed-up worker has them before its first task
+_TASK_MODULES = (
+    "geopipe.pipeline.context",
+    "geopipe.steps",
+    "geopipe.zonal.areal",
+    "geopipe.zonal.distance",
+    "geopipe.zonal.layers",
+    "geopipe.zonal.raster",
+    "geopipe.zonal.traveltime",
+    "scipy.spatial",
+)
+
+
+def warm_up(engine: Engine) -> None:
+    """Start the ``processes`` pool's workers now, without waiting for them.
+
+    A spawned worker is a fresh interpreter that imports geopipe and its libraries (about 1 s
+    each) before its first task; started when the run begins, that overlaps with the parent
+    reading the inputs and building the grids instead of following it. Other engines: nothing
+    (a Dask cluster starts when its client is first needed).
+
+    Examples
+    --------
+    >>> warm_up(Engine("local"))  # nothing to start
+    """
+    if engine.kind != "processes":
+        return
+    pool = _pool(engine.workers)
+    for _ in range(engine.workers or os.cpu_count() or 1):
+        pool.submit(_import_task_modules)
+
+
+def _import_task_modules() -> None:
+    import importlib
+
+    for name in _TASK_MODULES:
+        importlib.import_module(name)
 
 
 def _pool(workers: int | None) -> Any:

@@ -194,6 +194,9 @@ def compute_run(
     ctx = RunContext(p, plan.fingerprints, preread=plan.fetched, cache_dir=plan.cache_dir)
     ctx.engine = engine or Engine()
     ctx.run_key = plan.key
+    from .engines import warm_up
+
+    warm_up(ctx.engine)  # the pool's workers start while the inputs are read
     cache = StepCache(state_folder(out_dir), plan.fingerprints, plan.roles)
     cache.read = not force
     cache.only = set(only or ())
@@ -636,18 +639,24 @@ def _flush(
 
         done: Any = (run_batch(ctx, unitset, u, steps, m) for u, m in zip(parts, members))
     else:
+        from concurrent.futures import ThreadPoolExecutor
+
         from .engines import run_partitions
 
-        with ctx.timed(f"{unitset}/partitions:{engine.kind}"):
-            done = run_partitions(
-                engine,
-                ctx.pipeline,
-                unitset,
-                list(parts),
-                steps,
-                ctx.run_key,
-                None if tiles is None else list(members),
-            )
+        # what the reports need of the inputs alone (raster totals) is read meanwhile
+        with ThreadPoolExecutor(max_workers=1) as spare:
+            warmed = spare.submit(lambda: [s.warm(ctx.batch(unitset, out)) for s in steps])
+            with ctx.timed(f"{unitset}/partitions:{engine.kind}"):
+                done = run_partitions(
+                    engine,
+                    ctx.pipeline,
+                    unitset,
+                    list(parts),
+                    steps,
+                    ctx.run_key,
+                    None if tiles is None else list(members),
+                )
+            warmed.result()
     sizes = {unitset: len(out), **({} if tiles is None else {tiles.name: len(tiles.cells)})}
     cols = _gather(sizes, steps, batches, done, tiles)
     data = ctx.batch(unitset, out)

@@ -162,6 +162,11 @@ class Step:
         """Compute :meth:`columns` for ``units`` (a GeoDataFrame) from ``data``."""
         raise NotImplementedError
 
+    def warm(self, data: StepData) -> None:
+        """Compute now what :meth:`report` will need and does not depend on the results (e.g. a
+        raster's total), keeping it with ``data.memo``. The engine calls it on a spare thread
+        of the run's process while the partitions compute elsewhere. Default: nothing."""
+
     def report(
         self, units: Any, data: StepData, columns: Mapping[str, np.ndarray]
     ) -> dict[str, Any]:

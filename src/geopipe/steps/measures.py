@@ -225,11 +225,18 @@ class RasterStats(Step):
                     )
         return {c: cols[c] for c in self.columns()}
 
+    def warm(self, data: StepData) -> None:
+        if "sum" in self.stats:
+            self._total(data)
+
+    def _total(self, data: StepData) -> float:
+        raster = data.source(self.raster)
+        return data.memo(("raster_total", self.raster), raster.total, scope="run")
+
     def report(self, units: Any, data: StepData, columns: dict[str, np.ndarray]) -> dict[str, Any]:
         if "sum" not in self.stats:
             return {}
-        raster = data.source(self.raster)
-        total = data.memo(("raster_total", self.raster), raster.total, scope="run")
+        total = self._total(data)
         assigned = float(np.nansum(columns[self._col("sum")]))
         return {
             "raster": self.raster,
