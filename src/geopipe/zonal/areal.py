@@ -84,12 +84,15 @@ def overlay_table(
     _check_frame(units, "units", where)
     _polygons(source, "source", where)
     _polygons(units, "units", where)
-    src = np.asarray(source.geometry.to_crs(crs).array, dtype=object)
+    near = _near_units(source, units, crs)
+    src = np.asarray(source.geometry.iloc[near].to_crs(crs).array, dtype=object)
     tgt = np.asarray(units.geometry.to_crs(crs).array, dtype=object)
     src = shapely.make_valid(src)
     tgt = shapely.make_valid(tgt)
     tree = shapely.STRtree(tgt)
     s_idx, u_idx = tree.query(src, predicate="intersects")
+    s_idx = near[s_idx]  # positions in the whole source
+    src = _spread(src, near, len(source))
     src_area = shapely.area(src)
     # a source polygon inside the unit is its own piece: only the others need an intersection
     shapely.prepare(tgt)
@@ -106,6 +109,36 @@ def overlay_table(
             "source_area_m2": src_area[s_idx[keep]],
         }
     )
+
+
+def _near_units(source: gpd.GeoDataFrame, units: gpd.GeoDataFrame, crs: Any) -> np.ndarray:
+    """Positions of the source polygons whose bounding box meets the units' (all of them when
+    that test could miss one).
+
+    A partition's units cover a small part of a country's tiles: only those are projected and
+    repaired. The test is exact for lon/lat sources and the default equal-area CRS, which is
+    cylindrical (x depends on the longitude alone, y on the latitude alone, both increasing), so
+    a polygon's bounding box there is the image of its lon/lat one. Other CRSs: every polygon.
+    """
+    from pyproj import CRS
+
+    everything = np.arange(len(source))
+    if source.crs is None or units.crs is None or not len(units):
+        return everything
+    if not (
+        CRS.from_user_input(source.crs).is_geographic and CRS.from_user_input(crs).to_epsg() == 6933
+    ):
+        return everything
+    x0, y0, x1, y1 = units.geometry.to_crs(source.crs).total_bounds
+    b = shapely.bounds(np.asarray(source.geometry.array, dtype=object))
+    return np.flatnonzero((b[:, 0] <= x1) & (b[:, 2] >= x0) & (b[:, 1] <= y1) & (b[:, 3] >= y0))
+
+
+def _spread(values: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """An array of ``n`` objects holding ``values`` at positions ``at`` (None elsewhere)."""
+    out = np.full(n, None, dtype=object)
+    out[at] = values
+    return out
 
 
 def _piece_areas(
