@@ -316,7 +316,8 @@ def layer_sums(
     [0.5, nan]
     """
     has = np.asarray(has, dtype=bool)
-    # classes: bit 0 a value, bit 1 below, bit 2 at least (both only where there is a value)
+    # classes: bit 0 a value, then one bit per threshold given (below, at least), set only
+    # where there is a value
     cls = has.astype(np.int8)
     bits = {}
     with np.errstate(invalid="ignore"):
