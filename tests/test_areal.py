@@ -246,3 +246,27 @@ def test_splitting_a_unit_keeps_extensive_totals(ookla, grid, split):
     split_ = areal_interpolate(ookla, parts, extensive=["tests", "devices"])
     for c in ["tests", "devices"]:
         assert split_[c].sum() == pytest.approx(whole[c].iloc[0], rel=1e-9, abs=1e-9)
+
+
+def test_overlay_of_a_few_units_reads_only_the_tiles_near_them(monkeypatch):
+    """A partition's units overlay only the lon/lat tiles whose box meets theirs, with the same
+    rows (positions in the whole source) as an overlay of every tile."""
+    from geopipe.zonal import areal
+
+    tiles = gpd.GeoDataFrame(
+        geometry=[
+            shapely.box(x, y, x + 0.1, y + 0.1)
+            for x in np.arange(0, 2, 0.1)
+            for y in np.arange(0, 2, 0.1)
+        ],
+        crs=4326,
+    )
+    units = gpd.GeoDataFrame(geometry=[shapely.Point(0.73, 1.21).buffer(0.17)], crs=4326)
+    near = areal._near_units(tiles, units, "EPSG:6933")
+    assert 0 < len(near) < len(tiles) / 10
+    got = overlay_table(tiles, units)
+    monkeypatch.setattr(areal, "_near_units", lambda s, u, c: np.arange(len(s)))
+    pd.testing.assert_frame_equal(got, overlay_table(tiles, units))
+    # projected sources, or another equal-area CRS: the box test could miss one, so every tile
+    assert len(areal._near_units(tiles.to_crs(32735), units, "EPSG:6933")) == len(tiles)
+    assert len(areal._near_units(tiles, units, "ESRI:54034")) == len(tiles)

@@ -103,3 +103,20 @@ def test_service_coverage(world):
         (POP * d).sum() / 360, rel=1e-9
     )
     assert world.loc["A", "schools_per_10k_children"] == pytest.approx(3 / 70 * 1e4)
+
+
+def test_compute_indicators_without_the_long_table():
+    import pandas as pd
+
+    from geopipe.indicators.compute import FACT_COLUMNS, compute_indicators
+
+    units = pd.DataFrame(
+        {"ucode": ["A", "B"], "schools_total": [4, 0], "schools_connected": [1, 0]}
+    )
+    both = compute_indicators(units, ["schools_connected_share"], date="2024-01-01")
+    wide_only = compute_indicators(
+        units, ["schools_connected_share"], date="2024-01-01", long=False
+    )
+    pd.testing.assert_frame_equal(wide_only.wide, both.wide)
+    assert len(both.fact) > 0 and wide_only.fact.empty
+    assert list(wide_only.fact.columns) == FACT_COLUMNS

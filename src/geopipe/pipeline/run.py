@@ -645,7 +645,8 @@ def _flush(
 
         # what the reports need of the inputs alone (raster totals) is read meanwhile
         with ThreadPoolExecutor(max_workers=1) as spare:
-            warmed = spare.submit(lambda: [s.warm(ctx.batch(unitset, out)) for s in steps])
+            whole = ctx.batch(unitset, out)
+            warmed = spare.submit(lambda: [s.warm(whole) for s in steps])
             with ctx.timed(f"{unitset}/partitions:{engine.kind}"):
                 done = run_partitions(
                     engine,

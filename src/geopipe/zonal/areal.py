@@ -91,8 +91,6 @@ def overlay_table(
     tgt = shapely.make_valid(tgt)
     tree = shapely.STRtree(tgt)
     s_idx, u_idx = tree.query(src, predicate="intersects")
-    s_idx = near[s_idx]  # positions in the whole source
-    src = _spread(src, near, len(source))
     src_area = shapely.area(src)
     # a source polygon inside the unit is its own piece: only the others need an intersection
     shapely.prepare(tgt)
@@ -103,7 +101,7 @@ def overlay_table(
     keep = area > 0
     return pd.DataFrame(
         {
-            "source": s_idx[keep].astype(np.int64),
+            "source": near[s_idx[keep]].astype(np.int64),  # positions in the whole source
             "unit": u_idx[keep].astype(np.int64),
             "area_m2": area[keep],
             "source_area_m2": src_area[s_idx[keep]],
@@ -132,13 +130,6 @@ def _near_units(source: gpd.GeoDataFrame, units: gpd.GeoDataFrame, crs: Any) -> 
     x0, y0, x1, y1 = units.geometry.to_crs(source.crs).total_bounds
     b = shapely.bounds(np.asarray(source.geometry.array, dtype=object))
     return np.flatnonzero((b[:, 0] <= x1) & (b[:, 2] >= x0) & (b[:, 1] <= y1) & (b[:, 3] >= y0))
-
-
-def _spread(values: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
-    """An array of ``n`` objects holding ``values`` at positions ``at`` (None elsewhere)."""
-    out = np.full(n, None, dtype=object)
-    out[at] = values
-    return out
 
 
 def _piece_areas(
