@@ -178,3 +178,79 @@ def test_zonal_raster_reports_bad_raster(tmp_path):
     units = gpd.GeoDataFrame({"ucode": ["a"]}, geometry=[shapely.box(0, 0, 1, 1)], crs=4326)
     with pytest.raises(FormatError, match="bad.tif"):
         zonal_raster(units, bad)
+
+
+@pytest.mark.parametrize("shape", [(10, 10), (101, 57), (1000, 999), (3001, 77)])
+def test_held_raster_decimates_as_gdal_does(tmp_path, shape):
+    """A raster held in memory, read at a smaller ``out_shape`` (nearest), gives the pixels
+    GDAL's decimated read of the file gives, with the same mask."""
+    from rasterio.enums import Resampling
+
+    from geopipe.io.raster import load_raster, overview_shape
+
+    h, w = shape
+    rng = np.random.default_rng(h)
+    data = rng.random((h, w), dtype=np.float32)
+    data[rng.random((h, w)) < 0.1] = -9.0
+    path = tmp_path / "r.tif"
+    profile = {"driver": "GTiff", "height": h, "width": w, "count": 1, "dtype": "float32"}
+    transform = Affine(0.01, 0, 0, 0, -0.01, 0)
+    with rasterio.open(
+        path, "w", **profile, nodata=-9.0, crs="EPSG:4326", transform=transform
+    ) as ds:
+        ds.write(data, 1)
+    held, header = load_raster(path), load_raster(path, max_bytes=0)
+    assert held.whole and not header.in_memory
+    for step in (2, 3, 7):
+        out = (int(np.ceil(h / step)), int(np.ceil(w / step)))
+        with rasterio.open(path) as ds:
+            ref = ds.read(1, out_shape=out, resampling=Resampling.nearest, masked=True)
+        for data in (held, header):  # from memory; from the one pass over the file
+            got = data.read(1, out_shape=out, resampling=Resampling.nearest, masked=True)
+            assert np.array_equal(np.ma.getmaskarray(got), np.ma.getmaskarray(ref))
+            assert np.array_equal(got.filled(0), ref.filled(0))
+    # the pass's total is the sum over the float64 blocks, as held in memory
+    with rasterio.open(path) as ds:
+        arr = ds.read(1, masked=True).astype(np.float64)
+    assert header.total() == held.total() == pytest.approx(float(arr.sum()), rel=1e-12)
+    # the total asked for first: its pass keeps the checks' sample until they read it
+    first = load_raster(path, max_bytes=0)
+    assert first.total() == held.total()
+    full = first.read(1, out_shape=overview_shape(h, w), masked=True)
+    assert np.array_equal(full.filled(0), arr.filled(0)) and list(first._scans) == ["total"]
+
+
+def test_check_of_a_held_raster_equals_the_file_check(tmp_path, monkeypatch):
+    """Decimated (a small cell budget), the checks of a raster the run holds give the results
+    of the checks reading the file."""
+    from geopipe.io.raster import load_raster
+    from geopipe.quality import rasters
+    from geopipe.quality.rasters import check_raster
+
+    rng = np.random.default_rng(5)
+    data = rng.random((301, 203), dtype=np.float32) * 10
+    data[:40] = -1.0  # nodata strip
+    data[200:203, 100:110] = -3.0  # negative values
+    path = tmp_path / "r.tif"
+    transform = Affine(0.01, 0, 29.0, 0, -0.01, -1.0)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=301,
+        width=203,
+        count=1,
+        dtype="float32",
+        nodata=-1.0,
+        crs="EPSG:4326",
+        transform=transform,
+    ) as ds:
+        ds.write(data, 1)
+    aoi = gpd.GeoDataFrame({"ucode": ["A"]}, geometry=[shapely.box(29.2, -3.5, 31, -1.5)], crs=4326)
+    monkeypatch.setattr(rasters, "_MAX_CELLS", 5_000)  # decimate by 4
+    on_file = check_raster(path, admin=aoi)
+    expected = [(r.check_id, r.level, r.rows_affected, r.details) for r in on_file]
+    assert any(r.check_id == "raster.negative_values" and r.rows_affected for r in on_file)
+    for data in (load_raster(path), load_raster(path, max_bytes=0)):  # held; header only
+        got = check_raster(data, admin=aoi)
+        assert [(r.check_id, r.level, r.rows_affected, r.details) for r in got] == expected

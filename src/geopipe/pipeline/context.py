@@ -256,17 +256,24 @@ class _Grid:
         if len(row) == 0:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty
-        r0 = int(row.min())
-        key = (row - r0).astype(np.int64) * w.shape[1] + col
-        size = (int(row.max()) - r0 + 1) * w.shape[1]
+        # the table spans the rows and columns the pairs span (a partition's window, not the
+        # raster's width), in int32 when the pairs allow it: half the memory to fill and scan
+        r0, c0 = int(row.min()), int(col.min())
+        span = int(col.max()) - c0 + 1
+        key = (row - r0).astype(np.int64) * span
+        key += col
+        key -= c0
+        size = (int(row.max()) - r0 + 1) * span
         if size > 4 * len(key) + 1_000_000:
             _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
             return first, inverse
-        pos = np.full(size, -1, dtype=np.int64)
-        pos[key] = np.arange(len(key))
+        kind = np.int32 if len(key) < 2**31 - 1 else np.int64
+        pos = np.full(size, -1, dtype=kind)
+        pos[key] = np.arange(len(key), dtype=kind)
         present = pos >= 0
-        rank = np.cumsum(present) - 1
-        return pos[present], rank[key]
+        rank = np.cumsum(present, dtype=kind)
+        rank -= 1
+        return pos[present].astype(np.int64), rank[key].astype(np.int64)
 
 
 class PixelView:

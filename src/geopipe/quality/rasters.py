@@ -18,13 +18,15 @@ import numpy as np
 import shapely
 
 from ..errors import FormatError, InputError, MissingFileError, problem
+from ..io.raster import OVERVIEW_CELLS, overview_shape
 from .checks import CheckResult, check_levels, make_result
 
 __all__ = ["check_outside_units", "check_raster"]
 
 WHERE = "check_raster"
 EQUAL_AREA = "EPSG:6933"
-_MAX_CELLS = 50_000_000  # read the area of interest in one window up to this size, else decimate
+#: read the area of interest in one window up to this size, else decimate
+_MAX_CELLS = OVERVIEW_CELLS
 
 
 def check_raster(
@@ -194,7 +196,8 @@ def _checks(
     values, valid, inside = _read(ds, band, aoi)
     neg = valid & (values < 0)
     if not negative_allowed:
-        n = int(neg.sum())
+        n = int(np.count_nonzero(neg))
+        top = np.inf if values.dtype.kind == "f" else np.iinfo(values.dtype).max
         out.append(
             make_result(
                 "raster.negative_values",
@@ -205,7 +208,9 @@ def _checks(
                 bad=f"{n:,} pixels are negative (min {float(values[neg].min()) if n else 0:.6g}); a population or count "
                 "cannot be negative — set them to nodata or fix the source",
                 ok="no negative values",
-                details={"min": float(values[valid].min()) if valid.any() else None},
+                details={
+                    "min": float(np.min(values, where=valid, initial=top)) if valid.any() else None
+                },
             )
         )
     if aoi is None:
@@ -239,8 +244,8 @@ def _checks(
             {"extent_share": extent_share},
         )
     )
-    n_inside = int(inside.sum())
-    valid_share = float((valid & inside).sum()) / n_inside if n_inside else 1.0
+    n_inside = int(np.count_nonzero(inside))
+    valid_share = float(np.count_nonzero(valid & inside)) / n_inside if n_inside else 1.0
     uncovered = 1.0 - extent_share * valid_share
     out.append(
         make_result(
@@ -265,7 +270,7 @@ def _checks(
 def _missing_pixels(valid: np.ndarray, inside: np.ndarray, extent_share: float) -> int:
     """Pixels of the area of interest without data: nodata pixels inside the raster plus an
     estimate of the pixels the area would need beyond the raster's extent (at least 1)."""
-    n_inside = int(inside.sum())
+    n_inside = int(np.count_nonzero(inside))
     beyond = n_inside / extent_share - n_inside if extent_share > 0 else 0.0
     return max(1, int((~valid & inside).sum()) + round(beyond))
 
@@ -307,13 +312,13 @@ def _read(ds: Any, band: int, aoi: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
     from rasterio.features import geometry_mask
 
     h, w = ds.height, ds.width
-    step = max(1, int(np.ceil(np.sqrt(h * w / _MAX_CELLS))))
-    shape = (int(np.ceil(h / step)), int(np.ceil(w / step)))
-    if step == 1:
+    shape = overview_shape(h, w, _MAX_CELLS)
+    if shape == (h, w):
         arr = ds.read(band, masked=True)
     else:
         arr = ds.read(band, out_shape=shape, resampling=Resampling.nearest, masked=True)
-    values = np.asarray(arr.filled(0), dtype="float64")
+    # the values in their own type (what is asked of them is their sign and minimum)
+    values = np.ma.getdata(arr)
     valid = ~np.ma.getmaskarray(arr) & np.isfinite(values)
     if aoi is None:
         return values, valid, np.ones_like(valid)
