@@ -122,13 +122,13 @@ class DistanceCoverage(Step):
         px = data.pixels(self.population)
         d = self._distances(data, px)
         w = _weights(px)
-        inside = np.isfinite(d) & (d <= limit)
+        inside = d <= limit  # False where there is no distance (nan)
         cols = {ids[0]: np.bincount(px.unit, np.where(inside, w, 0.0), minlength=px.n)}
         if self.children:
             cpx = data.pixels(self.children)
             cd = self._distances(data, cpx)
             cw = _weights(cpx)
-            cin = np.isfinite(cd) & (cd <= limit)
+            cin = cd <= limit
             cols[ids[1]] = np.bincount(cpx.unit, np.where(cin, 0.0, cw), minlength=cpx.n)
         if self.mean_distance:
             wsum = np.bincount(px.unit, w, minlength=px.n)
@@ -157,18 +157,19 @@ class DistanceCoverage(Step):
             for name in rasters:
                 if data.pixels(name).grid == px.grid:
                     values, ok = px.values(name)
-                    need |= (ok & (values != 0))[first]
-            rows, cols = px.weights.row[first], px.weights.col[first]
+                    need |= ok[first] & (values[first] != 0)
             height, width = px.weights.shape
             if height * width > DENSE_PIXELS:
+                at = first[need]  # the pairs standing for the pixels to measure
                 d = np.full(len(first), np.nan)
                 d[need] = nearest_feature_distance(
-                    px.lon[first][need],
-                    px.lat[first][need],
+                    px.lon[at],
+                    px.lat[at],
                     data.source(self.facilities),
-                    lattice=(rows[need], cols[need]),
+                    lattice=(px.weights.row[at], px.weights.col[at]),
                 )
                 return d[inverse]
+            rows, cols = px.weights.row[first], px.weights.col[first]
             known = data.memo(
                 ("distance_grid", self.facilities, px.grid[:4]),
                 lambda: np.full((height, width), np.nan),
