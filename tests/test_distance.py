@@ -218,3 +218,41 @@ def test_errors(adm2, health):
         nearest_distance(health, adm2)
     with pytest.raises(InputError, match="no usable point"):
         nearest_distance(health, health.iloc[:0])
+
+
+def test_lattice_from_the_transform_equals_the_checked_lattice():
+    """Pixel centres of a lon/lat raster (as PixelWeights computes them): the rows' and
+    columns' coordinates taken from the transform give the distances of the lattice read off
+    the origins, bit for bit."""
+    from affine import Affine
+
+    from geopipe.zonal.raster import PixelWeights
+
+    rng = np.random.default_rng(11)
+    t = Affine(1 / 1113.2, 0.0, 29.7, 0.0, -1 / 1113.2, -1.4)
+    row, col = np.divmod(np.arange(300 * 400), 400)
+    keep = rng.random(len(row)) < 0.6
+    row, col = row[keep] + 50, col[keep] + 80  # a window: offsets from the raster's origin
+    n = len(row)
+    empty = np.zeros(0, dtype=np.int64)
+    pw = PixelWeights(  # every pixel an edge pixel, no runs
+        transform=t,
+        crs="EPSG:4326",
+        shape=(1000, 1000),
+        n_units=1,
+        edge="fraction",
+        edge_unit=np.zeros(n, dtype=np.int64),
+        edge_row=row,
+        edge_col=col,
+        edge_coverage=np.ones(n),
+        run_unit=empty,
+        run_row=empty,
+        run_start=empty,
+        run_stop=empty,
+    )
+    assert pw.lonlat_transform() is t
+    lon, lat = pw.pixel_lonlat()
+    flon, flat = 29.7 + rng.random(40) * 0.4, -1.4 - rng.random(40) * 0.35
+    checked = nearest_geodesic_fast(lon, lat, flon, flat, lattice=(row, col))
+    trusted = nearest_geodesic_fast(lon, lat, flon, flat, lattice=(row, col), transform=t)
+    np.testing.assert_array_equal(trusted, checked)

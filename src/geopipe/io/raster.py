@@ -426,8 +426,16 @@ def _read_range(
     path: PathLike, r0: int, r1: int, band: int, raw: bool, cols: tuple[int, int] | None = None
 ):
     reader = read_block_raw if raw else read_block
-    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(os.fspath(path)) as ds:
+    with rasterio.Env(GDAL_NUM_THREADS=_decode_threads()), rasterio.open(os.fspath(path)) as ds:
         return reader(ds, r0, r1, band, cols)
+
+
+def _decode_threads() -> str:
+    """GDAL's decoding threads: every core in the main process, one in an engine's worker
+    process (the engine already runs one task per core; more threads there only contend)."""
+    import multiprocessing
+
+    return "ALL_CPUS" if multiprocessing.parent_process() is None else "1"
 
 
 def iter_blocks(

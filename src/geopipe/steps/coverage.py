@@ -167,6 +167,7 @@ class DistanceCoverage(Step):
                     px.lat[at],
                     data.source(self.facilities),
                     lattice=(px.weights.row[at], px.weights.col[at]),
+                    transform=px.weights.lonlat_transform(),
                 )
                 return d[inverse]
             rows, cols = px.weights.row[first], px.weights.col[first]
@@ -182,6 +183,7 @@ class DistanceCoverage(Step):
                     px.lat[first][todo],
                     data.source(self.facilities),
                     lattice=(rows[todo], cols[todo]),
+                    transform=px.weights.lonlat_transform(),
                 )
             return known[rows, cols][inverse]
 

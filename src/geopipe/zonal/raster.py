@@ -146,11 +146,21 @@ class PixelWeights:
         >>> lon, lat = pw.pixel_lonlat()  # doctest: +SKIP
         """
         x, y = self.pixel_xy()
-        crs = CRS.from_user_input(self.crs)
-        if crs.equals(CRS.from_epsg(4326)):
+        if self.lonlat_transform() is not None:
             return x, y
-        tr = Transformer.from_crs(crs, 4326, always_xy=True)
+        tr = Transformer.from_crs(CRS.from_user_input(self.crs), 4326, always_xy=True)
         return tr.transform(x, y)
+
+    def lonlat_transform(self) -> Any:
+        """The transform when the grid is in EPSG:4326, so that :meth:`pixel_lonlat` returns
+        :meth:`pixel_xy` as it is; else ``None``.
+
+        Examples
+        --------
+        >>> pw.lonlat_transform() is pw.transform  # doctest: +SKIP
+        True
+        """
+        return self.transform if CRS.from_user_input(self.crs).equals(CRS.from_epsg(4326)) else None
 
     def relabel(self, parent: np.ndarray, n_units: int) -> PixelWeights:
         """The same (unit, pixel) pairs, each counted in unit ``parent[unit]`` of ``n_units``.
