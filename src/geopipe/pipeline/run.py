@@ -200,22 +200,27 @@ def compute_run(
     cache = StepCache(state_folder(out_dir), plan.fingerprints, plan.roles)
     cache.read = not force
     cache.only = set(only or ())
+    from concurrent.futures import ThreadPoolExecutor
+
     with manifest.step("read_admin"):
         admin = ctx.admin()
+    # the grids depend on the boundaries alone: built on a second core from now on, while the
+    # inputs are read and the first steps run (GEOS, h3ronpy and NumPy release the GIL)
+    pool = ThreadPoolExecutor(max_workers=1)
+    grids = pool.submit(_grids, p, admin)
+    pool.shutdown(wait=False)
     with manifest.step("read_inputs"):
         for name in sorted({n for s in plan.steps for n in s.sources().values()}):
             ctx.source(name)
     # the input checks read nothing more: they run on a second core while the steps compute,
     # and the quality gate waits for them before anything is written
-    from concurrent.futures import ThreadPoolExecutor
-
     from ..quality.report import check_inputs
 
     pool = ThreadPoolExecutor(max_workers=1)
     checked = pool.submit(check_inputs, p, admin, read=ctx.source, steps=plan.steps)
     pool.shutdown(wait=False)
     tables, reports, skipped = _build(
-        p, ctx, admin, plan.catalog, plan.steps, cache, manifest, checked, out_dir
+        p, ctx, admin, plan.catalog, plan.steps, cache, manifest, checked, out_dir, grids
     )
     checks, quarantined = checked.result()
     ctx.verify_unchanged()
@@ -378,8 +383,10 @@ def _build(
     manifest: Any,
     checks: Any,
     out_dir: Path,
+    grids: Any,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any], dict[str, str]]:
-    """Units -> steps -> indicators -> roll-up -> suppression -> quality gate; tables in memory."""
+    """Units -> steps -> indicators -> roll-up -> suppression -> quality gate; tables in memory
+    (``grids``: the future of :func:`_grids`, started once the boundaries were read)."""
     from ..indicators.compute import compute_indicators
     from ..indicators.rollup import rollup
     from ..manifest import fact_lineage
@@ -402,13 +409,6 @@ def _build(
         }
     )
     reports: dict[str, Any] = {}
-    # the grids do not depend on the steps: built on a second core meanwhile (GEOS, h3ronpy and
-    # NumPy release the GIL)
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(max_workers=1)
-    grids = pool.submit(_grids, p, admin)
-    pool.shutdown(wait=False)
     with manifest.step("steps"):
         # the pixel steps of the districts run through the first grid's fragments (one pass)
         units, reports["steps"] = run_steps(
