@@ -97,6 +97,44 @@ def _expand(start: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return seg, k
 
 
+def _ascending_rank(seg: np.ndarray, n: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Rank by ``t`` of each crossing among its segment's crossings of one kind (columns or
+    rows): they come in the order of the grid lines, so ``t`` rises along a segment going that
+    way (``d > 0``) and falls along one going back."""
+    within = np.arange(len(seg)) - (np.cumsum(n) - n)[seg]
+    return np.where(d[seg] > 0, within, n[seg] - 1 - within)
+
+
+def _by_segment_and_t(nseg, seg_u, t_u, du, seg_v, t_v, dv) -> np.ndarray:
+    """The order of ``[starts (t 0), ends (t 1), column crossings, row crossings]`` by
+    (segment, t), as ``np.lexsort((t, seg))`` gives it, up to the order of equal ``t`` (which
+    only moves pieces of length 0, which are dropped).
+
+    Each kind of crossing is already in order along its segment (:func:`_ascending_rank`), so
+    only the segments crossing both column and row lines need their two kinds merged: those
+    crossings alone are sorted, not every piece end (the sort was the largest cost of the
+    coverage on 10⁸-pixel countries).
+    """
+    nu, nv = np.bincount(seg_u, minlength=nseg), np.bincount(seg_v, minlength=nseg)
+    rank_u, rank_v = _ascending_rank(seg_u, nu, du), _ascending_rank(seg_v, nv, dv)
+    both = (nu > 0) & (nv > 0)
+    mu, mv = both[seg_u], both[seg_v]
+    if mu.any():  # merge the two kinds where a segment has both
+        sub_seg = np.concatenate([seg_u[mu], seg_v[mv]])
+        sub = np.lexsort((np.concatenate([t_u[mu], t_v[mv]]), sub_seg))
+        sub_first = np.cumsum(np.where(both, nu + nv, 0)) - np.where(both, nu + nv, 0)
+        merged = np.empty(len(sub), dtype=np.int64)
+        merged[sub] = np.arange(len(sub)) - sub_first[sub_seg[sub]]
+        rank_u[mu], rank_v[mv] = merged[: int(mu.sum())], merged[int(mu.sum()) :]
+    start = np.cumsum(nu + nv + 2) - (nu + nv + 2)  # each segment's first position
+    where = np.concatenate(
+        [start, start + nu + nv + 1, start[seg_u] + 1 + rank_u, start[seg_v] + 1 + rank_v]
+    )
+    order = np.empty(len(where), dtype=np.int64)
+    order[where] = np.arange(len(where))
+    return order
+
+
 def _pieces(u0, v0, u1, v1, height: int, width: int):
     """Cut segments at grid lines; return per piece (segment, row, col, dv, um)."""
     ku, nu = _crossings(u0, u1, 0, width)
@@ -111,7 +149,7 @@ def _pieces(u0, v0, u1, v1, height: int, width: int):
         t_v = (k_v - v0[seg_v]) / dv[seg_v]
     seg = np.concatenate([np.arange(nseg), np.arange(nseg), seg_u, seg_v])
     t = np.concatenate([np.zeros(nseg), np.ones(nseg), t_u, t_v])
-    order = np.lexsort((t, seg))
+    order = _by_segment_and_t(nseg, seg_u, t_u, du, seg_v, t_v, dv)
     seg, t = seg[order], t[order]
     same = seg[1:] == seg[:-1]
     s = seg[:-1][same]
