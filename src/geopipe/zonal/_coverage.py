@@ -97,6 +97,20 @@ def _expand(start: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return seg, k
 
 
+def _crossing_ts(u0, v0, u1, v1, height: int, width: int):
+    """Where each segment crosses column lines and row lines: ``(seg_u, t_u, seg_v, t_v)``,
+    ``t`` the position along the segment (0 at its start, 1 at its end), in the order of the
+    lines."""
+    ku, nu = _crossings(u0, u1, 0, width)
+    kv, nv = _crossings(v0, v1, 0, height)
+    seg_u, k_u = _expand(ku, nu)
+    seg_v, k_v = _expand(kv, nv)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_u = (k_u - u0[seg_u]) / (u1 - u0)[seg_u]
+        t_v = (k_v - v0[seg_v]) / (v1 - v0)[seg_v]
+    return seg_u, t_u, seg_v, t_v
+
+
 def _ascending_rank(seg: np.ndarray, n: np.ndarray, d: np.ndarray) -> np.ndarray:
     """Rank by ``t`` of each crossing among its segment's crossings of one kind (columns or
     rows): they come in the order of the grid lines, so ``t`` rises along a segment going that
@@ -137,16 +151,10 @@ def _by_segment_and_t(nseg, seg_u, t_u, du, seg_v, t_v, dv) -> np.ndarray:
 
 def _pieces(u0, v0, u1, v1, height: int, width: int):
     """Cut segments at grid lines; return per piece (segment, row, col, dv, um)."""
-    ku, nu = _crossings(u0, u1, 0, width)
-    kv, nv = _crossings(v0, v1, 0, height)
     du = u1 - u0
     dv = v1 - v0
-    seg_u, k_u = _expand(ku, nu)
-    seg_v, k_v = _expand(kv, nv)
+    seg_u, t_u, seg_v, t_v = _crossing_ts(u0, v0, u1, v1, height, width)
     nseg = len(u0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t_u = (k_u - u0[seg_u]) / du[seg_u]
-        t_v = (k_v - v0[seg_v]) / dv[seg_v]
     seg = np.concatenate([np.arange(nseg), np.arange(nseg), seg_u, seg_v])
     t = np.concatenate([np.zeros(nseg), np.ones(nseg), t_u, t_v])
     order = _by_segment_and_t(nseg, seg_u, t_u, du, seg_v, t_v, dv)
