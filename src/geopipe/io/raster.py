@@ -432,10 +432,10 @@ def _read_range(
 
 def _decode_threads() -> str:
     """GDAL's decoding threads: every core in the main process, one in an engine's worker
-    process (the engine already runs one task per core; more threads there only contend)."""
-    import multiprocessing
+    process (:func:`geopipe._threads.in_worker`)."""
+    from geopipe._threads import in_worker
 
-    return "ALL_CPUS" if multiprocessing.parent_process() is None else "1"
+    return "1" if in_worker() else "ALL_CPUS"
 
 
 def iter_blocks(

@@ -136,10 +136,11 @@ def _by_segment_and_t(nseg, seg_u, t_u, du, seg_v, t_v, dv) -> np.ndarray:
     if mu.any():  # merge the two kinds where a segment has both
         sub_seg = np.concatenate([seg_u[mu], seg_v[mv]])
         sub = np.lexsort((np.concatenate([t_u[mu], t_v[mv]]), sub_seg))
-        sub_first = np.cumsum(np.where(both, nu + nv, 0)) - np.where(both, nu + nv, 0)
+        counts = np.where(both, nu + nv, 0)
         merged = np.empty(len(sub), dtype=np.int64)
-        merged[sub] = np.arange(len(sub)) - sub_first[sub_seg[sub]]
-        rank_u[mu], rank_v[mv] = merged[: int(mu.sum())], merged[int(mu.sum()) :]
+        merged[sub] = np.arange(len(sub)) - (np.cumsum(counts) - counts)[sub_seg[sub]]
+        n_u = int(np.count_nonzero(mu))
+        rank_u[mu], rank_v[mv] = merged[:n_u], merged[n_u:]
     start = np.cumsum(nu + nv + 2) - (nu + nv + 2)  # each segment's first position
     where = np.concatenate(
         [start, start + nu + nv + 1, start[seg_u] + 1 + rank_u, start[seg_v] + 1 + rank_v]

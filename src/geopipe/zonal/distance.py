@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geopipe._threads import in_worker
 from geopipe.errors import GeometryError, InputError, MissingColumnError, problem
 from geopipe.zonal.points import _check_frame, _check_name, _to_crs_of
 
@@ -128,10 +129,8 @@ _E2 = (1 / 298.257223563) * (2 - 1 / 298.257223563)
 
 def _tree_threads() -> int:
     """Threads of a k-d tree query: every core in the main process, one in an engine's worker
-    process (the engine already runs one task per core)."""
-    import multiprocessing
-
-    return -1 if multiprocessing.parent_process() is None else 1
+    process (:func:`geopipe._threads.in_worker`)."""
+    return 1 if in_worker() else -1
 
 
 #: the largest radius of curvature of the WGS 84 ellipsoid (meridional and prime vertical, at
@@ -272,7 +271,8 @@ def _on_lattice(
     ri, ci = rows - r0, cols - c0
     if transform is not None and transform.b == 0 and transform.d == 0:
         t = transform
-        # pixel_xy's a·(c+½) + b·(r+½) + c0 with b = 0: the zero term leaves the sum exact
+        # pixel_xy's a·(col+½) + b·(row+½) + c with b = 0 (and d = 0): the zero term leaves
+        # the sum exact
         lat_of_row = t.e * (np.arange(r0, int(rows.max()) + 1) + 0.5) + t.f
         lon_of_col = t.a * (np.arange(c0, int(cols.max()) + 1) + 0.5) + t.c
         return ri, ci, lat_of_row, lon_of_col
