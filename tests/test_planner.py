@@ -4,6 +4,7 @@ the tables of a run under a small budget (many windowed partitions) equal to the
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import geopandas as gpd
@@ -60,6 +61,30 @@ def test_every_unit_once_and_every_batch_within_budget(windowed, budget_mb):
         assert len(batches) > 10
 
 
+def test_every_raster_grid_is_costed_and_a_coarse_first_raster_does_not_decide():
+    # a travel-time friction raster at 1 km sorts before the 100 m population rasters: the
+    # batches used to be costed on it alone (500 units of a 10^8-pixel country in one 14 GB task)
+    units = _units(400, seed=3)
+    coarse = dict(GRID, transform=from_origin(0, 10, 0.1, 0.1), width=100, height=100)
+    budget = 8 * 2**20
+    both = plan_batches(units, [coarse, GRID, GRID], budget, windowed=True)
+    assert [b.tolist() for b in both] == [
+        b.tolist() for b in plan_batches(units, [GRID, coarse, GRID], budget, windowed=True)
+    ]
+    fine_alone = plan_batches(units, GRID, budget, rasters=2, windowed=True)
+    assert (
+        len(both) >= len(fine_alone) > 10 * len(plan_batches(units, coarse, budget, windowed=True))
+    )
+    np.testing.assert_array_equal(np.sort(np.concatenate(both)), np.arange(len(units)))
+    for b in both:  # the fine grid's pairs and windows of two rasters, plus the coarse window
+        geoms = units.geometry.to_numpy()[b]
+        coarse_box = shapely.bounds(shapely.box(*shapely.total_bounds(geoms))) / 0.1
+        coarse_px = (np.ceil(coarse_box[3]) - np.floor(coarse_box[1]) + 2) * (
+            np.ceil(coarse_box[2]) - np.floor(coarse_box[0]) + 2
+        )
+        assert len(b) == 1 or _cost(units, b, 2, True) + coarse_px * 4 <= budget * 1.001
+
+
 def test_groups_are_never_mixed_and_big_groups_are_split():
     units = _units(300, seed=1)
     groups = [np.arange(0, 300, 3), np.arange(1, 300, 3), np.arange(2, 300, 3)]
@@ -77,13 +102,18 @@ def test_windowed_batches_run_top_to_bottom():
     assert tops == sorted(tops, reverse=True)
 
 
-@pytest.fixture(scope="module")
-def small_pipeline():
+def _sample_with(*kinds: str) -> gp.Pipeline:
+    """The sample pipeline with only the steps of ``kinds`` and their indicators."""
     p = gp.Pipeline.from_yaml(ROOT / "pipelines" / "sample.yaml")
-    steps = tuple(s for s in p.steps if s.kind in ("raster_stats", "distance_coverage"))
+    steps = tuple(s for s in p.steps if s.kind in kinds)
     wanted = {i.id for s in steps for i in s.indicators()}
     indicators = tuple(i for i in p.indicators if i in wanted)
     return dataclasses.replace(p, steps=steps, indicators=indicators)
+
+
+@pytest.fixture(scope="module")
+def small_pipeline():
+    return _sample_with("raster_stats", "distance_coverage")
 
 
 def test_a_small_budget_gives_the_default_tables(small_pipeline, tmp_path, monkeypatch):
@@ -120,12 +150,7 @@ def test_a_run_scope_result_is_computed_once_per_unit_set_not_per_partition(tmp_
     from geopipe.pipeline import engines
     from geopipe.zonal import traveltime
 
-    p = gp.Pipeline.from_yaml(ROOT / "pipelines" / "sample.yaml")
-    steps = tuple(s for s in p.steps if s.kind in ("raster_stats", "travel_time_coverage"))
-    wanted = {i.id for s in steps for i in s.indicators()}
-    p = dataclasses.replace(
-        p, steps=steps, indicators=tuple(i for i in p.indicators if i in wanted)
-    )
+    p = _sample_with("raster_stats", "travel_time_coverage")
     surfaces, parts = [], []
     real_tt, real_part = traveltime.travel_time, engines.run_partition
     monkeypatch.setattr(
@@ -135,3 +160,19 @@ def test_a_run_scope_result_is_computed_once_per_unit_set_not_per_partition(tmp_
     gp.run_pipeline(p, output=tmp_path / "run", partition_level=1)
     assert len(parts) >= 4  # 5 provinces, districts and their H3 fragments in one task each
     assert len(surfaces) == 1  # once for the districts and the fragments (one pixel pass)
+
+
+def test_a_run_costs_its_partitions_on_every_raster_it_reads(tmp_path, monkeypatch):
+    from geopipe.zonal import layers
+
+    p = _sample_with("raster_stats", "travel_time_coverage")
+    steps = p.steps
+    seen = []
+    real = layers.plan_batches
+    monkeypatch.setattr(
+        layers, "plan_batches", lambda u, r, *a, **k: seen.append(r) or real(u, r, *a, **k)
+    )
+    gp.run_pipeline(p, output=tmp_path / "run", partition_level=1)
+    read = sorted(Path(os.fspath(r)).name for r in seen[0])
+    expected = {s.raster for s in steps if s.kind == "raster_stats"} | {"friction"}
+    assert read == sorted(Path(p.sources[name].path).name for name in expected)

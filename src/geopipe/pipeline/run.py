@@ -628,10 +628,11 @@ def _flush(
     tiles = fragments() if through and not any(s.needs_columns() for s in steps) else None
     engine = ctx.engine
     in_process = (engine.kind == "local" and engine.partition_level is None) or renorm
-    if renorm or not rasters:  # a unit set's pixels at once
+    grids = [ctx.source(r) for r in rasters if ctx.pipeline.sources[r].kind == "raster"]
+    if renorm or not grids:  # a unit set's pixels at once
         batches = [np.arange(len(out))]
     else:
-        batches = _plan(ctx, out, ctx.source(rasters[0]), len(rasters), in_process, tiles)
+        batches = _plan(ctx, out, grids, in_process, tiles)
     parts = (out.iloc[b].reset_index(drop=True) for b in batches)
     members = (None if tiles is None else tiles.of(b) for b in batches)
     if in_process:
@@ -671,12 +672,12 @@ def _flush(
 def _plan(
     ctx: RunContext,
     out: gpd.GeoDataFrame,
-    first: Any,
-    rasters: int,
+    rasters: list[Any],
     in_process: bool,
     tiles: Fragments | None,
 ) -> list[np.ndarray]:
-    """Batches of ``out`` (positions) within the engine's budget, grouped by partition."""
+    """Batches of ``out`` (positions) within the engine's budget, grouped by partition, costed
+    on the grid of every raster the steps read."""
     from ..zonal.layers import plan_batches
 
     engine = ctx.engine
@@ -685,9 +686,8 @@ def _plan(
         groups = _partitions(ctx, out, engine.partition_level)
     return plan_batches(
         out,
-        first,
+        rasters,
         engine.budget_bytes,
-        rasters=rasters,
         windowed=not in_process,
         groups=groups,
         through=None if tiles is None else (tiles.cells, tiles.parent),

@@ -24,6 +24,7 @@ person is accounted for.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -101,7 +102,7 @@ BYTES_PER_PAIR_AND_RASTER = 16
 
 def plan_batches(
     units: gpd.GeoDataFrame,
-    raster: PathLike,
+    raster: PathLike | Sequence[PathLike],
     budget_bytes: int,
     *,
     rasters: int = 1,
@@ -111,13 +112,16 @@ def plan_batches(
 ) -> list[np.ndarray]:
     """Positions of ``units`` in batches whose pixel work fits ``budget_bytes`` each.
 
-    A batch costs its (unit, pixel) pairs (estimated from each unit's area and boundary in pixels
-    of ``raster``'s grid, :data:`BYTES_PER_PAIR` each plus :data:`BYTES_PER_PAIR_AND_RASTER` per
-    raster) and, when each batch reads its own raster window (``windowed``, as partitions do),
-    the window: the box around its units in pixels (a one-pixel margin), times ``rasters``.
-    Units are taken from top to bottom so that windows stay short; a unit over the budget on
-    its own is a batch of its own. With
-    ``groups`` (e.g. the districts under each province) no batch mixes two groups. With
+    A batch costs its (unit, pixel) pairs on each raster grid it reads (estimated from each
+    unit's area and boundary in pixels of that grid, :data:`BYTES_PER_PAIR` each plus
+    :data:`BYTES_PER_PAIR_AND_RASTER` per raster on the grid) and, when each batch reads its own
+    raster window (``windowed``, as partitions do), the windows: the box around its units in
+    pixels (a one-pixel margin) of each raster. ``raster`` is one raster (read ``rasters``
+    times, e.g. several rasters on one grid) or a sequence of them, one per raster read: rasters
+    on the same grid share their pairs (pixel weights are built once per grid), a coarse raster
+    adds little, and the finest grid decides. Units are taken from top to bottom so that windows
+    stay short; a unit over the budget on its own is a batch of its own. With ``groups`` (e.g.
+    the districts under each province) no batch mixes two groups. With
     ``through=(fragments, parent)`` each unit's pairs are those of its grid fragments
     (``parent[i]`` is the unit of fragment ``i``), counted twice: the units are computed through
     the fragments' pixels, in the same batch.
@@ -134,10 +138,48 @@ def plan_batches(
     [[0], [1], [2], [3]]
     >>> [b.tolist() for b in plan_batches(units, grid, 10**9, windowed=True)]
     [[0, 1, 2, 3]]
+    >>> coarse = dict(grid, transform=from_origin(0, 0, 1, 1), width=10, height=4)
+    >>> len(plan_batches(units, [coarse, grid], 250_000, windowed=True))  # the fine grid decides
+    4
     """
-    crs, t, width, itemsize = _grid_of(raster)
+    several = isinstance(raster, (list, tuple))
+    grids: dict[Any, list[Any]] = {}
+    for r in raster if several else [raster]:
+        crs, t, width, itemsize = _grid_of(r)
+        key = (str(crs), tuple(t), width)
+        grids.setdefault(key, [crs, t, width, 0, 0.0])
+        grids[key][3] += 1 if several else rasters
+        grids[key][4] += itemsize * (1 if several else rasters)
+    costs = [_grid_costs(units, *g, windowed=windowed, through=through) for g in grids.values()]
+    # north-up grids order the units alike; the finest one (most pairs) has the fewest ties
+    top = max(costs, key=lambda c: float(c[0].sum()))[1]
+    out = []
+    for group in groups if groups is not None else [np.arange(len(units))]:
+        order = np.asarray(group)[np.argsort(top[group], kind="stable")]
+        while len(order):
+            cost = sum(_batch_costs(order, *c) for c in costs)
+            n = max(1, int(np.searchsorted(cost, budget_bytes, side="right")))
+            out.append(np.sort(order[:n]))
+            order = order[n:]
+    return out
+
+
+def _grid_costs(
+    units: gpd.GeoDataFrame,
+    crs: Any,
+    t: Any,
+    width: int,
+    count: int,
+    pixel_bytes: float,
+    *,
+    windowed: bool,
+    through: tuple[gpd.GeoDataFrame, np.ndarray] | None,
+) -> tuple[np.ndarray, ...]:
+    """Per unit, on one raster grid read by ``count`` rasters (``pixel_bytes`` a pixel in all):
+    its pairs' cost, its top, bottom, left and right edges in pixels, and the grid's width and
+    window cost of a pixel (0 when the batches do not read windows)."""
     geoms = units.geometry.to_crs(crs).to_numpy()
-    per_pair = BYTES_PER_PAIR + BYTES_PER_PAIR_AND_RASTER * rasters
+    per_pair = BYTES_PER_PAIR + BYTES_PER_PAIR_AND_RASTER * count
     if through is None:
         pair_cost = _pixels_estimate(geoms, t) * per_pair
     else:
@@ -149,19 +191,24 @@ def plan_batches(
     top, bottom = np.floor(np.minimum(r_a, r_b)), np.ceil(np.maximum(r_a, r_b))
     c_a, c_b = (bounds[:, 0] - t.c) / t.a, (bounds[:, 2] - t.c) / t.a
     left, right = np.floor(np.minimum(c_a, c_b)), np.ceil(np.maximum(c_a, c_b))
-    pixel_cost = float(itemsize * rasters) if windowed else 0.0
-    out = []
-    for group in groups if groups is not None else [np.arange(len(units))]:
-        order = np.asarray(group)[np.argsort(top[group], kind="stable")]
-        while len(order):
-            span = np.maximum.accumulate(bottom[order]) - top[order[0]] + 2
-            cols = np.maximum.accumulate(right[order]) - np.minimum.accumulate(left[order]) + 2
-            window = span * np.clip(cols, 1, width) * pixel_cost
-            cost = np.cumsum(pair_cost[order]) + window
-            n = max(1, int(np.searchsorted(cost, budget_bytes, side="right")))
-            out.append(np.sort(order[:n]))
-            order = order[n:]
-    return out
+    pixel_cost = np.array(pixel_bytes if windowed else 0.0)
+    return pair_cost, top, bottom, left, right, np.array(width), pixel_cost
+
+
+def _batch_costs(
+    order: np.ndarray,
+    pair_cost: np.ndarray,
+    top: np.ndarray,
+    bottom: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    width: np.ndarray,
+    pixel_cost: np.ndarray,
+) -> np.ndarray:
+    """Cost on one grid of the batches ``order[:1]``, ``order[:2]``, ...: pairs plus window."""
+    span = np.maximum.accumulate(bottom[order]) - top[order[0]] + 2
+    cols = np.maximum.accumulate(right[order]) - np.minimum.accumulate(left[order]) + 2
+    return np.cumsum(pair_cost[order]) + span * np.clip(cols, 1, int(width)) * pixel_cost
 
 
 def _pixels_estimate(geoms: np.ndarray, t: Any) -> np.ndarray:
