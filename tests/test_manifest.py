@@ -268,3 +268,45 @@ def test_fact_lineage(inputs: dict[str, Path]) -> None:
             sources={"a": "1"},
             uses={"population_u18": ["b"], "schools_total": []},
         )
+
+
+def test_a_rerun_reuses_the_inputs_hashes_of_its_manifest(tmp_path, monkeypatch):
+    """The manifest records input paths relative to the config's folder (and a multi-country
+    one prefixes the roles with the country): the hashes are still found and reused."""
+    import geopipe.manifest as gm
+    from geopipe.pipeline.state import fingerprint_inputs
+
+    data = tmp_path / "data"
+    data.mkdir()
+    pop = data / "pop.csv"
+    pop.write_text("a,b\n1,2\n")
+    first = fingerprint_inputs({"pop": pop})
+    recorded = {"RWA/pop": {**first["pop"], "path": "../data/pop.csv"}}
+    hashed = []
+    monkeypatch.setattr(gm, "sha256_file", lambda p: hashed.append(p) or "rehashed")
+    again = fingerprint_inputs({"pop": pop}, recorded, base=tmp_path / "pipelines")
+    assert again["pop"]["sha256"] == first["pop"]["sha256"] and hashed == []
+    # another config folder, same relative path: another file, hashed
+    assert (
+        fingerprint_inputs({"pop": pop}, recorded, base=tmp_path / "x" / "y")["pop"]["sha256"]
+        == "rehashed"
+    )
+    os.utime(pop, ns=(pop.stat().st_atime_ns, pop.stat().st_mtime_ns + 1_000_000))
+    assert (
+        fingerprint_inputs({"pop": pop}, recorded, base=tmp_path / "pipelines")["pop"]["sha256"]
+        == "rehashed"
+    )
+
+
+def test_a_rerun_of_the_sample_reads_no_input_to_hash_it(tmp_path, monkeypatch):
+    import geopipe as gp
+    import geopipe.manifest as gm
+
+    root = Path(__file__).resolve().parents[1]
+    p = gp.Pipeline.from_yaml(root / "pipelines" / "sample.yaml")
+    gp.run_pipeline(p, output=tmp_path / "run")
+    real, hashed = gm.sha256_file, []
+    monkeypatch.setattr(gm, "sha256_file", lambda f: hashed.append(Path(f)) or real(f))
+    gp.run_pipeline(p, output=tmp_path / "run", force=True)
+    inputs = {Path(f).resolve() for f in p.input_files().values()}
+    assert hashed and not inputs & {f.resolve() for f in hashed}  # outputs are hashed, not inputs

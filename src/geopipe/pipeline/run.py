@@ -267,7 +267,9 @@ def plan_run(p: Pipeline, out_dir: Path | None = None, engine: Engine | None = N
     wanted = {r for rs in roles.values() for r in rs}
     previous = _previous_manifest(out_dir) if out_dir is not None else None
     fps = fingerprint_inputs(
-        {r: f for r, f in files.items() if r in wanted}, (previous or {}).get("inputs")
+        {r: f for r, f in files.items() if r in wanted},
+        (previous or {}).get("inputs"),
+        None if p.config_path is None else Path(p.config_path).parent,
     )
     problems = p.environment_problems()
     if problems:

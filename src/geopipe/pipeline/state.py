@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -79,20 +80,42 @@ def state_folder(out_dir: Path) -> Path:
 
 
 def fingerprint_inputs(
-    files: Mapping[str, Path], previous: Mapping[str, Any] | None = None
+    files: Mapping[str, Path],
+    previous: Mapping[str, Any] | None = None,
+    base: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Fingerprint every input file (sha256 reused from ``previous`` when size and mtime match)."""
+    """Fingerprint every input file; a file's sha256 is reused from ``previous`` (a manifest's
+    ``inputs``) when its size and modification time match.
+
+    ``previous`` is matched by file, not by role: a manifest records paths relative to the
+    config's folder ``base`` (see ``_portable`` in :mod:`geopipe.pipeline.run`), and a
+    multi-country manifest names each country's roles ``ISO/role``.
+
+    Examples
+    --------
+    >>> fps = fingerprint_inputs({"pop": Path("data/pop.tif")})  # doctest: +SKIP
+    >>> fingerprint_inputs({"pop": Path("data/pop.tif")}, {"x": fps["pop"]})  # not re-read  # doctest: +SKIP
+    """
     from ..manifest import fingerprint_file
 
-    out = {}
-    for role, path in sorted(files.items()):
-        prev = (previous or {}).get(role)
-        fp = fingerprint_file(
-            path, previous=prev if prev and prev.get("path") == str(path) else None
-        )
+    def where(path: str) -> str:
+        return os.path.abspath(os.path.join(base, path) if base is not None else path)
+
+    known = {
+        where(fp["path"]): fp
+        for fp in (previous or {}).values()
+        if isinstance(fp, Mapping) and "mtime_ns" in fp and isinstance(fp.get("path"), str)
+    }
+    def one(path: Path) -> dict[str, Any]:
+        prev = known.get(where(str(path)))
+        fp = fingerprint_file(path, previous=None if prev is None else {**prev, "path": str(path)})
         fp["inode"] = os.stat(path).st_ino
-        out[role] = fp
-    return out
+        return fp
+
+    roles = sorted(files)
+    # files are hashed side by side: hashlib releases the GIL while it reads
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1, len(roles) or 1)) as pool:
+        return dict(zip(roles, pool.map(one, [files[r] for r in roles]), strict=True))
 
 
 def run_key(settings: Mapping[str, Any], fingerprints: Mapping[str, Any], version: str) -> str:
