@@ -337,9 +337,9 @@ def test_one_country_of_a_countries_list_runs_its_partitions_on_the_pool(tmp_pat
     cfg = _countries(tmp_path, ["XXA"])
     p = gp.Pipeline.from_dict(cfg)
     seen = []
-    real = engines.map_tasks
+    real = engines.iter_tasks
     monkeypatch.setattr(
-        countries, "map_tasks", lambda e, fn, calls: seen.append(e.kind) or real(e, fn, calls)
+        countries, "iter_tasks", lambda e, fn, calls: seen.append(e.kind) or real(e, fn, calls)
     )
     try:
         run = gp.run_pipeline(p, output=tmp_path / "run", engine="processes", workers=2)
@@ -413,3 +413,32 @@ def test_raster_stats_warm_keeps_the_raster_total_for_the_report():
     total = ctx.memo[("raster_total", step.raster)]
     assert total == pytest.approx(ctx.source(step.raster).total(), rel=1e-12)
     assert total > 1e6  # Rwanda's people
+
+
+def test_each_country_is_loaded_into_the_warehouse_before_the_next_one_is_computed(
+    tmp_path, monkeypatch
+):
+    import duckdb
+
+    from geopipe.pipeline import countries
+
+    p = gp.Pipeline.from_dict(_countries(tmp_path, ["XXA", "XXB"]))
+    events = []
+    real_compute, real_add = countries._compute_country, countries._PartsWarehouse.add
+    monkeypatch.setattr(
+        countries,
+        "_compute_country",
+        lambda *a: events.append(("compute", a[1])) or real_compute(*a),
+    )
+    monkeypatch.setattr(
+        countries._PartsWarehouse,
+        "add",
+        lambda self, part: events.append(("load", part.name)) or real_add(self, part),
+    )
+    run = gp.run_pipeline(p, output=tmp_path / "run")
+    assert events == [("compute", "XXA"), ("load", "XXA"), ("compute", "XXB"), ("load", "XXB")]
+    con = duckdb.connect(str(tmp_path / "run" / "warehouse.duckdb"), read_only=True)
+    fact = con.sql("SELECT * FROM fact_indicator").df()
+    want = run.tables["fact_indicator"]
+    assert fact["ucode"].tolist() == want["ucode"].tolist()  # grouped by country, in list order
+    assert np.array_equal(fact["value"].to_numpy(), want["value"].to_numpy(), equal_nan=True)

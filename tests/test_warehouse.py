@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from geopipe.errors import GeopipeWarning, InputError, MissingColumnError
+from geopipe.errors import GeopipeWarning, InputError, MissingColumnError, OutputError
 from geopipe.io import warehouse
 from geopipe.io.warehouse import load_spatial, write_duckdb
 
@@ -318,3 +318,55 @@ def test_parts_beyond_the_memory_limit_are_loaded_whole(tmp_path: Path) -> None:
         assert len(got) == len(want) == 750_000
         np.testing.assert_array_equal(got["value"].to_numpy(), want["value"].to_numpy())
         assert got["ucode"].tolist() == want["ucode"].tolist()
+
+
+def test_a_warehouse_built_part_by_part_equals_one_built_at_once(
+    tmp_path: Path, tables: dict[str, pd.DataFrame]
+) -> None:
+    from geopipe.io.warehouse import WarehouseBuilder
+
+    whole = write_duckdb(tables, tmp_path / "whole.duckdb")
+    builder = WarehouseBuilder(tmp_path / "parts.duckdb", geometry_tables=["dim_admin", "h3_r8"])
+    assert not (tmp_path / "parts.duckdb").exists()  # built aside until finished
+    halves = [
+        (n, df.iloc[: len(df) // 2], df.iloc[len(df) // 2 :].reset_index(drop=True))
+        for n, df in tables.items()
+    ]
+    for name, first, _ in halves:
+        builder.add(name, first)
+    for name, _, second in halves:
+        if len(second):
+            builder.add(name, second)
+    parts = builder.finish()
+    ca, cb = duckdb.connect(str(whole), read_only=True), duckdb.connect(str(parts), read_only=True)
+    load_spatial(ca)
+    load_spatial(cb)
+    for name in [*tables, "geometry_columns", "v_indicator_by_admin", "bi_indicator_latest"]:
+        q = (
+            f"SELECT * EXCLUDE (geometry) FROM {name}"
+            if name in ("dim_admin", "h3_r8")
+            else (f"SELECT * FROM {name}")
+        )
+        assert ca.execute(q).fetchall() == cb.execute(q).fetchall(), name
+    keys = "SELECT table_name, constraint_column_names FROM duckdb_constraints() ORDER BY ALL"
+    assert ca.execute(keys).fetchall() == cb.execute(keys).fetchall()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parts.duckdb", "whole.duckdb"]
+
+
+def test_an_aborted_or_failed_build_leaves_nothing(
+    tmp_path: Path, tables: dict[str, pd.DataFrame]
+) -> None:
+    from geopipe.io.warehouse import WarehouseBuilder
+
+    builder = WarehouseBuilder(tmp_path / "w.duckdb")
+    builder.add("fact_indicator", tables["fact_indicator"])
+    builder.abort()
+    assert list(tmp_path.iterdir()) == []
+    builder = WarehouseBuilder(tmp_path / "w.duckdb")
+    for _ in range(2):  # the same rows twice: the key check fails when it is finished
+        builder.add("fact_indicator", tables["fact_indicator"])
+    with pytest.raises(InputError, match="not unique"):
+        builder.finish()
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(OutputError, match="finished or aborted"):
+        builder.add("fact_indicator", tables["fact_indicator"])

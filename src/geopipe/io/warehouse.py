@@ -39,6 +39,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -63,6 +64,7 @@ __all__ = [
     "MEMORY_LIMIT",
     "STORAGE_VERSION",
     "TableParts",
+    "WarehouseBuilder",
     "load_spatial",
     "spatial_extension_path",
     "write_duckdb",
@@ -301,11 +303,16 @@ class TableParts:
 
 
 def _load_table(
-    con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame | TableParts, spatial: bool
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    df: pd.DataFrame | TableParts,
+    spatial: bool,
+    append: bool = False,
 ) -> list[tuple[Any, ...]]:
-    """Create table ``name`` from ``df`` (or from each part of it in turn, by column name)."""
+    """Create table ``name`` from ``df`` (or from each part of it in turn, by column name);
+    ``append``: the table exists, the rows are added to it."""
     records: dict[str, list[Any]] = {}
-    for k, part in enumerate(df if isinstance(df, TableParts) else (df,)):
+    for k, part in enumerate(df if isinstance(df, TableParts) else (df,), start=int(append)):
         table, geoms = _to_arrow(name, part)
         con.register("_geopipe_src", table)
         try:
@@ -524,57 +531,167 @@ def write_duckdb(
                         where=where,
                     )
                 )
-    path = Path(path)
-    has_geom = any(_has_geometry(df) for df in tables.values())
-    with atomic_path(path) as tmp:
-        con = duckdb.connect(
+    geo_tables = sorted(n for n, df in tables.items() if _has_geometry(df))
+    builder = WarehouseBuilder(
+        path,
+        geometry_tables=geo_tables,
+        spatial=spatial,
+        storage_version=storage_version,
+        memory_limit=memory_limit,
+    )
+    for name in sorted(tables):
+        builder.add(name, tables[name])
+    return builder.finish(keys=keys, views=views)
+
+
+class WarehouseBuilder:
+    """A warehouse built a table or a part at a time, then finished (what :func:`write_duckdb`
+    does in one call): a multi-country run loads each country as soon as it is computed, while
+    the others still are, instead of loading every country after the last one.
+
+    The file is built at a temporary path next to ``path`` and renamed onto it by
+    :meth:`finish`; :meth:`abort` (or an error) removes it. ``geometry_tables`` names the tables
+    with geometry (the spatial extension is loaded for them; without it they are stored as WKB
+    BLOB, with a warning). The other parameters are :func:`write_duckdb`'s.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pandas as pd
+    >>> fact = pd.DataFrame({"ucode": ["A", "B"], "indicator_id": ["x", "x"],
+    ...                      "date": [pd.Timestamp("2024-01-01")] * 2, "value": [1.0, 2.0]})
+    >>> b = WarehouseBuilder(pathlib.Path(tempfile.mkdtemp()) / "w.duckdb")
+    >>> b.add("fact_indicator", fact.iloc[:1])
+    >>> b.add("fact_indicator", fact.iloc[1:])  # appended, by column name
+    >>> b.finish().name
+    'w.duckdb'
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        geometry_tables: Sequence[str] = (),
+        spatial: bool = True,
+        storage_version: str = STORAGE_VERSION,
+        memory_limit: str = MEMORY_LIMIT,
+    ) -> None:
+        self.path = Path(path)
+        self._stack = contextlib.ExitStack()
+        tmp = self._stack.enter_context(atomic_path(self.path))
+        self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(
             str(tmp),
-            config={
-                "storage_compatibility_version": storage_version,
-                "memory_limit": memory_limit,
-            },
+            config={"storage_compatibility_version": storage_version, "memory_limit": memory_limit},
         )
-        try:
-            con.execute("SET autoinstall_known_extensions = false")
-            use_spatial = bool(spatial and has_geom and load_spatial(con))
-            if has_geom and not use_spatial:
-                geo_tables = sorted(n for n, df in tables.items() if _has_geometry(df))
-                _warn_once(
-                    "blob",
-                    problem(
-                        f"geometry in {geo_tables}",
-                        "is stored as WKB BLOB, not GEOMETRY (spatial extension "
-                        + ("switched off" if not spatial else "not loaded")
-                        + ")",
-                        "query it with ST_GeomFromWKB(geometry) once the extension is loaded",
-                        where=where,
-                    ),
-                )
-            records: list[tuple[Any, ...]] = []
-            for name in sorted(tables):
-                records += _load_table(con, name, tables[name], use_spatial)
-                if all_keys.get(name):
-                    _check_key(con, name, all_keys[name])
-            con.execute(
-                "CREATE TABLE geometry_columns (table_name VARCHAR, column_name VARCHAR, "
-                "storage VARCHAR, crs VARCHAR, crs_projjson VARCHAR, geometry_types VARCHAR[], "
-                "PRIMARY KEY (table_name, column_name))"
+        self._records: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._tables: dict[str, None] = {}
+        self._guarded(self._start, list(geometry_tables), spatial)
+
+    def _start(self, geo_tables: list[str], spatial: bool) -> None:
+        con = self._connection()
+        con.execute("SET autoinstall_known_extensions = false")
+        self.spatial = bool(spatial and geo_tables and load_spatial(con))
+        if geo_tables and not self.spatial:
+            _warn_once(
+                "blob",
+                problem(
+                    f"geometry in {geo_tables}",
+                    "is stored as WKB BLOB, not GEOMETRY (spatial extension "
+                    + ("switched off" if not spatial else "not loaded")
+                    + ")",
+                    "query it with ST_GeomFromWKB(geometry) once the extension is loaded",
+                    where="write_duckdb",
+                ),
             )
-            if records:
-                con.executemany("INSERT INTO geometry_columns VALUES (?, ?, ?, ?, ?, ?)", records)
-            if views:
-                _create_views(con, set(tables), use_spatial)
-                _create_bi_objects(con, set(tables))
-            con.execute("CHECKPOINT")
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise OutputError(
+                problem(f"warehouse '{self.path}'", "is finished or aborted", "start a new one")
+            )
+        return self._con
+
+    def _guarded(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)``; on any error the temporary file is removed and a DuckDB error becomes
+        an :class:`~geopipe.errors.OutputError`."""
+        try:
+            return fn(*args)
         except duckdb.Error as exc:
+            self.abort()
             raise OutputError(
                 problem(
-                    f"'{path}'",
+                    f"'{self.path}'",
                     f"could not be built ({exc})",
                     "see the DuckDB error above",
-                    where=where,
+                    where="write_duckdb",
                 )
             ) from exc
-        finally:
+        except BaseException:
+            self.abort()
+            raise
+
+    def add(self, name: str, df: pd.DataFrame | TableParts) -> None:
+        """Load ``df`` (a DataFrame, GeoDataFrame or :class:`TableParts`) into table ``name``:
+        created by the first call, appended to (by column name) by the next ones."""
+        self._guarded(self._add, name, df)
+
+    def _add(self, name: str, df: pd.DataFrame | TableParts) -> None:
+        con = self._connection()
+        for rec in _load_table(con, name, df, self.spatial, append=name in self._tables):
+            old = self._records.get((rec[0], rec[1]))
+            types = sorted({*rec[5], *(old[5] if old else ())})
+            self._records[(rec[0], rec[1])] = (*rec[:5], types)
+        self._tables[name] = None
+
+    def finish(
+        self, keys: Mapping[str, Sequence[str]] | None = None, *, views: bool = True
+    ) -> Path:
+        """Keys (merged over :data:`DEFAULT_KEYS`), ``geometry_columns``, views and BI objects;
+        then the file is renamed onto ``path``, which is returned. Raises
+        :class:`~geopipe.errors.MissingColumnError` for a key column a table lacks and
+        :class:`~geopipe.errors.InputError` for a null or duplicated key."""
+        self._guarded(self._finish, keys, views)
+        self._con = None
+        self._stack.close()  # the temporary file renamed onto path
+        return self.path
+
+    def _finish(self, keys: Mapping[str, Sequence[str]] | None, views: bool) -> None:
+        con = self._connection()
+        all_keys = {**DEFAULT_KEYS, **{k: tuple(v) for k, v in (keys or {}).items()}}
+        for name in sorted(self._tables):
+            key = all_keys.get(name)
+            if not key:
+                continue
+            missing = [k for k in key if k not in _columns(con, name)]
+            if missing:
+                raise MissingColumnError(
+                    problem(
+                        f"table '{name}'",
+                        f"has no key columns {missing}",
+                        f"add them or pass keys={{'{name}': (...)}}",
+                        where="write_duckdb",
+                    )
+                )
+            _check_key(con, name, key)
+        con.execute(
+            "CREATE TABLE geometry_columns (table_name VARCHAR, column_name VARCHAR, "
+            "storage VARCHAR, crs VARCHAR, crs_projjson VARCHAR, geometry_types VARCHAR[], "
+            "PRIMARY KEY (table_name, column_name))"
+        )
+        if self._records:
+            con.executemany(
+                "INSERT INTO geometry_columns VALUES (?, ?, ?, ?, ?, ?)",
+                [self._records[k] for k in sorted(self._records)],
+            )
+        if views:
+            _create_views(con, set(self._tables), self.spatial)
+            _create_bi_objects(con, set(self._tables))
+        con.execute("CHECKPOINT")
+        con.close()
+
+    def abort(self) -> None:
+        """Drop the warehouse being built: the temporary file is removed, ``path`` untouched."""
+        con, self._con = self._con, None
+        if con is not None:
             con.close()
-    return path
+        with contextlib.suppress(OutputError):
+            self._stack.__exit__(OutputError, OutputError("aborted"), None)

@@ -29,7 +29,7 @@ from .. import __version__
 from .._heap import releasing_heap
 from ..errors import GeopipeError, PartialRunError, problem
 from ..io.atomic import TEMP_PREFIX
-from .engines import Engine, map_tasks
+from .engines import Engine, iter_tasks
 from .model import Pipeline
 from .outputs import RunTables
 from .state import digest, is_up_to_date
@@ -85,16 +85,19 @@ def run_countries(
     calls = [
         (p, iso, plan, out_dir, force, only, inner, staging / iso) for iso, plan in plans.items()
     ]
+    warehouse = _PartsWarehouse(staging / "warehouse.duckdb")
     try:
         runs = {}
-        # one country is computed here, its pixel steps going to the engine
+        # one country is computed here, its pixel steps going to the engine; each country's
+        # tables are loaded into the warehouse as soon as it and those before it are done
         for iso, result in zip(
-            plans, map_tasks(engine if spread else Engine(), _compute_country, calls), strict=True
+            plans, iter_tasks(engine if spread else Engine(), _compute_country, calls), strict=True
         ):
             if isinstance(result, str):
                 failed[iso] = result
             else:
                 runs[iso] = result
+                warehouse.add(staging / iso)
         parts = [staging / iso for iso in runs]
         kept = _previous_rows(out_dir, sorted(failed))
         if kept:
@@ -102,12 +105,16 @@ def run_countries(
 
             write_part(kept, staging / "_kept")
             parts.append(staging / "_kept")
+            warehouse.add(staging / "_kept")
         if not parts:
             raise PartialRunError(
                 problem("countries", f"all failed: {failed}", "fix the inputs named above")
             )
-        written, manifest = _write_countries(p, key, out_dir, runs, failed, kept, parts)
+        written, manifest = _write_countries(
+            p, key, out_dir, runs, failed, kept, parts, warehouse.builder
+        )
     finally:
+        warehouse.abort()
         shutil.rmtree(staging, ignore_errors=True)
     if failed:
         raise PartialRunError(
@@ -129,6 +136,7 @@ def _write_countries(
     failed: dict[str, str],
     kept: dict[str, pd.DataFrame],
     parts: list[Path],
+    warehouse: Any = None,
 ) -> tuple[dict[str, Any], Any]:
     """The run folder of all countries from their part folders, and its manifest."""
     from ..manifest import RunManifest
@@ -151,7 +159,9 @@ def _write_countries(
         "kept_previous": sorted(kept_isos(kept)),
     }
     with manifest.step("write"):
-        written = _write(out_dir, {}, manifest, {"steps": reports}, {}, checks, quarantined, parts)
+        written = _write(
+            out_dir, {}, manifest, {"steps": reports}, {}, checks, quarantined, parts, warehouse
+        )
     # the countries share one state folder: an entry used by any of them stays
     used = {k for run in runs.values() for k in run.cache.used}
     for run in runs.values():
@@ -190,6 +200,36 @@ def _compute_country(
         raise output_error(part, exc) from exc
     run.tables, run.ctx, run.admin = {}, None, None
     return run
+
+
+class _PartsWarehouse:
+    """The warehouse of a multi-country run, loaded a part folder at a time (in the order of
+    the parts: the rows of each table are grouped by country in list order, as in its files)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.builder: Any = None
+
+    def add(self, part: Path) -> None:
+        import pyarrow.parquet as pq
+
+        from ..io.warehouse import TableParts, WarehouseBuilder
+
+        files = {f.stem: f for f in sorted(part.glob("*.parquet"))}
+        geo = {n: b"geo" in (pq.read_schema(f).metadata or {}) for n, f in files.items()}
+        if self.builder is None:
+            self.builder = WarehouseBuilder(
+                self.path, geometry_tables=sorted(n for n, g in geo.items() if g)
+            )
+        elif "dim_indicator" in files:  # the catalog is the same in every part: the first one's
+            del files["dim_indicator"]
+        for name, f in files.items():
+            self.builder.add(name, TableParts((f,), geo[name]))
+
+    def abort(self) -> None:
+        """Drop a warehouse not finished (a failed run)."""
+        if self.builder is not None:
+            self.builder.abort()
 
 
 def kept_isos(kept: dict[str, pd.DataFrame]) -> set[str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from .._heap import KEEP_BYTES, reuse_heap_for_good, reusing_heap
 from ..errors import ConfigError, DependencyError, problem
 from ..io.raster import bounded_block_cache
 
-__all__ = ["ENGINES", "PARTITION_MB", "Engine", "map_tasks", "run_partitions"]
+__all__ = ["ENGINES", "PARTITION_MB", "Engine", "iter_tasks", "map_tasks", "run_partitions"]
 
 ENGINES = ("local", "processes", "dask")
 #: default budget of one partition (MB): raster windows plus pixel tables
@@ -316,24 +316,50 @@ def map_tasks(engine: Engine, fn: Any, calls: list[tuple[Any, ...]]) -> list[Any
     if engine.kind == "local" or not calls:
         return [fn(*args) for args in calls]
     if engine.kind == "processes":
-        return _on_pool(engine, fn, calls)
+        return list(_on_pool(engine, fn, calls))
     return _on_dask(engine, fn, calls)
 
 
-def _on_pool(engine: Engine, fn: Any, calls: list[tuple[Any, ...]]) -> list[Any]:
+def iter_tasks(engine: Engine, fn: Any, calls: list[tuple[Any, ...]]) -> Iterator[Any]:
+    """:func:`map_tasks` as an iterator: each result in the order of ``calls`` as soon as it
+    and those before it are done (``local``: each call is made when its result is asked for),
+    so that the caller can use the first results while the engine computes the others.
+
+    Examples
+    --------
+    >>> list(iter_tasks(Engine("local"), pow, [(2, 3), (3, 2)]))
+    [8, 9]
+    """
+    if engine.kind == "local" or not calls:
+        for args in calls:
+            yield fn(*args)
+    elif engine.kind == "processes":
+        yield from _on_pool(engine, fn, calls)
+    else:
+        client = _client(engine)
+        for future in [
+            client.submit(fn, *args, retries=engine.retries, pure=False) for args in calls
+        ]:
+            yield future.result()
+
+
+def _on_pool(engine: Engine, fn: Any, calls: list[tuple[Any, ...]]) -> Iterator[Any]:
     from concurrent.futures.process import BrokenProcessPool
 
-    attempts = engine.retries + 1
+    attempts, done = engine.retries + 1, 0
     for attempt in range(attempts):
         pool = _pool(engine.workers)
         try:
-            futures = [pool.submit(fn, *args) for args in calls]
-            return [f.result() for f in futures]
-        except BrokenProcessPool:  # a worker died: a fresh pool retries the calls
+            futures = [pool.submit(fn, *args) for args in calls[done:]]
+            for future in futures:
+                result = future.result()
+                done += 1
+                yield result
+            return
+        except BrokenProcessPool:  # a worker died: a fresh pool retries the calls not done
             _POOLS.pop(engine.workers, None)
             if attempt == attempts - 1:
                 raise
-    raise AssertionError("unreachable")
 
 
 #: one process pool per size for the life of the process (spawning workers costs ~1 s each)

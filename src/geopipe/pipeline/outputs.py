@@ -240,11 +240,15 @@ def write_run_parts(
     checks: list[Any],
     quarantined: dict[str, pd.DataFrame],
     finalize: Any = None,
+    *,
+    warehouse: Any = None,
 ) -> dict[str, Any]:
     """Write the run folder of a multi-country run from its countries' part folders
     (:func:`write_part`), atomically, holding one row group (one country's table for the
     warehouse) in memory at a time: each file is the parts' rows one after the other, in the
-    order of ``parts``; ``dim_indicator`` is the first part's.
+    order of ``parts``; ``dim_indicator`` is the first part's. ``warehouse``: a
+    :class:`~geopipe.io.warehouse.WarehouseBuilder` the parts were loaded into already (in
+    that order), finished here instead of loading the parts again.
 
     Examples
     --------
@@ -275,7 +279,10 @@ def write_run_parts(
     with atomic_dir(out_dir) as staging, ThreadPoolExecutor(max_workers=1) as pool:
         geo = {n: b"geo" in (pq.read_schema(f[0]).metadata or {}) for n, f in tables.items()}
         db = {n[: -len(".parquet")]: TableParts(tuple(f), geo[n]) for n, f in tables.items()}
-        warehouse = pool.submit(write_duckdb, db, staging / "warehouse.duckdb", keys=_keys(db))
+        if warehouse is None:
+            built = pool.submit(write_duckdb, db, staging / "warehouse.duckdb", keys=_keys(db))
+        else:
+            built = pool.submit(_finish_warehouse, warehouse, staging / "warehouse.duckdb", db)
         (staging / "bi").mkdir()
         for name, paths in {**tables, **bi}.items():
             path = concat_parquet(paths, staging / name)
@@ -291,11 +298,19 @@ def write_run_parts(
                     for line in f:
                         out.write(line)
                         rows += 1
-        warehouse.result()
+        built.result()
         manifest.add_output("warehouse.duckdb", staging / "warehouse.duckdb")
         manifest.add_output("geosight.csv", staging / "geosight.csv", rows=rows)
         _finish(staging, manifest, reports, skipped, checks, quarantined, finalize)
     return manifest.to_dict()
+
+
+def _finish_warehouse(builder: Any, path: Path, db: dict[str, Any]) -> Path:
+    """Finish a warehouse loaded part by part and move it to ``path`` (in the staged folder)."""
+    import shutil
+
+    shutil.move(builder.finish(keys=_keys(db)), path)
+    return path
 
 
 def _finish(

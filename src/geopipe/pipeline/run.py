@@ -882,16 +882,27 @@ def _write(
     checks: list[Any],
     quarantined: dict[str, Any],
     parts: list[Path] | None = None,
+    warehouse: Any = None,
 ) -> dict[str, Any]:
     """Write the run folder (from ``tables``, or joined from the ``parts`` folders of a
-    multi-country run); any failure to write is an OutputError naming the path and the cause."""
+    multi-country run, whose ``warehouse`` may be loaded already: a
+    :class:`~geopipe.io.warehouse.WarehouseBuilder`); any failure to write is an OutputError
+    naming the path and the cause."""
     from .outputs import write_run, write_run_parts
 
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         if parts is not None:
             return write_run_parts(
-                out_dir, parts, manifest, reports, skipped, checks, quarantined, _report_html
+                out_dir,
+                parts,
+                manifest,
+                reports,
+                skipped,
+                checks,
+                quarantined,
+                _report_html,
+                warehouse=warehouse,
             )
         return write_run(
             out_dir, tables, manifest, reports, skipped, checks, quarantined, finalize=_report_html

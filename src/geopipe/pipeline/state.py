@@ -106,6 +106,7 @@ def fingerprint_inputs(
         for fp in (previous or {}).values()
         if isinstance(fp, Mapping) and "mtime_ns" in fp and isinstance(fp.get("path"), str)
     }
+
     def one(path: Path) -> dict[str, Any]:
         prev = known.get(where(str(path)))
         fp = fingerprint_file(path, previous=None if prev is None else {**prev, "path": str(path)})
