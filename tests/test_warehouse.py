@@ -334,6 +334,7 @@ def test_a_warehouse_built_part_by_part_equals_one_built_at_once(
     ]
     for name, first, _ in halves:
         builder.add(name, first)
+    builder.suspend()  # closed between parts (a multi-country run's countries), then reopened
     for name, _, second in halves:
         if len(second):
             builder.add(name, second)
@@ -345,8 +346,10 @@ def test_a_warehouse_built_part_by_part_equals_one_built_at_once(
         q = (
             f"SELECT * EXCLUDE (geometry) FROM {name}"
             if name in ("dim_admin", "h3_r8")
-            else (f"SELECT * FROM {name}")
+            else f"SELECT * FROM {name}"
         )
+        if name not in tables:  # a view's rows have no order: compared sorted
+            q += " ORDER BY ALL"
         assert ca.execute(q).fetchall() == cb.execute(q).fetchall(), name
     keys = "SELECT table_name, constraint_column_names FROM duckdb_constraints() ORDER BY ALL"
     assert ca.execute(keys).fetchall() == cb.execute(keys).fetchall()

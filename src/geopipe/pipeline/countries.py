@@ -225,6 +225,7 @@ class _PartsWarehouse:
             del files["dim_indicator"]
         for name, f in files.items():
             self.builder.add(name, TableParts((f,), geo[name]))
+        self.builder.suspend()  # its memory is not held while the next country is computed
 
     def abort(self) -> None:
         """Drop a warehouse not finished (a failed run)."""
